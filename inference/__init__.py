@@ -1,0 +1,9 @@
+"""Objectives, training loops, evaluation, prediction and checkpoints."""
+from . import objectives
+from .evaluate import evaluate, log_weights
+from .fit import fit
+from .predict import encode, reconstruct, sample
+from .result import FitResult
+
+__all__ = ["objectives", "fit", "FitResult", "evaluate", "log_weights", "sample", "encode",
+           "reconstruct"]

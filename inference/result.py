@@ -1,0 +1,62 @@
+"""The frozen result of a fit: the trained model, its own parameters, history and settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`probvae.fit` returns; every other call (evaluate, sample, ...) takes it.
+
+    Attributes
+    ----------
+    model : Model or CustomModel
+        The built model (its networks hold the architecture).
+    params : dict
+        This model's parameters: NumPyro's param dict, or Pyro's param-store state that is
+        swapped into the global store only while this result is used.
+    history : dict
+        Per-epoch lists: ``train_loss`` and ``valid_loss`` (negative objective per example),
+        ``kl_weight`` and ``seconds``.
+    objective : str
+    options : dict
+        Objective options and training settings (epochs, batch_size, lr, seed, ...).
+    best_epoch : int or None
+        Epoch whose parameters were kept (with validation), else None.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> data = pv.data.load("digits", seed=0)
+    >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(32,)), data.train,
+    ...              epochs=2, progress=False)
+    >>> len(res.history["train_loss"])
+    2
+    """
+
+    model: Any
+    params: Any
+    history: dict
+    objective: str
+    options: dict = field(default_factory=dict)
+    best_epoch: Optional[int] = None
+
+    @property
+    def backend(self) -> str:
+        return self.model.backend
+
+    @property
+    def bk(self):
+        return self.model.bk
+
+    def bound(self, fn):
+        """``fn`` (the model's ``model`` or ``guide``) running on this result's parameters."""
+        return self.bk.with_params(fn, self.params)
+
+    def __repr__(self):
+        h = self.history
+        last = h["train_loss"][-1] if h.get("train_loss") else float("nan")
+        return (f"FitResult({type(self.model).__name__}, backend={self.backend!r}, "
+                f"objective={self.objective!r}, epochs={len(h.get('train_loss', []))}, "
+                f"train_loss={last:.3f})")

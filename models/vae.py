@@ -1,0 +1,106 @@
+"""The variational autoencoder: one model/guide pair for both backends."""
+from __future__ import annotations
+
+from probvae import likelihoods, priors
+from probvae.networks import Head, Input, MLPSpec
+from probvae.priors import PriorContext
+from probvae.registry import to_config
+
+from .base import Model, register_model
+
+__all__ = ["VAE"]
+
+
+@register_model
+class VAE(Model):
+    """A VAE with a Gaussian encoder q(z|x), any prior p(z) and any likelihood p(x|z).
+
+    Parameters
+    ----------
+    input_dim : int
+        Number of features of x.
+    latent_dim : int
+        Size of z.
+    hidden : tuple of int
+        Hidden widths of the encoder; the decoder uses them reversed.
+    activation : str
+        Hidden activation (``relu``, ``tanh``, ``elu``, ``gelu``, ``softplus``, ``silu``).
+    prior : str, dict or Prior
+        A name from :mod:`probvae.priors` (``"normal"``, ``"vamp"``, ...) or an instance.
+    likelihood : str, dict or Likelihood
+        A name from :mod:`probvae.likelihoods` or an instance.
+    backend : {"numpyro", "pyro"}
+
+    Notes
+    -----
+    Sites: plate ``"data"`` over examples, latent ``"z"`` (event dim 1), observed ``"x"``.
+    The KL weight of objective ``"beta"`` scales the ``z`` site in model and guide alike.
+
+    References
+    ----------
+    Kingma & Welling (2014), "Auto-Encoding Variational Bayes", ICLR.
+
+    Examples
+    --------
+    >>> vae = VAE(input_dim=64, latent_dim=8, prior="vamp", likelihood="continuous_bernoulli",
+    ...           backend="numpyro")
+    >>> vae.prior.name, vae.likelihood.name
+    ('vamp', 'continuous_bernoulli')
+    """
+
+    def __init__(self, input_dim: int, latent_dim: int = 8, hidden=(256, 256),
+                 activation: str = "relu", prior="normal", likelihood="continuous_bernoulli",
+                 backend: str = "numpyro"):
+        super().__init__(backend)
+        if int(input_dim) < 1 or int(latent_dim) < 1:
+            raise ValueError(f"input_dim and latent_dim must be >= 1, got {input_dim}, {latent_dim}")
+        self.input_dim, self.latent_dim = int(input_dim), int(latent_dim)
+        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
+        self.prior = priors.get(prior)
+        self.likelihood = likelihoods.get(likelihood)
+        self.encoder_spec = MLPSpec((Input("x", self.input_dim),), self.hidden,
+                                    (Head("loc", self.latent_dim),
+                                     Head("scale", self.latent_dim, "positive")), activation)
+        self.decoder_spec = MLPSpec((Input("z", self.latent_dim),), self.hidden[::-1],
+                                    self.likelihood.heads(self.input_dim), activation)
+
+    def config(self) -> dict:
+        """Constructor arguments as plain JSON-able values."""
+        return {"class": "VAE", "input_dim": self.input_dim, "latent_dim": self.latent_dim,
+                "hidden": list(self.hidden), "activation": self.activation,
+                "prior": to_config(self.prior), "likelihood": to_config(self.likelihood),
+                "backend": self.backend}
+
+    def _build_nets(self, seed):
+        return {"encoder": self.bk.build_mlp(self.encoder_spec, seed),
+                "decoder": self.bk.build_mlp(self.decoder_spec, seed + 1),
+                "prior": self.prior.build(self.bk, self.latent_dim, self.input_dim, seed + 2)}
+
+    def prior_distribution(self):
+        """p(z), registering the prior's parameters (call inside the model)."""
+        bk = self.bk
+        encoder = bk.module("encoder", self.nets["encoder"]) if self.prior.name == "vamp" else None
+        return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
+                                                        self.nets["prior"], encoder))
+
+    def model(self, x=None, n=None, kl_weight=1.0):
+        """p(x, z) = p(z) p(x|z); pass ``x=None, n=N`` to generate N examples."""
+        self._require_built()
+        bk = self.bk
+        decoder = bk.module("decoder", self.nets["decoder"])
+        prior = self.prior_distribution()
+        size = x.shape[0] if x is not None else n
+        with bk.plate("data", size):
+            with bk.scale(kl_weight):
+                z = bk.sample("z", prior)
+            return bk.sample("x", self.likelihood.distribution(bk, decoder(z)), obs=x)
+
+    def guide(self, x=None, n=None, kl_weight=1.0):
+        """q(z|x) = Normal(loc(x), scale(x)) from the encoder network."""
+        self._require_built()
+        bk = self.bk
+        encoder = bk.module("encoder", self.nets["encoder"])
+        with bk.plate("data", x.shape[0]):
+            loc, scale = encoder(x)
+            with bk.scale(kl_weight):
+                return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))

@@ -1,0 +1,19 @@
+"""probvae: variational autoencoders as Pyro and NumPyro probabilistic programs.
+
+Examples
+--------
+>>> import probvae as pv
+>>> data = pv.data.load("digits", seed=0)
+>>> vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(32,), backend="numpyro")
+>>> res = pv.fit(vae, data.train, epochs=1, progress=False)
+>>> pv.sample(res, n=4, seed=1).shape
+(4, 64)
+"""
+from . import backends, data, likelihoods, networks, priors
+from . import models  # noqa: E402  (models build on the parts above)
+from . import inference  # noqa: E402  (inference builds on models)
+from .inference import FitResult, encode, evaluate, fit, objectives, reconstruct, sample
+
+__all__ = ["backends", "data", "likelihoods", "networks", "priors", "models", "inference",
+           "objectives", "fit", "FitResult", "evaluate", "sample", "encode", "reconstruct"]
+__version__ = "0.1.0"

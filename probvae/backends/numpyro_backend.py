@@ -1,0 +1,175 @@
+"""The NumPyro (JAX) backend namespace."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as _nd
+import numpyro.infer
+from numpyro import handlers
+from functools import partial
+
+from numpyro.contrib.module import eqx_module
+from numpyro.distributions import transforms as T
+from numpyro.distributions.flows import InverseAutoregressiveTransform
+from numpyro.nn import AutoregressiveNN
+
+from ..distributions import ContinuousBernoulli
+from ..networks import jax_mlp
+
+
+class _Distributions(SimpleNamespace):
+    """``numpyro.distributions`` plus the distributions NumPyro lacks (ContinuousBernoulli)."""
+
+    def __getattr__(self, name):
+        return getattr(_nd, name)
+
+
+class NumPyroBackend:
+    """NumPyro's primitives under the shared names, plus the few places NumPyro differs."""
+
+    name = "numpyro"
+    sample = staticmethod(numpyro.sample)
+    plate = staticmethod(numpyro.plate)
+    factor = staticmethod(numpyro.factor)
+    deterministic = staticmethod(numpyro.deterministic)
+    dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli)
+    constraints = _nd.constraints
+    infer = numpyro.infer
+    handlers = handlers
+
+    # ---- model-facing helpers -------------------------------------------------------------
+    @staticmethod
+    def module(name, net):
+        return eqx_module(name, net)
+
+    @staticmethod
+    def scale(factor):
+        return handlers.scale(scale=factor)
+
+    @staticmethod
+    def param(name, init=None, constraint=_nd.constraints.real):
+        """``numpyro.param`` whose ``init`` may be a NumPy array."""
+        if init is None:
+            return numpyro.param(name)
+        if isinstance(init, np.ndarray):
+            arr = init
+            init = lambda _key: jnp.asarray(arr, dtype=jnp.float32)  # noqa: E731
+        return numpyro.param(name, init, constraint=constraint)
+
+    @staticmethod
+    def asarray(x):
+        return jnp.asarray(np.asarray(x), dtype=jnp.float32)
+
+    @staticmethod
+    def to_numpy(x):
+        return np.asarray(x)
+
+    # ---- networks and flows -------------------------------------------------------------
+    @staticmethod
+    def build_mlp(spec, seed):
+        return jax_mlp.build(spec, seed)
+
+    @staticmethod
+    def build_flow(dim, hidden, num_layers, seed):
+        """Autoregressive networks for NumPyro's ``InverseAutoregressiveTransform``.
+
+        Weights are drawn when the parameters are initialised (from the fit's seed).
+        """
+        del seed
+        return SimpleNamespace(dim=dim, num_layers=num_layers,
+                               arn=AutoregressiveNN(dim, [hidden], permutation=jnp.arange(dim)))
+
+    @staticmethod
+    def flow_transforms(name, layers):
+        """Register flow layers under ``name`` and return them as a transform list."""
+        flip = T.PermuteTransform(jnp.arange(layers.dim - 1, -1, -1))
+        out = []
+        for i in range(layers.num_layers):
+            init_fn, apply_fn = layers.arn
+            params = numpyro.param(f"{name}_{i}$params",
+                                   lambda key, f=init_fn: f(key, (layers.dim,))[1])
+            arn = partial(apply_fn, params)
+            out += ([] if i == 0 else [flip]) + [InverseAutoregressiveTransform(arn)]
+        return out
+
+    # ---- parameters, randomness and tracing ---------------------------------------------
+    @staticmethod
+    def new_params():
+        return {}
+
+    @staticmethod
+    def copy_params(state):
+        return state
+
+    @staticmethod
+    def params_to_numpy(params):
+        """Flat ``{path: ndarray}`` of the (constrained) parameters, for checkpoints."""
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        return {jax.tree_util.keystr(path): np.asarray(v) for path, v in leaves}
+
+    @staticmethod
+    def params_from_numpy(template, flat):
+        """Fill a template parameter tree (from a freshly initialised model) with saved values."""
+        paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(template)]
+        if set(paths) != set(flat):
+            raise ValueError("checkpoint parameters do not match the model: "
+                             f"{sorted(set(paths) ^ set(flat))}")
+        treedef = jax.tree_util.tree_structure(template)
+        return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(flat[p]) for p in paths])
+
+    def init_params(self, model, args, kwargs, seed):
+        """Create a model's parameters by tracing guide then model once (constrained values)."""
+        key_g, key_m = jax.random.split(jax.random.PRNGKey(seed))
+        gtr = handlers.trace(handlers.seed(model.guide, key_g)).get_trace(*args, **kwargs)
+        mtr = handlers.trace(handlers.replay(handlers.seed(model.model, key_m), trace=gtr)
+                             ).get_trace(*args, **kwargs)
+        return {k: s["value"] for tr in (mtr, gtr) for k, s in tr.items() if s["type"] == "param"}
+
+    @staticmethod
+    def with_params(fn, params):
+        return handlers.substitute(fn, data=params)
+
+    @staticmethod
+    def seed(fn, seed):
+        return handlers.seed(fn, rng_seed=seed)
+
+    @staticmethod
+    def get_trace(fn, *args, **kwargs):
+        return dict(handlers.trace(fn).get_trace(*args, **kwargs))
+
+    @staticmethod
+    def sample_sites(trace):
+        """The sample sites of a trace from :meth:`get_trace`."""
+        return {k: s for k, s in trace.items() if s["type"] == "sample"}
+
+    @staticmethod
+    def replay(fn, trace):
+        return handlers.replay(fn, trace=trace)
+
+    @staticmethod
+    def condition(fn, data):
+        return handlers.condition(fn, data=data)
+
+    @staticmethod
+    def compile(fn):
+        return jax.jit(fn)
+
+    @staticmethod
+    def mixture_logits(fn):
+        """Mixing logits of a ``MixtureSameFamily`` (the attribute name differs by library)."""
+        return fn.mixing_distribution.logits
+
+    @staticmethod
+    def logsumexp(x, axis):
+        return jax.nn.logsumexp(x, axis=axis)
+
+    @staticmethod
+    def log_softmax(x):
+        return jax.nn.log_softmax(x, axis=-1)
+
+
+BACKEND = NumPyroBackend()

@@ -1,0 +1,318 @@
+"""Datasets for probvae: validated NumPy splits, a loader registry and an IDX reader.
+
+Examples
+--------
+>>> from probvae.data import load
+>>> ds = load("digits")
+>>> ds.train.x.shape[1], ds.image_shape, ds.num_classes
+(64, (8, 8), 10)
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load"]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of a dataset: ``x`` float32 of shape (N, D), ``y`` int64 of shape (N,) or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> len(Split(np.zeros((3, 4), np.float32), np.array([0, 1, 1])))
+    3
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+    image_shape: tuple | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def binarize(self, threshold: float = 0.5) -> "Split":
+        """Return a copy with ``x > threshold`` as float32 (0.0 / 1.0).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Split(np.array([[0.2, 0.9]], np.float32)).binarize().x
+        array([[0., 1.]], dtype=float32)
+        """
+        return replace(self, x=(self.x > threshold).astype(np.float32))
+
+    def label_subset(self, n_per_class: int, seed: int = 0) -> np.ndarray:
+        """Sorted indices of ``n_per_class`` examples drawn at random from every class.
+
+        Raises ValueError if the split has no labels or a class has too few examples.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Split(np.zeros((6, 2), np.float32), np.array([0, 0, 0, 1, 1, 1]))
+        >>> s.label_subset(2).shape
+        (4,)
+        """
+        if self.y is None:
+            raise ValueError("label_subset needs labels, but this split has y=None; "
+                             "build it with from_arrays(x, y) to attach labels.")
+        if int(n_per_class) != n_per_class or n_per_class < 1:
+            raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
+        rng, chosen = np.random.default_rng(seed), []
+        for c in np.unique(self.y):
+            idx = np.flatnonzero(self.y == c)
+            if len(idx) < n_per_class:
+                raise ValueError(f"class {c} has only {len(idx)} examples but n_per_class="
+                                 f"{n_per_class} were asked for; lower n_per_class.")
+            chosen.append(rng.choice(idx, size=int(n_per_class), replace=False))
+        return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train/valid/test splits plus metadata, as returned by :func:`load`.
+
+    Examples
+    --------
+    >>> ds = load("digits")
+    >>> len(ds.train) + len(ds.valid) + len(ds.test)
+    1797
+    """
+
+    train: Split
+    valid: Split
+    test: Split
+    name: str
+    image_shape: tuple | None = None
+    num_classes: int | None = None
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, train={len(self.train)}, valid={len(self.valid)}, "
+                f"test={len(self.test)}, dim={self.train.x.shape[1]}, "
+                f"image_shape={self.image_shape}, num_classes={self.num_classes})")
+
+
+def from_arrays(x, y=None, image_shape: tuple | None = None) -> Split:
+    """Validate array-likes and build a :class:`Split`.
+
+    ``x`` of shape (N, D) is kept; (N, H, W) is flattened to (N, H*W) and ``image_shape``
+    defaults to (H, W). ``x`` becomes float32 and ``y`` int64.
+
+    Examples
+    --------
+    >>> s = from_arrays([[[0, 1], [1, 0]]], y=[3])
+    >>> s.x.shape, s.image_shape, s.y.dtype
+    ((1, 4), (2, 2), dtype('int64'))
+    """
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"x must be a numeric array (N, D) or (N, H, W); could not convert it "
+                         f"to float32 ({err}). Pass a rectangular numeric array.") from None
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x must be 2-D (N, D) or 3-D (N, H, W) but has shape {x.shape}; "
+                         f"reshape it, e.g. x.reshape(len(x), -1).")
+    if x.shape[0] == 0:
+        raise ValueError("x has N == 0 examples; pass at least one row.")
+    if x.ndim == 3:
+        image_shape = tuple(image_shape) if image_shape is not None else tuple(x.shape[1:])
+        x = x.reshape(x.shape[0], -1)
+    if image_shape is not None and int(np.prod(image_shape)) != x.shape[1]:
+        raise ValueError(f"image_shape {tuple(image_shape)} has {int(np.prod(image_shape))} "
+                         f"pixels but x has D={x.shape[1]} features; fix image_shape.")
+    if not np.isfinite(x).all():
+        bad = ~np.isfinite(x)
+        n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        raise ValueError(f"x has non-finite values ({n_nan} NaN, {n_inf} inf, in "
+                         f"{int(bad.any(axis=1).sum())} rows); impute them or drop those rows, "
+                         f"e.g. x[np.isfinite(x).all(axis=1)].")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D of shape (N,) but has shape {y.shape}; "
+                             f"for one-hot labels pass y.argmax(axis=1).")
+        if len(y) != len(x):
+            raise ValueError(f"y has length {len(y)} but x has N={len(x)} rows; they must match.")
+        if not (y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(np.isfinite(y))
+                                           and np.all(y == np.round(y)))):
+            raise ValueError(f"y must hold integer class labels but has dtype {y.dtype} "
+                             f"with non-integer values; map labels to 0..K-1 first.")
+        if (y < 0).any():
+            raise ValueError(f"y has {int((y < 0).sum())} negative labels (min {y.min()}); "
+                             f"class labels must be 0..K-1, e.g. np.unique(y, return_inverse=True).")
+        y = y.astype(np.int64)
+    return Split(x=np.ascontiguousarray(x), y=y,
+                 image_shape=tuple(image_shape) if image_shape is not None else None)
+
+
+def as_split(data) -> Split:
+    """Coerce training input to a :class:`Split`: a Split passes, an array goes through
+    :func:`from_arrays`, anything else raises TypeError.
+
+    Examples
+    --------
+    >>> as_split([[1, 2, 3], [4, 5, 6]]).x.dtype
+    dtype('float32')
+    """
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, Dataset):
+        raise TypeError("got a Dataset where one split is expected; pass data.train (or "
+                        "data.valid / data.test).")
+    if isinstance(data, (list, tuple)) or hasattr(data, "__array__"):
+        return from_arrays(data)
+    raise TypeError(f"expected a probvae.data.Split or an array of shape (N, D) / (N, H, W), "
+                    f"got {type(data).__name__}; wrap it with from_arrays(x, y).")
+
+
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (as used by MNIST), plain or gzipped (detected by magic bytes).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "labels"
+    >>> _ = f.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
+    >>> read_idx(f)
+    array([7, 8, 9], dtype=uint8)
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path}: gzip data is corrupt or truncated ({err}).") from None
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        raise ValueError(f"{path}: not an IDX file: expected magic 00 00 <dtype> <ndim>, "
+                         f"found {raw[:4].hex(' ') or 'an empty file'}.")
+    code, ndim = raw[2], raw[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
+        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X}; expected one of {known}.")
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise ValueError(f"{path}: IDX header expected ndim >= 1 and {header} header bytes, "
+                         f"found ndim={ndim} and {len(raw)} bytes.")
+    shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ValueError(f"{path}: IDX header declares shape {shape} ({expected} data bytes) "
+                         f"but found {len(raw) - header} data bytes (truncated or extra data).")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {}
+
+
+def register(name: str):
+    """Decorator adding ``fn(path, seed, valid_fraction, test_fraction) -> Dataset`` to the
+    registry used by :func:`load`.
+
+    Examples
+    --------
+    >>> @register("toy")
+    ... def _toy(path, seed, valid_fraction, test_fraction):
+    ...     return Dataset(*[from_arrays([[0.0, 1.0]])] * 3, name="toy")
+    >>> len(load("toy").train)
+    1
+    """
+    def deco(fn):
+        _LOADERS[name] = fn
+        return fn
+    return deco
+
+
+def load(name: str, path=None, seed: int = 0, valid_fraction: float = 0.1,
+         test_fraction: float = 0.2) -> Dataset:
+    """Load a registered dataset by name ("digits", "mnist", "fashion_mnist", ...).
+
+    Examples
+    --------
+    >>> ds = load("digits", seed=1)
+    >>> ds.train.x.dtype, float(ds.train.x.max()) <= 1.0
+    (dtype('float32'), True)
+    """
+    key = str(name).lower().replace("-", "_")
+    if key not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_LOADERS))}.")
+    for label, frac in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < frac < 1.0:
+            raise ValueError(f"{label} must be in (0, 1), got {frac!r}.")
+    return _LOADERS[key](path, seed=seed, valid_fraction=valid_fraction,
+                         test_fraction=test_fraction)
+
+
+def _split_off(idx: np.ndarray, y: np.ndarray, size: float, seed: int):
+    """Split ``idx`` into (keep, taken) with ``size`` of it taken, stratified by ``y[idx]``."""
+    from sklearn.model_selection import train_test_split
+    try:
+        return train_test_split(idx, test_size=size, stratify=y[idx], random_state=seed)
+    except ValueError as err:  # too few examples per class to stratify
+        warnings.warn(f"stratified split impossible ({err}); splitting without stratification.",
+                      stacklevel=3)
+        return train_test_split(idx, test_size=size, random_state=seed)
+
+
+@register("digits")
+def _load_digits(path, seed, valid_fraction, test_fraction) -> Dataset:
+    from sklearn.datasets import load_digits
+    if valid_fraction + test_fraction >= 1.0:
+        raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction} + "
+                         f"{test_fraction}; shrink one of them.")
+    d = load_digits()
+    x, y = (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+    rest, test = _split_off(np.arange(len(y)), y, test_fraction, seed)
+    train, valid = _split_off(rest, y, valid_fraction / (1.0 - test_fraction), seed)
+    parts = [from_arrays(x[i], y[i], image_shape=(8, 8)) for i in (train, valid, test)]
+    return Dataset(*parts, name="digits", image_shape=(8, 8), num_classes=10)
+
+
+_IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _load_idx_dataset(path, seed, valid_fraction, test_fraction, *, name) -> Dataset:
+    if path is None:
+        raise FileNotFoundError(f"{name} is not downloaded automatically; pass path=<directory> "
+                                f"holding {', '.join(_IDX_STEMS)} (each optionally .gz).")
+    root = Path(path).expanduser()
+    found = {s: next((root / f for f in (s, s + ".gz") if (root / f).is_file()), None)
+             for s in _IDX_STEMS}
+    missing = [s for s, f in found.items() if f is None]
+    if missing:
+        where = "does not exist" if not root.is_dir() else "is missing"
+        raise FileNotFoundError(f"{name}: directory {root} {where}; missing files (plain or "
+                                f".gz): {', '.join(missing)}.")
+    splits = []
+    for img_stem, lab_stem in zip(_IDX_STEMS[::2], _IDX_STEMS[1::2]):
+        imgs, labs = read_idx(found[img_stem]), read_idx(found[lab_stem])
+        if imgs.ndim != 3 or labs.ndim != 1:
+            raise ValueError(f"expected images of shape (N, H, W) in {found[img_stem]} and labels "
+                             f"of shape (N,) in {found[lab_stem]}; found {imgs.shape} and {labs.shape}.")
+        if len(imgs) != len(labs):
+            raise ValueError(f"image/label count mismatch: expected equal counts, found "
+                             f"{len(imgs)} images in {found[img_stem]} and {len(labs)} labels "
+                             f"in {found[lab_stem]}.")
+        splits.append((imgs.astype(np.float32) / 255.0, labs.astype(np.int64)))
+    (x, y), (xt, yt) = splits
+    train, valid = _split_off(np.arange(len(y)), y, valid_fraction, seed)
+    parts = [from_arrays(x[i], y[i]) for i in (train, valid)] + [from_arrays(xt, yt)]
+    return Dataset(*parts, name=name, image_shape=parts[0].image_shape, num_classes=10)
+
+
+for _name in ("mnist", "fashion_mnist"):
+    register(_name)(functools.partial(_load_idx_dataset, name=_name))

@@ -1,0 +1,5 @@
+"""Probability distributions missing from the supported backends."""
+
+from .continuous_bernoulli import ContinuousBernoulli
+
+__all__ = ["ContinuousBernoulli"]

@@ -1,0 +1,237 @@
+"""Priors p(z) over the latent vector, by name or instance.
+
+Each prior is a small frozen dataclass with one method, ``distribution(bk, ctx)``, that builds
+its distribution from ``bk.dist`` (so it runs on either backend). Learned parameters are
+registered with ``bk.param``/``bk.module`` and trained by SVI like any other parameter.
+
+=============  ===========================================================================
+name           prior
+=============  ===========================================================================
+``normal``     standard Normal N(0, I)
+``laplace``    standard Laplace, independent dims
+``student_t``  Student-t with ``df`` degrees of freedom, independent dims
+``mixture``    learned mixture of ``components`` diagonal Gaussians
+``vamp``       VampPrior: the encoder applied to ``components`` learned pseudo-inputs
+``flow``       learned normalizing flow (affine autoregressive layers) on N(0, I)
+=============  ===========================================================================
+
+Examples
+--------
+>>> from probvae import priors
+>>> priors.get("student_t", df=4.0)
+StudentT(df=4.0)
+>>> priors.names()
+('normal', 'laplace', 'student_t', 'mixture', 'vamp', 'flow')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .registry import Registry, to_config
+
+__all__ = ["Prior", "PriorContext", "Normal", "Laplace", "StudentT", "MixtureOfGaussians",
+           "VampPrior", "Flow", "get", "names", "register", "to_config"]
+
+_REGISTRY = Registry("prior")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names
+
+
+@dataclass
+class PriorContext:
+    """What a prior may use when it builds its distribution inside a model.
+
+    Parameters
+    ----------
+    latent_dim, input_dim : int
+    nets : dict
+        Whatever the prior's ``build`` returned (networks, NumPy initial values).
+    encoder : callable, optional
+        The model's registered encoder (``x -> (loc, scale)``), used by the VampPrior.
+    """
+
+    latent_dim: int
+    input_dim: int = 0
+    nets: Optional[dict] = None
+    encoder: Optional[Callable] = None
+
+
+class Prior:
+    """Base class: override ``distribution``; override ``build`` to create networks once."""
+
+    name = "prior"
+
+    def build(self, bk, latent_dim: int, input_dim: int, seed: int) -> dict:
+        """Create what must exist once per fitted model (networks, initial values)."""
+        return {}
+
+    def distribution(self, bk, ctx: PriorContext):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _standard(bk, family, latent_dim, **kwargs):
+    return family(loc=0.0, scale=1.0, **kwargs).expand([latent_dim]).to_event(1)
+
+
+@register("normal")
+@dataclass(frozen=True)
+class Normal(Prior):
+    """Standard Normal prior N(0, I).
+
+    Examples
+    --------
+    >>> from probvae.backends import get
+    >>> Normal().distribution(get("numpyro"), PriorContext(latent_dim=3)).event_shape
+    (3,)
+    """
+
+    def distribution(self, bk, ctx):
+        return _standard(bk, bk.dist.Normal, ctx.latent_dim)
+
+
+@register("laplace")
+@dataclass(frozen=True)
+class Laplace(Prior):
+    """Standard Laplace prior (independent dims, unit scale): sparser codes than a Normal.
+
+    Examples
+    --------
+    >>> from probvae.backends import get
+    >>> Laplace().distribution(get("numpyro"), PriorContext(latent_dim=3)).event_shape
+    (3,)
+    """
+
+    def distribution(self, bk, ctx):
+        return _standard(bk, bk.dist.Laplace, ctx.latent_dim)
+
+
+@register("student_t")
+@dataclass(frozen=True)
+class StudentT(Prior):
+    """Student-t prior with ``df`` degrees of freedom (heavy tails), independent dims.
+
+    Examples
+    --------
+    >>> from probvae.backends import get
+    >>> StudentT(df=3.0).distribution(get("numpyro"), PriorContext(latent_dim=2)).event_shape
+    (2,)
+    """
+
+    df: float = 5.0
+
+    def __post_init__(self):
+        if not self.df > 0:
+            raise ValueError(f"student_t needs df > 0, got {self.df}")
+
+    def distribution(self, bk, ctx):
+        return bk.dist.StudentT(float(self.df), 0.0, 1.0).expand([ctx.latent_dim]).to_event(1)
+
+
+def _mixture(bk, logits, loc, scale):
+    return bk.dist.MixtureSameFamily(bk.dist.Categorical(logits=logits),
+                                     bk.dist.Normal(loc, scale).to_event(1))
+
+
+@register("mixture")
+@dataclass(frozen=True)
+class MixtureOfGaussians(Prior):
+    """Learned mixture of ``components`` diagonal Gaussians (weights, means and scales learned).
+
+    Examples
+    --------
+    >>> MixtureOfGaussians(components=10).components
+    10
+    """
+
+    components: int = 10
+
+    def __post_init__(self):
+        if int(self.components) < 1:
+            raise ValueError(f"mixture needs components >= 1, got {self.components}")
+
+    def build(self, bk, latent_dim, input_dim, seed):
+        rng = np.random.default_rng(seed)
+        return {"loc": rng.normal(size=(self.components, latent_dim)).astype(np.float32)}
+
+    def distribution(self, bk, ctx):
+        k, d = self.components, ctx.latent_dim
+        logits = bk.param("prior_logits", np.zeros(k, np.float32))
+        loc = bk.param("prior_loc", ctx.nets["loc"])
+        scale = bk.param("prior_scale", np.ones((k, d), np.float32),
+                         constraint=bk.constraints.positive)
+        return _mixture(bk, logits, loc, scale)
+
+
+@register("vamp")
+@dataclass(frozen=True)
+class VampPrior(Prior):
+    """VampPrior: an equal-weight mixture of the encoder's posteriors at learned pseudo-inputs.
+
+    References
+    ----------
+    Tomczak & Welling (2018), "VAE with a VampPrior", AISTATS.
+
+    Examples
+    --------
+    >>> VampPrior(components=50).components
+    50
+    """
+
+    components: int = 50
+
+    def __post_init__(self):
+        if int(self.components) < 1:
+            raise ValueError(f"vamp needs components >= 1, got {self.components}")
+
+    def build(self, bk, latent_dim, input_dim, seed):
+        if not input_dim:
+            raise ValueError("the vamp prior needs the model's input_dim and encoder")
+        rng = np.random.default_rng(seed)
+        u = rng.uniform(0.3, 0.7, size=(self.components, input_dim)).astype(np.float32)
+        return {"pseudo_inputs": u}
+
+    def distribution(self, bk, ctx):
+        if ctx.encoder is None:
+            raise ValueError("the vamp prior needs the model to pass its encoder in the context")
+        u = bk.param("prior_pseudo_inputs", ctx.nets["pseudo_inputs"])
+        loc, scale = ctx.encoder(u)
+        return _mixture(bk, bk.asarray(np.zeros(self.components, np.float32)), loc, scale)
+
+
+@register("flow")
+@dataclass(frozen=True)
+class Flow(Prior):
+    """A learned normalizing-flow prior: ``layers`` affine autoregressive transforms of N(0, I).
+
+    Built from the backend's own flows (Pyro's ``AffineAutoregressive``, NumPyro's
+    ``InverseAutoregressiveTransform``), with a dimension flip between layers.
+
+    References
+    ----------
+    Kingma et al. (2016), "Improved Variational Inference with Inverse Autoregressive Flow".
+
+    Examples
+    --------
+    >>> Flow(layers=2, hidden=32).layers
+    2
+    """
+
+    layers: int = 2
+    hidden: int = 64
+
+    def __post_init__(self):
+        if int(self.layers) < 1 or int(self.hidden) < 1:
+            raise ValueError("flow needs layers >= 1 and hidden >= 1")
+
+    def build(self, bk, latent_dim, input_dim, seed):
+        if latent_dim < 2:
+            raise ValueError("the flow prior needs latent_dim >= 2 (autoregressive layers)")
+        return {"flow": bk.build_flow(latent_dim, self.hidden, self.layers, seed)}
+
+    def distribution(self, bk, ctx):
+        base = _standard(bk, bk.dist.Normal, ctx.latent_dim)
+        return bk.dist.TransformedDistribution(base, bk.flow_transforms("prior_flow", ctx.nets["flow"]))

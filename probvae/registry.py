@@ -1,0 +1,70 @@
+"""A tiny name → class registry shared by priors, likelihoods and models."""
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["Registry"]
+
+
+class Registry:
+    """Maps names to classes; resolves a name, a config dict or an instance to an instance.
+
+    Examples
+    --------
+    >>> reg = Registry("thing")
+    >>> @reg.register("a")
+    ... @dataclasses.dataclass(frozen=True)
+    ... class A:
+    ...     k: int = 1
+    >>> reg.get("a"), reg.get({"name": "a", "k": 2})
+    (A(k=1), A(k=2))
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._classes: dict = {}
+
+    def register(self, name: str):
+        def deco(cls):
+            if name in self._classes:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            cls.name = name
+            self._classes[name] = cls
+            return cls
+        return deco
+
+    def names(self) -> tuple:
+        return tuple(self._classes)
+
+    def get(self, spec, **settings):
+        """An instance from a name (with optional settings), a config dict, or an instance."""
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            return self.get(spec.pop("name"), **spec, **settings)
+        if isinstance(spec, str):
+            if spec not in self._classes:
+                raise ValueError(f"unknown {self.kind} {spec!r}; known {self.kind}s: "
+                                 f"{', '.join(self._classes)}")
+            try:
+                return self._classes[spec](**settings)
+            except TypeError as err:
+                fields = [f.name for f in dataclasses.fields(self._classes[spec])]
+                raise TypeError(f"{self.kind} {spec!r} takes settings {fields}: {err}") from None
+        if settings:
+            raise TypeError(f"settings {sorted(settings)} can only go with a {self.kind} name")
+        if type(spec) in self._classes.values() or hasattr(spec, "distribution"):
+            return spec
+        raise TypeError(f"expected a {self.kind} name ({', '.join(self._classes)}) or instance, "
+                        f"got {spec!r}")
+
+
+def to_config(obj) -> dict:
+    """``{"name": ..., **settings}`` for a registered dataclass instance.
+
+    Examples
+    --------
+    >>> from probvae.priors import StudentT
+    >>> to_config(StudentT(df=3.0))
+    {'name': 'student_t', 'df': 3.0}
+    """
+    return {"name": obj.name, **dataclasses.asdict(obj)}
