@@ -1,9 +1,10 @@
 """Objectives, training loops, evaluation, prediction and checkpoints."""
 from . import objectives
+from .checkpoint import load, save
 from .evaluate import evaluate, log_weights
 from .fit import fit
 from .predict import encode, reconstruct, sample
 from .result import FitResult
 
 __all__ = ["objectives", "fit", "FitResult", "evaluate", "log_weights", "sample", "encode",
-           "reconstruct"]
+           "reconstruct", "save", "load"]

@@ -33,7 +33,7 @@ import numpy as np
 from .registry import Registry, to_config
 
 __all__ = ["Prior", "PriorContext", "Normal", "Laplace", "StudentT", "MixtureOfGaussians",
-           "VampPrior", "Flow", "get", "names", "register", "to_config"]
+           "VampPrior", "Flow", "as_context", "get", "names", "register", "to_config"]
 
 _REGISTRY = Registry("prior")
 register = _REGISTRY.register
@@ -60,8 +60,28 @@ class PriorContext:
     encoder: Optional[Callable] = None
 
 
+def as_context(ctx) -> PriorContext:
+    """Accept a :class:`PriorContext` or just the latent size (for a user's own model).
+
+    Examples
+    --------
+    >>> as_context(4).latent_dim
+    4
+    """
+    if isinstance(ctx, PriorContext):
+        return ctx
+    if isinstance(ctx, int):
+        return PriorContext(latent_dim=ctx)
+    raise TypeError(f"expected a PriorContext or an int latent_dim, got {type(ctx)}")
+
+
 class Prior:
-    """Base class: override ``distribution``; override ``build`` to create networks once."""
+    """Base class: override ``distribution``; override ``build`` to create networks once.
+
+    In a user's own model, ``prior.distribution(bk, latent_dim)`` is enough for priors without
+    learned networks; for ``vamp`` and ``flow`` call ``nets = prior.build(...)`` once outside the
+    model and pass ``PriorContext(latent_dim, input_dim, nets, encoder)``.
+    """
 
     name = "prior"
 
@@ -90,7 +110,7 @@ class Normal(Prior):
     """
 
     def distribution(self, bk, ctx):
-        return _standard(bk, bk.dist.Normal, ctx.latent_dim)
+        return _standard(bk, bk.dist.Normal, as_context(ctx).latent_dim)
 
 
 @register("laplace")
@@ -106,7 +126,7 @@ class Laplace(Prior):
     """
 
     def distribution(self, bk, ctx):
-        return _standard(bk, bk.dist.Laplace, ctx.latent_dim)
+        return _standard(bk, bk.dist.Laplace, as_context(ctx).latent_dim)
 
 
 @register("student_t")
@@ -128,7 +148,8 @@ class StudentT(Prior):
             raise ValueError(f"student_t needs df > 0, got {self.df}")
 
     def distribution(self, bk, ctx):
-        return bk.dist.StudentT(float(self.df), 0.0, 1.0).expand([ctx.latent_dim]).to_event(1)
+        latent_dim = as_context(ctx).latent_dim
+        return bk.dist.StudentT(float(self.df), 0.0, 1.0).expand([latent_dim]).to_event(1)
 
 
 def _mixture(bk, logits, loc, scale):
@@ -158,9 +179,11 @@ class MixtureOfGaussians(Prior):
         return {"loc": rng.normal(size=(self.components, latent_dim)).astype(np.float32)}
 
     def distribution(self, bk, ctx):
+        ctx = as_context(ctx)
         k, d = self.components, ctx.latent_dim
+        nets = ctx.nets or self.build(bk, d, ctx.input_dim, 0)
         logits = bk.param("prior_logits", np.zeros(k, np.float32))
-        loc = bk.param("prior_loc", ctx.nets["loc"])
+        loc = bk.param("prior_loc", nets["loc"])
         scale = bk.param("prior_scale", np.ones((k, d), np.float32),
                          constraint=bk.constraints.positive)
         return _mixture(bk, logits, loc, scale)

@@ -1,0 +1,134 @@
+"""Checkpoints: a folder of JSON and NumPy arrays (no pickled code), written atomically.
+
+Layout of ``DIR``: ``config.json`` (model config, objective, settings, data), ``params.npz``
+(parameters as plain arrays) and ``history.json``. Loading rebuilds the model from its config and
+fills in the arrays, so a checkpoint made on a GPU machine loads on a CPU-only one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from probvae.models.base import Model
+
+from .result import FitResult
+
+__all__ = ["save", "load", "write_json_atomic"]
+
+FORMAT = "probvae-checkpoint"
+VERSION = 1
+
+
+def write_json_atomic(path, obj):
+    """Write JSON to ``path`` via a temporary file and rename (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"not JSON serialisable: {type(v)}")
+
+
+def save(res: FitResult, path, extra: dict | None = None) -> Path:
+    """Save a fitted model to folder ``path`` (replaced atomically if it exists).
+
+    Parameters
+    ----------
+    res : FitResult
+    path : str or Path
+    extra : dict, optional
+        More JSON-able information for ``config.json`` (e.g. which data set was used).
+
+    Examples
+    --------
+    >>> import probvae as pv, tempfile
+    >>> data = pv.data.load("digits", seed=0)
+    >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(16,)), data.train,
+    ...              epochs=1, progress=False)
+    >>> out = pv.save(res, tempfile.mkdtemp() + "/run")
+    >>> pv.load(out).model.latent_dim
+    2
+    """
+    path = Path(path)
+    config = {"format": FORMAT, "version": VERSION, "model": res.model.config(),
+              "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
+              "seed": getattr(res.model, "seed", 0), **(extra or {})}
+    flat = res.bk.params_to_numpy(res.params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o755)
+    try:
+        np.savez(tmp / "params.npz", **flat)
+        write_json_atomic(tmp / "config.json", config)
+        write_json_atomic(tmp / "history.json", res.history)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_config(path) -> dict:
+    """The ``config.json`` of a checkpoint folder, checked for format."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path} is not a probvae checkpoint: {cfg_file} is missing "
+                                "(make one with `probvae train --out DIR` or probvae.save)")
+    cfg = json.loads(cfg_file.read_text())
+    if cfg.get("format") != FORMAT:
+        raise ValueError(f"{cfg_file} is not a probvae checkpoint (format={cfg.get('format')!r})")
+    if cfg.get("version", 0) > VERSION:
+        raise ValueError(f"{cfg_file} has checkpoint version {cfg['version']}; this probvae "
+                         f"reads up to {VERSION}: upgrade probvae")
+    return cfg
+
+
+def load(path) -> FitResult:
+    """Load a checkpoint folder written by :func:`save` into a :class:`FitResult`.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> pv.load("no/such/run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no/such/run is not a probvae checkpoint: no/such/run/config.json is missing (make one with `probvae train --out DIR` or probvae.save)
+    """
+    path = Path(path)
+    cfg = read_config(path)
+    model = Model.from_config(cfg["model"]).build(int(cfg.get("seed", 0)))
+    bk = model.bk
+    with np.load(path / "params.npz") as npz:
+        flat = {k: npz[k] for k in npz.files}
+    dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
+    template = bk.init_params(model, (dummy,), {}, int(cfg.get("seed", 0)))
+    params = bk.params_from_numpy(template, flat)
+    history_file = path / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.is_file() else {}
+    return FitResult(model, params, history, cfg["objective"], cfg.get("options", {}),
+                     cfg.get("best_epoch"))
