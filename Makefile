@@ -18,7 +18,6 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/probvae train --out runs/demo
-	$(BIN)/probvae evaluate runs/demo
 	$(BIN)/probvae sample runs/demo --n 64 --png runs/demo/samples.png
 
 test: $(STAMP)

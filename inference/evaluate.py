@@ -119,7 +119,8 @@ def log_weights(res, x, num_samples=1000, seed=0):
         xb_bk = bk.asarray(xb)
         parts = []
         for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
-            out = fn(res.params, seed * 100003 + start * 7919 + j, xb_bk)
+            chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
+            out = fn(res.params, chunk_seed, xb_bk)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         keep = n_chunk - pad
         chunk = {k: np.concatenate([p[k] for p in parts], axis=0)[:num_samples, :keep]

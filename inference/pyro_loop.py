@@ -6,13 +6,37 @@ measures it).
 """
 from __future__ import annotations
 
+import weakref
+
 import pyro
+import pyro.poutine as poutine
 import torch
 from pyro.infer import SVI
 
 from probvae.backends.pyro_backend import param_scope
 
 __all__ = ["run"]
+
+# First-seen values of live parameter tensors (a user's torch modules outlive a fit): a refit of
+# the same (model, guide) pair starts from them, so the same seed gives the same numbers.
+_INITIAL: dict = {}
+
+
+def _reset_to_initial(params):
+    with torch.no_grad():
+        for t in params.values():
+            ref_init = _INITIAL.get(id(t))
+            if ref_init is not None and ref_init[0]() is t:
+                t.copy_(ref_init[1])
+            else:
+                _INITIAL[id(t)] = (weakref.ref(t, lambda _r, k=id(t): _INITIAL.pop(k, None)),
+                                   t.detach().clone())
+
+
+def _register(model, x, kw, seed):
+    """Create every parameter in the current store by tracing guide and model once."""
+    gtr = poutine.trace(poutine.seed(model.guide, seed)).get_trace(x, **kw)
+    poutine.trace(poutine.replay(poutine.seed(model.model, seed), trace=gtr)).get_trace(x, **kw)
 
 
 def _batches(n, batch_size, generator):
@@ -29,8 +53,12 @@ def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, trac
     xv = torch.as_tensor(x_valid) if x_valid is not None else None
     gen = torch.Generator().manual_seed(seed)
     best = None
-    with param_scope(state), torch.random.fork_rng(devices=[]):
+    with param_scope(state) as store, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        kw0 = {"kl_weight": schedule(0)} if schedule else {}
+        with torch.no_grad():
+            _register(model, xt[:min(batch_size, len(xt))], kw0, seed)
+        _reset_to_initial(store.get_state()["params"])
         svi = SVI(model.model, model.guide, pyro.optim.Adam({"lr": lr}), loss=elbo)
         for epoch in range(epochs):
             kw = {"kl_weight": schedule(epoch)} if schedule else {}
@@ -45,9 +73,7 @@ def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, trac
                                      for i in range(0, len(xv), batch_size)) / len(xv)
             improved, stop = tracker.record(epoch, train_loss, valid_loss, kw.get("kl_weight", 1.0))
             if improved:
-                best = bk.copy_params(pyro.get_param_store().get_state())
+                best = bk.snapshot(store.get_state())
             if stop:
                 break
-    if best is not None:
-        bk.restore_params(state, best)
-    return state
+    return bk.finalize(state, best if best is not None else bk.snapshot(state))

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .registry import Registry, to_config
+from .registry import Registry, check_int, to_config
 
 __all__ = ["Prior", "PriorContext", "Normal", "Laplace", "StudentT", "MixtureOfGaussians",
            "VampPrior", "Flow", "as_context", "get", "names", "register", "to_config"]
@@ -171,8 +171,7 @@ class MixtureOfGaussians(Prior):
     components: int = 10
 
     def __post_init__(self):
-        if int(self.components) < 1:
-            raise ValueError(f"mixture needs components >= 1, got {self.components}")
+        check_int("mixture", components=self.components)
 
     def build(self, bk, latent_dim, input_dim, seed):
         rng = np.random.default_rng(seed)
@@ -207,8 +206,7 @@ class VampPrior(Prior):
     components: int = 50
 
     def __post_init__(self):
-        if int(self.components) < 1:
-            raise ValueError(f"vamp needs components >= 1, got {self.components}")
+        check_int("vamp", components=self.components)
 
     def build(self, bk, latent_dim, input_dim, seed):
         if not input_dim:
@@ -247,8 +245,7 @@ class Flow(Prior):
     hidden: int = 64
 
     def __post_init__(self):
-        if int(self.layers) < 1 or int(self.hidden) < 1:
-            raise ValueError("flow needs layers >= 1 and hidden >= 1")
+        check_int("flow", layers=self.layers, hidden=self.hidden)
 
     def build(self, bk, latent_dim, input_dim, seed):
         if latent_dim < 2:

@@ -3,7 +3,22 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "to_config", "check_int"]
+
+
+def check_int(owner: str, **values):
+    """Raise a clear error unless every value is an integer >= 1.
+
+    Examples
+    --------
+    >>> check_int("mixture", components=2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: mixture needs components to be an integer >= 1, got 2.5
+    """
+    for key, v in values.items():
+        if isinstance(v, bool) or not float(v) == int(v) or int(v) < 1:
+            raise ValueError(f"{owner} needs {key} to be an integer >= 1, got {v!r}")
 
 
 class Registry:
@@ -50,6 +65,8 @@ class Registry:
             except TypeError as err:
                 fields = [f.name for f in dataclasses.fields(self._classes[spec])]
                 raise TypeError(f"{self.kind} {spec!r} takes settings {fields}: {err}") from None
+        if isinstance(spec, type):
+            raise TypeError(f"pass a {self.kind} instance, e.g. {spec.__name__}(), not the class")
         if settings:
             raise TypeError(f"settings {sorted(settings)} can only go with a {self.kind} name")
         if type(spec) in self._classes.values() or hasattr(spec, "distribution"):

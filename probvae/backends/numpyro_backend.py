@@ -101,9 +101,6 @@ class NumPyroBackend:
     def new_params():
         return {}
 
-    @staticmethod
-    def copy_params(state):
-        return state
 
     @staticmethod
     def params_to_numpy(params):

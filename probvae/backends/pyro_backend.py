@@ -23,11 +23,17 @@ def param_scope(state):
 
     ``state`` is a dict ``{"params": ..., "constraints": ...}`` (``ParamStoreDict.get_state()``);
     it is updated in place with whatever the block created, so each fitted model keeps its
-    own parameters and two models never share the store.
+    own parameters and two models never share the store. A fitted state also carries
+    ``"values"``, its own detached copies: they are written into the live tensors on entry,
+    because a user's torch modules (``pyro.module``) may be shared by several fits.
     """
     store = pyro.get_param_store()
     saved = store.get_state()
     store.clear()
+    if "values" in state:
+        with torch.no_grad():
+            for k, v in state["values"].items():
+                state["params"][k].copy_(v)
     store.set_state({"params": dict(state["params"]), "constraints": dict(state["constraints"])})
     try:
         yield store
@@ -106,29 +112,29 @@ class PyroBackend:
         return {"params": {}, "constraints": {}}
 
     @staticmethod
-    def copy_params(state):
-        return {"params": {k: v.detach().clone() for k, v in state["params"].items()},
-                "constraints": dict(state["constraints"])}
+    def snapshot(state):
+        """Detached copies of a state's (unconstrained) values."""
+        return {k: v.detach().clone() for k, v in state["params"].items()}
 
     @staticmethod
-    def restore_params(state, saved):
-        """Write saved values into the live tensors (networks share them with the store)."""
-        with torch.no_grad():
-            for k, v in saved["params"].items():
-                state["params"][k].copy_(v)
+    def finalize(state, values):
+        """Make ``state`` a fitted state that owns ``values`` (see :func:`param_scope`)."""
+        state["values"] = values
+        return state
 
     @staticmethod
     def params_to_numpy(state):
         """Flat ``{name: ndarray}`` of unconstrained values, for checkpoints."""
-        return {k: v.detach().cpu().numpy() for k, v in state["params"].items()}
+        values = state.get("values") or state["params"]
+        return {k: v.detach().cpu().numpy() for k, v in values.items()}
 
     def params_from_numpy(self, template, flat):
         """Load checkpoint values into a template state made by tracing a freshly built model."""
         missing = set(template["params"]) ^ set(flat)
         if missing:
             raise ValueError(f"checkpoint parameters do not match the model: {sorted(missing)}")
-        self.restore_params(template, {"params": {k: torch.as_tensor(v) for k, v in flat.items()}})
-        return template
+        dtype = torch.get_default_dtype()
+        return self.finalize(template, {k: torch.as_tensor(v, dtype=dtype) for k, v in flat.items()})
 
     def init_params(self, model, args, kwargs, seed):
         """Create a model's parameters by tracing model and guide once; returns the state."""

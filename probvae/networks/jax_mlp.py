@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from . import POSITIVE_FLOOR, MLPSpec
 
-_ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu, "gelu": jax.nn.gelu,
+_ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu, "gelu": lambda h: jax.nn.gelu(h, approximate=False),
         "softplus": jax.nn.softplus, "silu": jax.nn.silu}
 _OUT = {
     "identity": lambda h: h,

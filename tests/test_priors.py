@@ -1,0 +1,159 @@
+"""Priors: the registry, settings validation, densities on both backends, learned parameters."""
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import probvae as pv
+from probvae.priors import PriorContext
+
+NAMES = ("normal", "laplace", "student_t", "mixture", "vamp", "flow")
+
+
+# ------------------------------------------------------------------ registry
+def test_names():
+    assert pv.priors.names() == NAMES
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError) as err:
+        pv.priors.get("gamma")
+    msg = str(err.value)
+    assert "'gamma'" in msg and all(name in msg for name in NAMES)
+
+
+def test_settings_by_keyword_and_by_dict():
+    assert pv.priors.get("student_t", df=3.0) == pv.priors.StudentT(df=3.0)
+    assert pv.priors.get("mixture", components=4).components == 4
+    assert pv.priors.get("vamp", components=7).components == 7
+    assert pv.priors.get("flow", layers=1, hidden=8) == pv.priors.Flow(layers=1, hidden=8)
+    assert pv.priors.get({"name": "student_t", "df": 2.5}).df == 2.5
+    assert pv.priors.get({"name": "mixture"}, components=3).components == 3
+    # defaults are what the docs say
+    assert pv.priors.get("student_t").df == 5.0
+    assert pv.priors.get("mixture").components == 10
+    assert pv.priors.get("vamp").components == 50
+
+
+def test_config_round_trip():
+    for prior in (pv.priors.StudentT(df=3.0), pv.priors.Flow(layers=3, hidden=5),
+                  pv.priors.MixtureOfGaussians(components=2), pv.priors.Normal()):
+        cfg = pv.priors.to_config(prior)
+        assert pv.priors.get(cfg) == prior
+
+
+def test_instances_pass_through():
+    inst = pv.priors.StudentT(df=2.0)
+    assert pv.priors.get(inst) is inst
+
+    @dataclasses.dataclass(frozen=True)
+    class Wide(pv.priors.Prior):              # a user's own prior, not registered
+        def distribution(self, bk, ctx):
+            return bk.dist.Normal(0.0, 3.0).expand([ctx.latent_dim]).to_event(1)
+
+    mine = Wide()
+    assert pv.priors.get(mine) is mine
+    assert pv.models.VAE(input_dim=4, latent_dim=2, prior=mine).prior is mine
+
+
+def test_unknown_setting_names_the_valid_ones():
+    with pytest.raises(TypeError, match=r"student_t.*\['df'\]"):
+        pv.priors.get("student_t", nu=3.0)
+    with pytest.raises(TypeError, match="only go with a prior name"):
+        pv.priors.get(pv.priors.StudentT(), df=3.0)
+    with pytest.raises(TypeError, match="prior name"):
+        pv.priors.get(3)
+
+
+@pytest.mark.parametrize("name,settings,match", [
+    ("student_t", {"df": 0}, "df > 0"),
+    ("student_t", {"df": -2.0}, "df > 0"),
+    ("student_t", {"df": float("nan")}, "df > 0"),
+    ("mixture", {"components": 0}, "components to be an integer >= 1"),
+    ("vamp", {"components": 0}, "components to be an integer >= 1"),
+    ("flow", {"layers": 0}, "layers to be an integer >= 1"),
+    ("flow", {"hidden": 0}, "hidden to be an integer >= 1"),
+])
+def test_bad_settings_raise(name, settings, match):
+    with pytest.raises(ValueError, match=match):
+        pv.priors.get(name, **settings)
+
+
+def test_a_class_instead_of_an_instance_is_refused_early():
+    with pytest.raises(TypeError):
+        pv.priors.get(pv.priors.StudentT)
+
+
+def test_non_integer_components_are_refused():
+    with pytest.raises((ValueError, TypeError)):
+        pv.priors.get("mixture", components=2.5)
+
+
+def test_vamp_needs_input_dim():
+    with pytest.raises(ValueError, match="input_dim"):
+        pv.priors.VampPrior(components=2).build(pv.backends.get("numpyro"), 2, 0, 0)
+
+
+def test_flow_needs_latent_dim_two():
+    with pytest.raises(ValueError, match="latent_dim >= 2"):
+        pv.priors.Flow().build(pv.backends.get("numpyro"), 1, 4, 0)
+
+
+# ------------------------------------------------------------------ densities
+@pytest.mark.parametrize("name,settings,ref", [
+    ("normal", {}, st.norm()),
+    ("laplace", {}, st.laplace()),
+    ("student_t", {"df": 3.0}, st.t(3.0)),
+])
+def test_fixed_prior_densities_match_scipy_on_both_backends(name, settings, ref):
+    z = np.array([[0.0, 0.5, -1.5], [2.0, -0.3, 4.0]], np.float32)
+    expected = ref.logpdf(z.astype(np.float64)).sum(-1)
+    for backend in ("pyro", "numpyro"):
+        bk = pv.backends.get(backend)
+        d = pv.priors.get(name, **settings).distribution(bk, PriorContext(latent_dim=3))
+        assert tuple(d.event_shape) == (3,) and tuple(d.batch_shape) == ()
+        np.testing.assert_allclose(bk.to_numpy(d.log_prob(bk.asarray(z))), expected, rtol=1e-5)
+        if backend == "pyro":
+            draws = d.sample((4,))
+        else:
+            import jax
+            draws = d.sample(jax.random.PRNGKey(0), (4,))
+        assert bk.to_numpy(draws).shape == (4, 3)
+
+
+# ------------------------------------------------------------------ learned parameters
+def _initial_params(res, x):
+    """The parameters a fit of ``res``'s model starts from (same seed, fresh networks)."""
+    bk = res.bk
+    seed = res.options["seed"]
+    fresh = res.model.build(seed)
+    state = bk.init_params(fresh, (bk.asarray(x[:32]),), {}, seed)
+    return state["params"] if bk.name == "pyro" else state
+
+
+def _trained(res):
+    return res.params["params"] if res.backend == "pyro" else res.params
+
+
+@pytest.mark.parametrize("prior,names", [
+    ("mixture", ("prior_loc", "prior_logits", "prior_scale")),
+    ("vamp", ("prior_pseudo_inputs",)),
+])
+def test_learned_prior_parameters_train(backend, prior, names, fitted):
+    res, data = fitted(backend, prior, "continuous_bernoulli")
+    before, after = _initial_params(res, data.train.x), _trained(res)
+    for name in names:
+        b, a = np.asarray(before[name].detach() if backend == "pyro" else before[name]), \
+            np.asarray(after[name].detach() if backend == "pyro" else after[name])
+        assert a.shape == b.shape
+        assert np.all(np.isfinite(a))
+        assert not np.allclose(a, b, rtol=0, atol=1e-6), f"{name} did not change in training"
+    if prior == "mixture":
+        shape = np.shape(after["prior_loc"])
+        assert shape == (10, res.model.latent_dim)
+        if backend == "numpyro":   # constrained values: the scales stay positive
+            assert np.all(np.asarray(after["prior_scale"]) > 0)
+            np.testing.assert_allclose(np.asarray(before["prior_loc"]), res.model.nets["prior"]["loc"])
+    else:
+        assert np.shape(after["prior_pseudo_inputs"]) == (50, 64)
