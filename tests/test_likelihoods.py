@@ -56,7 +56,8 @@ def test_heads():
     heads = {name: [(h.name, h.size, h.transform) for h in pv.likelihoods.get(name).heads(5)]
              for name in NAMES}
     assert heads["bernoulli"] == [("logits", 5, "identity")]
-    assert heads["continuous_bernoulli"] == [("logits", 5, "identity")]
+    assert heads["continuous_bernoulli"] == [("logits", 5, "bounded")]
+    assert pv.likelihoods.get("continuous_bernoulli", max_logit=7.0).heads(5)[0].bound == 7.0
     assert heads["gaussian"] == heads["laplace"] == [("loc", 5, "identity")]
     assert heads["beta"] == [("concentration1", 5, "positive"), ("concentration0", 5, "positive")]
     assert heads["poisson"] == [("rate", 5, "positive")]

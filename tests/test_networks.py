@@ -136,3 +136,19 @@ def test_bad_names_raise():
         Input("x", 0)
     with pytest.raises(ValueError, match="hidden"):
         MLPSpec((Input("x", 2),), (4, 0), (Head("loc", 1),))
+
+
+@pytest.mark.parametrize("builder", ["torch", "jax"])
+def test_bounded_head_stays_inside_its_bound(builder):
+    spec = MLPSpec((Input("z", 3),), (8,), (Head("logits", 4, "bounded", bound=2.0),))
+    big = 1e3 * np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    if builder == "torch":
+        out = torch_mlp.build(spec, 0)(torch.as_tensor(big))[0].detach().numpy()
+    else:
+        out = np.asarray(jax_mlp.build(spec, 0)(jnp.asarray(big))[0])
+    assert np.abs(out).max() <= 2.0 and np.abs(out).max() > 1.5
+
+
+def test_bounded_head_needs_a_bound():
+    with pytest.raises(ValueError, match="bound > 0"):
+        Head("logits", 4, "bounded")

@@ -15,8 +15,8 @@ __all__ = ["Head", "Input", "MLPSpec", "ACTIVATIONS", "TRANSFORMS"]
 #: Activation names understood by both network builders.
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "silu")
 #: Output transforms: ``identity``; ``positive`` = softplus(h) + 1e-4 (scales);
-#: ``softplus``; ``sigmoid``.
-TRANSFORMS = ("identity", "positive", "softplus", "sigmoid")
+#: ``softplus``; ``sigmoid``; ``bounded`` = bound * tanh(h / bound) (needs ``Head.bound``).
+TRANSFORMS = ("identity", "positive", "softplus", "sigmoid", "bounded")
 #: The floor added by the ``positive`` transform, so a scale never reaches zero.
 POSITIVE_FLOOR = 1e-4
 
@@ -64,10 +64,13 @@ class Head:
     name: str
     size: int
     transform: str = "identity"
+    bound: float = 0.0
 
     def __post_init__(self):
         if self.transform not in TRANSFORMS:
             raise ValueError(f"unknown head transform {self.transform!r}; known: {TRANSFORMS}")
+        if self.transform == "bounded" and not self.bound > 0:
+            raise ValueError(f"head {self.name!r}: transform 'bounded' needs bound > 0")
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,9 @@ class JaxMLP(eqx.Module):
         for hd in self.spec.heads:
             bounds.append((start, start + hd.size))
             start += hd.size
-        return tuple(_OUT[hd.transform](out[..., a:b]) for hd, (a, b) in zip(self.spec.heads, bounds))
+        return tuple(hd.bound * jnp.tanh(out[..., a:b] / hd.bound) if hd.transform == "bounded"
+                     else _OUT[hd.transform](out[..., a:b])
+                     for hd, (a, b) in zip(self.spec.heads, bounds))
 
 
 def build(spec: MLPSpec, seed: int) -> JaxMLP:

@@ -51,7 +51,8 @@ class TorchMLP(nn.Module):
         h = torch.cat([p.expand(lead + p.shape[-1:]) for p in parts], dim=-1)
         out = self.net(h)
         chunks = torch.split(out, [hd.size for hd in self.spec.heads], dim=-1)
-        return tuple(_OUT[hd.transform](c) for hd, c in zip(self.spec.heads, chunks))
+        return tuple(hd.bound * torch.tanh(c / hd.bound) if hd.transform == "bounded"
+                     else _OUT[hd.transform](c) for hd, c in zip(self.spec.heads, chunks))
 
 
 def build(spec: MLPSpec, seed: int) -> TorchMLP:
