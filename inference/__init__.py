@@ -3,8 +3,8 @@ from . import objectives
 from .checkpoint import load, save
 from .evaluate import evaluate, log_weights
 from .fit import fit
-from .predict import encode, reconstruct, sample
+from .predict import encode, predict, reconstruct, sample
 from .result import FitResult
 
 __all__ = ["objectives", "fit", "FitResult", "evaluate", "log_weights", "sample", "encode",
-           "reconstruct", "save", "load"]
+           "reconstruct", "predict", "save", "load"]

@@ -26,16 +26,17 @@ def register_loop(backend: str, module: str):
 class Tracker:
     """History, progress bar and early stopping, shared by both loops."""
 
-    def __init__(self, epochs, patience, has_valid, progress, desc):
+    def __init__(self, epochs, patience, has_valid, progress, desc, metric_fn=None):
         self.history = {"train_loss": [], "valid_loss": [], "kl_weight": [], "seconds": []}
-        self.patience, self.has_valid = patience, has_valid
+        self.patience, self.has_valid, self.metric_fn = patience, has_valid, metric_fn
         self.best, self.best_epoch, self.bad_epochs = math.inf, None, 0
         self.bar = tqdm(total=epochs, desc=desc, disable=not progress, unit="epoch",
                         dynamic_ncols=True, leave=True)
         self._t0 = time.perf_counter()
 
-    def record(self, epoch, train_loss, valid_loss, kl_weight) -> tuple:
-        """Log an epoch; returns ``(improved, stop)``."""
+    def record(self, epoch, train_loss, valid_loss, kl_weight, params=None) -> tuple:
+        """Log an epoch; returns ``(improved, stop)``. ``params()`` gives the current
+        parameters, for extra validation metrics (e.g. a classifier's accuracy)."""
         h = self.history
         now = time.perf_counter()
         h["seconds"].append(now - self._t0)
@@ -48,6 +49,10 @@ class Tracker:
             raise FloatingPointError(
                 f"training loss became {train_loss} at epoch {epoch + 1}; lower lr, check the "
                 f"data against the likelihood's support, or use a fixed likelihood scale")
+        if self.metric_fn is not None and params is not None:
+            for key, value in self.metric_fn(params()).items():
+                h.setdefault(key, []).append(float(value))
+                post[key.replace("valid_", "")] = f"{value:.3f}"
         improved, stop = False, False
         if self.has_valid:
             h["valid_loss"].append(float(valid_loss))
@@ -91,8 +96,62 @@ def prepare_x(model, data, what="data") -> np.ndarray:
     return lik.check(x) if lik is not None else x
 
 
+def labelled_subset(model, split, labels):
+    """``(x_labelled, y_labelled)`` from a mask or an index of labelled examples, checked."""
+    k = getattr(model, "num_classes", None)
+    if not getattr(model, "is_classifier", False):
+        raise ValueError("labels= is for models that learn from labels (e.g. SSVAE); "
+                         f"{type(model).__name__} does not use them")
+    if split.y is None:
+        raise ValueError("labels= needs data with labels: pass a Split whose y is set "
+                         "(e.g. data.train)")
+    n = len(split)
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        if labels.shape != (n,):
+            raise ValueError(f"a labels mask needs one entry per example ({n}), got shape "
+                             f"{labels.shape}")
+        idx = np.flatnonzero(labels)
+    elif labels.ndim == 1 and (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
+        if labels.size and (labels.min() < 0 or labels.max() >= n):
+            raise ValueError(f"labels index out of range: the data has {n} examples, got indices "
+                             f"from {labels.min()} to {labels.max()}")
+        idx = np.unique(labels).astype(np.int64)
+    else:
+        raise TypeError("labels= takes a boolean mask (N,) or an integer index of labelled "
+                        f"examples, got dtype {labels.dtype} and shape {labels.shape}")
+    if len(idx) == 0:
+        raise ValueError("labels= selects no example; label at least one per class, e.g. "
+                         "labels=data.train.label_subset(n_per_class=5)")
+    y = split.y[idx]
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        raise ValueError(f"labels must lie in 0..{k - 1} for num_classes={k}; found "
+                         f"{sorted(set(y[bad].tolist()))[:5]}")
+    missing = sorted(set(range(k)) - set(y.tolist()))
+    if missing:
+        raise ValueError(f"no labelled example of class(es) {missing}; label at least one "
+                         "example per class (data.train.label_subset(n_per_class=...))")
+    return split.x[idx], y.astype(np.int64)
+
+
+def _accuracy_metric(model, validation):
+    """Validation accuracy per epoch for models with a classifier and labelled validation."""
+    split = as_split(validation)
+    if not getattr(model, "is_classifier", False) or split.y is None:
+        return None
+    from .predict import class_probabilities
+    x, y = model.likelihood.check(split.x), split.y
+
+    def metric(params):
+        probs = class_probabilities(model, params, x)
+        return {"valid_accuracy": float((probs.argmax(1) == y).mean())}
+    return metric
+
+
 def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, seed=0,
-        validation=None, patience=None, progress=True, backend=None, **objective_options):
+        validation=None, patience=None, progress=True, backend=None, labels=None,
+        **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -119,6 +178,11 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         Show a tqdm progress bar.
     backend : str, optional
         Required for a ``(model, guide)`` pair; must match a model's own backend otherwise.
+    labels : bool mask (N,) or int index, optional
+        For models that learn from labels (:class:`~probvae.models.SSVAE`): which training
+        examples have their label ``data.y`` observed. Each step then takes one unlabelled batch
+        (labels summed out) and one labelled batch. With labelled validation data the history
+        also gets ``valid_accuracy``.
     **objective_options
         Passed to the objective (``num_particles``, ``alpha``, ``beta``, ``warmup``).
 
@@ -148,21 +212,31 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     if patience is not None and validation is None:
         raise ValueError("patience (early stopping) needs validation data: pass validation=")
     elbo, schedule = objectives.build(objective, model.bk, **objective_options)
+    if getattr(model, "needs_enumeration", False) and "Enum" not in type(elbo).__name__:
+        raise ValueError(f"{type(model).__name__} sums its discrete latents out by enumeration: "
+                         f"use objective='enum' (got {objective!r})")
     if schedule is not None and not model.takes_kl_weight:
         raise ValueError(f"objective {objective!r} weights the KL term, which needs a model that "
                          "takes kl_weight= (the built-in models do)")
     x = prepare_x(model, data, "training data")
     xv = prepare_x(model, validation, "validation data") if validation is not None else None
+    labelled = None
+    if labels is not None:
+        xl, yl = labelled_subset(model, as_split(data), labels)
+        labelled = (model.likelihood.check(xl), yl)
     built = model.build(int(seed))
+    metric = _accuracy_metric(built, validation) if validation is not None else None
     tracker = Tracker(int(epochs), patience, xv is not None, progress,
-                      desc=f"{type(model).__name__}[{model.backend}] {objective}")
+                      desc=f"{type(model).__name__}[{model.backend}] {objective}", metric_fn=metric)
     loop = importlib.import_module(_LOOPS[model.backend])
     try:
-        params = loop.run(built, x, xv, elbo, schedule, epochs=int(epochs),
+        params = loop.run(built, x, xv, elbo, schedule, labelled=labelled, epochs=int(epochs),
                           batch_size=int(batch_size), lr=float(lr), seed=int(seed), tracker=tracker)
     finally:
         tracker.close()
     options = dict(objective_options, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                    seed=int(seed), patience=patience)
+    if labelled is not None:
+        options["num_labelled"] = int(len(labelled[1]))
     return FitResult(built, params, tracker.history, objective if isinstance(objective, str)
                      else objective.name, options, tracker.best_epoch)

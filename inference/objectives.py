@@ -212,6 +212,8 @@ def _numpyro_enum(bk, num_particles=1):
 
 
 register("enum",
-         pyro=lambda bk, num_particles=1: bk.infer.TraceEnum_ELBO(**_pyro_kwargs(num_particles)),
+         # labelled batches of a semi-supervised model have nothing to enumerate: not a mistake
+         pyro=lambda bk, num_particles=1: bk.infer.TraceEnum_ELBO(
+             **_pyro_kwargs(num_particles), strict_enumeration_warning=False),
          numpyro=_numpyro_enum,
          doc="ELBO summing discrete latents out by parallel enumeration")

@@ -5,7 +5,7 @@ import numpy as np
 
 from .fit import prepare_x
 
-__all__ = ["sample", "encode", "reconstruct"]
+__all__ = ["sample", "encode", "reconstruct", "predict", "class_probabilities"]
 
 _CHUNK = 4096
 
@@ -48,6 +48,8 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     bk = res.bk
+    if model_kwargs.get("y") is not None:
+        model_kwargs["y"] = bk.asarray_int(_check_labels(res.model, model_kwargs["y"], int(n)))
     try:
         tr = bk.get_trace(bk.seed(res.bound(res.model.model), seed), None, n=int(n), **model_kwargs)
     except TypeError as err:
@@ -57,17 +59,88 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     return np.asarray(bk.to_numpy(_site_mean(site) if mean else site["value"]), dtype=np.float32)
 
 
-def _guide_z(res, x, seed):
+def _check_labels(model, y, n):
+    k = getattr(model, "num_classes", None)
+    if k is None:
+        raise ValueError(f"{type(model).__name__} has no labels; drop y=")
+    y = np.asarray(y)
+    if y.ndim == 0:
+        y = np.full(n, int(y))
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be one integer label or {n} integer labels, got {y.shape} {y.dtype}")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"y must lie in 0..{k - 1}, got values from {y.min()} to {y.max()}")
+    return y
+
+
+def _labels_for(res, x, y):
+    """Labels to condition on: given ones (checked), else the classifier's best guess."""
+    if not getattr(res.model, "is_classifier", False):
+        return None
+    if y is None:
+        return predict(res, x).argmax(axis=1)
+    return _check_labels(res.model, y, len(x))
+
+
+def _chunks(res, x, y):
+    bk = res.bk
+    for i in range(0, len(x), _CHUNK):
+        kw = {} if y is None else {"y": bk.asarray_int(y[i:i + _CHUNK])}
+        yield i, bk.asarray(x[i:i + _CHUNK]), kw
+
+
+def _guide_z(res, x, y, seed):
     bk = res.bk
     out = []
-    for i in range(0, len(x), _CHUNK):
-        tr = bk.get_trace(bk.seed(res.bound(res.model.guide), seed), bk.asarray(x[i:i + _CHUNK]))
+    for _, xb, kw in _chunks(res, x, y):
+        tr = bk.get_trace(bk.seed(res.bound(res.model.guide), seed), xb, **kw)
         out.append(bk.to_numpy(_site_mean(tr["z"])))
     return np.concatenate(out)
 
 
-def encode(res, data, seed=0):
+def class_probabilities(model, params, x):
+    """q(y|x) for a built model with a classifier and given parameters (used during training)."""
+    fn = model.__dict__.get("_class_probs")
+    if fn is None:
+        bk = model.bk
+
+        def probs(params, xb):
+            return bk.with_params(lambda v: model._classify(v).probs, params)(xb)
+
+        fn = model.__dict__["_class_probs"] = bk.compile(probs)
+    bk = model.bk
+    return np.concatenate([np.asarray(bk.to_numpy(fn(params, bk.asarray(x[i:i + _CHUNK]))))
+                           for i in range(0, len(x), _CHUNK)])
+
+
+def predict(res, data):
+    """Class probabilities q(y|x) from a model that learns labels (e.g. SSVAE).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, num_classes)
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> data = pv.data.load("digits", seed=0)
+    >>> ss = pv.models.SSVAE(input_dim=64, num_classes=10, latent_dim=2, hidden=(32,))
+    >>> res = pv.fit(ss, data.train, labels=data.train.label_subset(n_per_class=2),
+    ...              objective="enum", epochs=1, progress=False)
+    >>> predict(res, data.test.x).shape
+    (360, 10)
+    """
+    if not getattr(res.model, "is_classifier", False):
+        raise ValueError(f"{type(res.model).__name__} has no classifier; predict needs a model "
+                         "that learns labels, such as SSVAE")
+    x = prepare_x(res.model, data, "data to classify")
+    return class_probabilities(res.model, res.params, x).astype(np.float32)
+
+
+def encode(res, data, seed=0, y=None):
     """Posterior means E_q[z|x] for each example (a feature extractor).
+
+    For models with labels, z is encoded given ``y`` (default: the classifier's best guess).
 
     Returns
     -------
@@ -83,11 +156,14 @@ def encode(res, data, seed=0):
     (360, 2)
     """
     x = prepare_x(res.model, data, "data to encode")
-    return np.asarray(_guide_z(res, x, seed), dtype=np.float32)
+    return np.asarray(_guide_z(res, x, _labels_for(res, x, y), seed), dtype=np.float32)
 
 
-def reconstruct(res, data, seed=0):
+def reconstruct(res, data, seed=0, y=None):
     """Decode each example's posterior mean: the likelihood's mean at z = E_q[z|x].
+
+    For models with labels, both encoder and decoder are given ``y`` (default: the
+    classifier's best guess).
 
     Returns
     -------
@@ -104,10 +180,11 @@ def reconstruct(res, data, seed=0):
     """
     x = prepare_x(res.model, data, "data to reconstruct")
     bk = res.bk
-    z = _guide_z(res, x, seed)
+    y = _labels_for(res, x, y)
+    z = _guide_z(res, x, y, seed)
     out = []
-    for i in range(0, len(x), _CHUNK):
+    for i, xb, kw in _chunks(res, x, y):
         fn = bk.condition(res.bound(res.model.model), {"z": bk.asarray(z[i:i + _CHUNK])})
-        tr = bk.get_trace(bk.seed(fn, seed), bk.asarray(x[i:i + _CHUNK]))
+        tr = bk.get_trace(bk.seed(fn, seed), xb, **kw)
         out.append(bk.to_numpy(_site_mean(tr["x"])))
     return np.asarray(np.concatenate(out), dtype=np.float32)

@@ -45,12 +45,19 @@ def _batches(n, batch_size, generator):
     return [perm[i * b:(i + 1) * b] for i in range(n // b)]
 
 
-def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker):
-    """Train ``model`` (built) with its own param-store state; return that state."""
+def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker,
+        labelled=None):
+    """Train ``model`` (built) with its own param-store state; return that state.
+
+    With ``labelled=(x_l, y_l)`` every unlabelled step is followed by a step on a labelled
+    batch drawn anew from the labelled examples.
+    """
     bk = model.bk
     state = bk.new_params()
     xt = torch.as_tensor(x)
     xv = torch.as_tensor(x_valid) if x_valid is not None else None
+    if labelled is not None:
+        xl, yl = torch.as_tensor(labelled[0]), torch.as_tensor(labelled[1], dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     best = None
     with param_scope(state) as store, torch.random.fork_rng(devices=[]):
@@ -63,7 +70,12 @@ def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, trac
         for epoch in range(epochs):
             kw = {"kl_weight": schedule(epoch)} if schedule else {}
             batches = _batches(len(xt), batch_size, gen)
-            total = sum(svi.step(xt[idx], **kw) for idx in batches)
+            total = 0.0
+            for idx in batches:
+                total += svi.step(xt[idx], **kw)
+                if labelled is not None:
+                    j = torch.randperm(len(xl), generator=gen)[:min(batch_size, len(xl))]
+                    svi.step(xl[j], y=yl[j], **kw)
             train_loss = total / (len(batches) * len(batches[0]))
             valid_loss = None
             if xv is not None:
@@ -71,7 +83,8 @@ def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, trac
                 with torch.no_grad():
                     valid_loss = sum(svi.evaluate_loss(xv[i:i + batch_size], **vkw)
                                      for i in range(0, len(xv), batch_size)) / len(xv)
-            improved, stop = tracker.record(epoch, train_loss, valid_loss, kw.get("kl_weight", 1.0))
+            improved, stop = tracker.record(epoch, train_loss, valid_loss, kw.get("kl_weight", 1.0),
+                                            params=store.get_state)
             if improved:
                 best = bk.snapshot(store.get_state())
             if stop:

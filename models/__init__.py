@@ -2,11 +2,12 @@
 
 Examples
 --------
->>> from probvae.models import VAE
->>> VAE(input_dim=64).backend
-'numpyro'
+>>> from probvae.models import VAE, SSVAE
+>>> VAE(input_dim=64).backend, SSVAE(input_dim=64, num_classes=10).num_classes
+('numpyro', 10)
 """
 from .base import CustomModel, Model
+from .ssvae import SSVAE
 from .vae import VAE
 
-__all__ = ["Model", "CustomModel", "VAE"]
+__all__ = ["Model", "CustomModel", "VAE", "SSVAE"]

@@ -65,6 +65,10 @@ class NumPyroBackend:
         return jnp.asarray(np.asarray(x), dtype=jnp.float32)
 
     @staticmethod
+    def asarray_int(x):
+        return jnp.asarray(np.asarray(x), dtype=jnp.int32)
+
+    @staticmethod
     def to_numpy(x):
         return np.asarray(x)
 

@@ -77,6 +77,10 @@ class PyroBackend:
         return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
 
     @staticmethod
+    def asarray_int(x):
+        return torch.as_tensor(np.asarray(x), dtype=torch.long)
+
+    @staticmethod
     def to_numpy(x):
         if isinstance(x, torch.Tensor):
             return x.detach().cpu().numpy()

@@ -32,7 +32,8 @@ class Input:
     size : int
         Feature size (number of classes for ``kind="one_hot"``).
     kind : {"real", "one_hot"}
-        ``"one_hot"`` takes integer labels of shape ``(...,)`` and codes them inside the network.
+        ``"one_hot"`` takes integer labels of shape ``(...,)`` and codes them inside the network;
+        a float array of shape ``(..., size)`` (class probabilities) passes through as it is.
 
     Examples
     --------

@@ -55,7 +55,7 @@ class JaxMLP(eqx.Module):
         parts = []
         for value, inp in zip(inputs, self.spec.inputs):
             value = jnp.asarray(value)
-            if inp.kind == "one_hot":
+            if inp.kind == "one_hot" and not jnp.issubdtype(value.dtype, jnp.floating):
                 value = jax.nn.one_hot(value, inp.size)
             parts.append(value)
         lead = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))

@@ -44,7 +44,7 @@ class TorchMLP(nn.Module):
                              f"({[i.name for i in self.spec.inputs]}), got {len(inputs)}")
         parts = []
         for value, inp in zip(inputs, self.spec.inputs):
-            if inp.kind == "one_hot":
+            if inp.kind == "one_hot" and not value.is_floating_point():
                 value = F.one_hot(value.long(), inp.size).to(torch.get_default_dtype())
             parts.append(value)
         lead = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))

@@ -1,0 +1,79 @@
+"""M2 (SSVAE) vs the classical baselines on digits with few labels, over several label draws.
+
+For each label draw (5 per class by default) it trains M2 on both backends with the defaults of
+examples/semi_supervised.py and prints, in one run on the same split and the same labelled
+examples: M2's test accuracy per backend, logistic regression on the labelled examples only,
+and scikit-learn's LabelSpreading; then mean and spread, seconds per epoch and the first-epoch
+(compilation) time of each backend.
+
+    .venv/bin/python bench/semi_supervised.py              # 5 draws (~12 minutes on 2 cores)
+    .venv/bin/python bench/semi_supervised.py --draws 2 --backends numpyro
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+import probvae as pv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from semi_supervised import DEFAULTS, baselines, train_m2  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--labels", type=int, default=DEFAULTS["labels"])
+    ap.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    ap.add_argument("--backends", default="numpyro,pyro")
+    args = ap.parse_args()
+    backends = args.backends.split(",")
+    data = pv.data.load("digits", seed=0)
+    k = data.num_classes
+    cfg = dict(DEFAULTS, epochs=args.epochs)
+    print(f"digits, {args.labels} labels ({args.labels // k} per class), {args.draws} label draws; "
+          f"M2: latent {cfg['latent_dim']}, hidden {cfg['hidden']}, alpha {cfg['alpha']}, "
+          f"lr {cfg['lr']}, batch {cfg['batch_size']}, {cfg['epochs']} epochs\n")
+    cols = [f"M2 {b}" for b in backends] + ["logreg (labels only)", "LabelSpreading"]
+    print(f"{'draw':>4} | " + " | ".join(f"{c:>20}" for c in cols))
+    acc = {c: [] for c in cols}
+    speed = {b: [] for b in backends}
+    for draw in range(args.draws):
+        lab = data.train.label_subset(n_per_class=args.labels // k, seed=draw)
+        unlab = np.setdiff1d(np.arange(len(data.train)), lab)
+        row = {}
+        for b in backends:
+            res = train_m2(data, lab, SimpleNamespace(**dict(cfg, backend=b, seed=draw)),
+                           progress=False)
+            row[f"M2 {b}"] = float((pv.predict(res, data.test).argmax(1) == data.test.y).mean())
+            sec = res.history["seconds"]
+            speed[b].append((float(np.median(sec[1:])), sec[0]))
+        base = baselines(data.train.x[lab], data.train.y[lab], data.train.x[unlab],
+                         data.test.x, data.test.y, draw)
+        row["logreg (labels only)"] = base["supervised-only logistic regression"]
+        row["LabelSpreading"] = base["LabelSpreading (scikit-learn, kNN)"]
+        for c in cols:
+            acc[c].append(row[c])
+        print(f"{draw:>4} | " + " | ".join(f"{row[c]:>20.3f}" for c in cols), flush=True)
+    print(f"{'mean':>4} | " + " | ".join(f"{np.mean(acc[c]):>14.3f} ±{np.std(acc[c]):.3f}"
+                                         for c in cols))
+    for b in backends:
+        ep = np.mean([s[0] for s in speed[b]])
+        first = np.mean([s[1] for s in speed[b]])
+        print(f"{b:>8}: {ep:.3f} s/epoch (median after the first), first epoch {first:.1f} s"
+              + (" (compilation of the whole epoch)" if b == "numpyro" else ""))
+    m2 = {b: np.mean(acc[f"M2 {b}"]) for b in backends}
+    ls, lr = np.mean(acc["LabelSpreading"]), np.mean(acc["logreg (labels only)"])
+    for b in backends:
+        print(f"M2 {b} {m2[b]:.3f} vs LabelSpreading {ls:.3f}: "
+              f"{'at or above' if m2[b] >= ls else 'BELOW'}; vs supervised-only {lr:.3f}: "
+              f"{m2[b] - lr:+.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The semi-supervised VAE (M2): labels observed where known, summed out where not."""
+from __future__ import annotations
+
+import numpy as np
+
+from probvae import likelihoods, priors
+from probvae.networks import Head, Input, MLPSpec
+from probvae.priors import PriorContext
+from probvae.registry import check_int, to_config
+
+from .base import Model, register_model
+
+__all__ = ["SSVAE"]
+
+
+@register_model
+class SSVAE(Model):
+    """M2 of Kingma et al. (2014): y ~ Cat(uniform), z ~ p(z), x ~ p(x | z, y).
+
+    The guide is q(y|x) (a classifier) and q(z|x, y) (a Gaussian encoder). Unlabelled batches
+    sum y out exactly by parallel enumeration (``objective="enum"``); labelled batches observe
+    y, and an auxiliary term ``alpha * log q(y|x)`` trains the classifier on them (the paper's
+    classification loss, without which M2 fails at low label counts).
+
+    Parameters
+    ----------
+    input_dim : int
+    num_classes : int
+    latent_dim : int
+    hidden : tuple of int
+        Hidden widths of classifier and encoder; the decoder uses them reversed.
+    activation : str
+    prior, likelihood : str, dict or instance
+        As for :class:`~probvae.models.VAE`. The VampPrior feeds its pseudo-inputs to the encoder
+        with the classifier's class probabilities.
+    alpha : float
+        Weight of the auxiliary classification term per labelled example.
+    backend : {"numpyro", "pyro"}
+
+    Notes
+    -----
+    Sites: plate ``"data"``; ``"y"`` (enumerated or observed), ``"z"``, ``"x"``, and the
+    auxiliary ``"y_aux"`` on labelled calls.
+
+    References
+    ----------
+    Kingma, Rezende, Mohamed & Welling (2014), "Semi-Supervised Learning with Deep Generative
+    Models", NeurIPS.
+
+    Examples
+    --------
+    >>> ss = SSVAE(input_dim=64, num_classes=10, latent_dim=4, backend="numpyro")
+    >>> ss.num_classes, ss.alpha
+    (10, 50.0)
+    """
+
+    is_classifier = True
+    needs_enumeration = True
+
+    def __init__(self, input_dim: int, num_classes: int = 10, latent_dim: int = 8,
+                 hidden=(256, 256), activation: str = "relu", prior="normal",
+                 likelihood="continuous_bernoulli", alpha: float = 50.0,
+                 backend: str = "numpyro"):
+        super().__init__(backend)
+        check_int("SSVAE", input_dim=input_dim, latent_dim=latent_dim)
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
+            raise ValueError(f"SSVAE needs num_classes to be an integer >= 2, got {num_classes!r}")
+        if not alpha >= 0:
+            raise ValueError(f"SSVAE needs alpha >= 0 (auxiliary loss weight), got {alpha}")
+        self.input_dim, self.latent_dim = int(input_dim), int(latent_dim)
+        self.num_classes, self.alpha = int(num_classes), float(alpha)
+        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
+        self.prior = priors.get(prior)
+        self.likelihood = likelihoods.get(likelihood)
+        x_in, y_in = Input("x", self.input_dim), Input("y", self.num_classes, "one_hot")
+        self.classifier_spec = MLPSpec((x_in,), self.hidden, (Head("logits", self.num_classes),),
+                                       activation)
+        self.encoder_spec = MLPSpec((x_in, y_in), self.hidden,
+                                    (Head("loc", self.latent_dim),
+                                     Head("scale", self.latent_dim, "positive")), activation)
+        self.decoder_spec = MLPSpec((Input("z", self.latent_dim), y_in), self.hidden[::-1],
+                                    self.likelihood.heads(self.input_dim), activation)
+
+    def config(self) -> dict:
+        """Constructor arguments as plain JSON-able values."""
+        return {"class": "SSVAE", "input_dim": self.input_dim, "num_classes": self.num_classes,
+                "latent_dim": self.latent_dim, "hidden": list(self.hidden),
+                "activation": self.activation, "prior": to_config(self.prior),
+                "likelihood": to_config(self.likelihood), "alpha": self.alpha,
+                "backend": self.backend}
+
+    def _build_nets(self, seed):
+        bk = self.bk
+        return {"classifier": bk.build_mlp(self.classifier_spec, seed),
+                "encoder": bk.build_mlp(self.encoder_spec, seed + 1),
+                "decoder": bk.build_mlp(self.decoder_spec, seed + 2),
+                "prior": self.prior.build(bk, self.latent_dim, self.input_dim, seed + 3),
+                "y_logits": np.zeros(self.num_classes, np.float32)}
+
+    def _classify(self, x):
+        """q(y|x) as a distribution (call inside model or guide)."""
+        bk = self.bk
+        return bk.dist.Categorical(logits=bk.module("classifier", self.nets["classifier"])(x)[0])
+
+    def prior_distribution(self):
+        """p(z), registering the prior's parameters (call inside the model)."""
+        bk = self.bk
+        encoder = None
+        if self.prior.name == "vamp":
+            enc = bk.module("encoder", self.nets["encoder"])
+            encoder = lambda u: enc(u, self._classify(u).probs)  # noqa: E731
+        return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
+                                                        self.nets["prior"], encoder))
+
+    def model(self, x=None, y=None, n=None, kl_weight=1.0):
+        """p(x, y, z); ``y`` observed when given, else a latent summed out by the objective."""
+        self._require_built()
+        bk = self.bk
+        decoder = bk.module("decoder", self.nets["decoder"])
+        prior = self.prior_distribution()
+        size = x.shape[0] if x is not None else n
+        y_prior = bk.dist.Categorical(logits=bk.asarray(self.nets["y_logits"]))
+        with bk.plate("data", size):
+            y_obs = y
+            y = bk.sample("y", y_prior, obs=y_obs)
+            with bk.scale(kl_weight):
+                z = bk.sample("z", prior)
+            out = bk.sample("x", self.likelihood.distribution(bk, decoder(z, y)), obs=x)
+            if y_obs is not None and x is not None and self.alpha > 0:
+                with bk.scale(self.alpha):
+                    bk.sample("y_aux", self._classify(x), obs=y_obs)
+        return out
+
+    def guide(self, x=None, y=None, n=None, kl_weight=1.0):
+        """q(y|x) q(z|x, y); ``y`` is enumerated in parallel when not given."""
+        self._require_built()
+        bk = self.bk
+        encoder = bk.module("encoder", self.nets["encoder"])
+        with bk.plate("data", x.shape[0]):
+            if y is None:
+                y = bk.sample("y", self._classify(x), infer={"enumerate": "parallel"})
+            loc, scale = encoder(x, y)
+            with bk.scale(kl_weight):
+                return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))

@@ -1,0 +1,190 @@
+"""SSVAE (M2): shapes, exact enumeration over classes, learning from few labels, bad labels."""
+import numpy as np
+import pytest
+
+import probvae as pv
+from probvae.inference import objectives
+from probvae.inference.predict import class_probabilities
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def fitted_ss(digits):
+    """A small SSVAE per backend, trained briefly on digits with 5 labels per class."""
+    cache = {}
+
+    def get(backend):
+        if backend not in cache:
+            lab = digits.train.label_subset(n_per_class=5, seed=0)
+            ss = pv.models.SSVAE(input_dim=64, num_classes=K, latent_dim=4, hidden=(64,),
+                                 backend=backend)
+            cache[backend] = pv.fit(ss, digits.train, labels=lab, objective="enum", epochs=3,
+                                    batch_size=64, seed=0, validation=digits.valid,
+                                    progress=False)
+        return cache[backend]
+    return get
+
+
+def test_shapes_and_outputs(backend, fitted_ss, digits):
+    res = fitted_ss(backend)
+    probs = pv.predict(res, digits.test.x[:20])
+    assert probs.shape == (20, K) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert pv.sample(res, n=6, y=3, seed=0).shape == (6, 64)
+    assert pv.sample(res, n=3, y=[0, 1, 2], seed=0).shape == (3, 64)
+    assert pv.sample(res, n=5, seed=0).shape == (5, 64)          # y drawn from p(y)
+    assert pv.encode(res, digits.test.x[:7]).shape == (7, 4)
+    assert pv.encode(res, digits.test.x[:7], y=digits.test.y[:7]).shape == (7, 4)
+    rec = pv.reconstruct(res, digits.test.x[:7])
+    assert rec.shape == (7, 64) and np.all((rec >= 0) & (rec <= 1))
+    scores = pv.evaluate(res, digits.test.x[:30], num_samples=20)
+    assert np.isfinite(scores["log_likelihood"]) and scores["log_likelihood"] >= scores["elbo"]
+    h = res.history
+    assert len(h["valid_accuracy"]) == 3 and all(0 <= a <= 1 for a in h["valid_accuracy"])
+
+
+def test_a_short_run_beats_chance_by_far(backend, fitted_ss, digits):
+    acc = (pv.predict(fitted_ss(backend), digits.test).argmax(1) == digits.test.y).mean()
+    assert acc > 0.6          # chance is 0.1; 50 labels and 3 epochs already give ~0.85
+
+
+def test_conditional_samples_follow_the_label(backend, fitted_ss):
+    """Samples drawn for class c differ from those for another class (decoder uses y)."""
+    res = fitted_ss(backend)
+    a, b = pv.sample(res, n=8, y=0, seed=4), pv.sample(res, n=8, y=1, seed=4)
+    assert np.abs(a - b).mean() > 1e-3
+
+
+def _manual_unlabelled_elbo(bk, model, params, x, num_particles, seed):
+    """sum_c q(c|x) [E_q(z|x,c) log p(x, c, z) - log q(z|x,c) - log q(c|x)], by hand."""
+    probs = class_probabilities(model, params, np.asarray(x))[0]
+    total = 0.0
+    for c in range(model.num_classes):
+        y = bk.asarray_int([c])
+
+        def guide(x, y=y):
+            with bk.plate("particles", num_particles, dim=-2):
+                return model.guide(x, y=y)
+
+        def mdl(x, y=y):
+            with bk.plate("particles", num_particles, dim=-2):
+                return model.model(x, y=y)
+
+        gtr = bk.get_trace(bk.seed(bk.with_params(guide, params), seed + c), bk.asarray(x))
+        mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(mdl, params), seed), gtr),
+                           bk.asarray(x))
+        lp = sum(bk.to_numpy(s["fn"].log_prob(s["value"])) for s in bk.sample_sites(mtr).values())
+        lq = bk.to_numpy(gtr["z"]["fn"].log_prob(gtr["z"]["value"]))
+        total += probs[c] * (np.mean(lp - lq) - np.log(probs[c]))
+    return total
+
+
+def test_enumeration_sums_over_classes(backend, digits):
+    """The enum objective equals the explicit sum over the 10 classes (up to MC noise in z)."""
+    ss = pv.models.SSVAE(input_dim=64, num_classes=K, latent_dim=2, hidden=(16,), alpha=0.0,
+                         backend=backend).build(0)
+    bk = ss.bk
+    x = digits.train.x[:1]
+    params = bk.init_params(ss, (bk.asarray(x),), {}, 0)
+    n = 3000
+    manual = _manual_unlabelled_elbo(bk, ss, params, x, n, seed=1)
+    elbo, _ = objectives.build("enum", bk, num_particles=n)
+    if backend == "numpyro":
+        import jax
+        loss = float(elbo.loss(jax.random.PRNGKey(0), {}, bk.with_params(ss.model, params),
+                               bk.with_params(ss.guide, params), bk.asarray(x)))
+    else:
+        import torch
+        with torch.no_grad():
+            loss = float(bk.with_params(lambda v: elbo.loss(ss.model, ss.guide, v), params)(
+                bk.asarray(x)))
+    assert abs(-loss - manual) < 0.5, (loss, manual)
+    # and the enumerated trace really carries one value per class
+    gtr = bk.get_trace(bk.seed(bk.with_params(ss.guide, params), 0), bk.asarray(x))
+    assert bk.to_numpy(gtr["y"]["value"]).shape == (1,)          # sampled outside enumeration
+
+
+@pytest.mark.parametrize("prior", ["vamp", "flow", "mixture"])
+def test_priors_swap_by_keyword(backend, prior, digits):
+    ss = pv.models.SSVAE(input_dim=64, num_classes=K, latent_dim=3, hidden=(16,), prior=prior,
+                         likelihood="bernoulli", backend=backend)
+    data = pv.data.from_arrays(digits.train.x[:200] > 0.5, digits.train.y[:200])
+    lab = data.label_subset(n_per_class=2, seed=0)
+    res = pv.fit(ss, data, labels=lab, objective="enum", epochs=1, batch_size=50,
+                 progress=False)
+    assert np.isfinite(res.history["train_loss"][0])
+    assert pv.predict(res, data.x[:5]).shape == (5, K)
+
+
+def test_save_and_load_round_trip(backend, fitted_ss, digits, tmp_path):
+    res = fitted_ss(backend)
+    loaded = pv.load(pv.save(res, tmp_path / "ss"))
+    np.testing.assert_allclose(pv.predict(loaded, digits.test.x[:10]),
+                               pv.predict(res, digits.test.x[:10]), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ss_numpyro():
+    return pv.models.SSVAE(input_dim=64, num_classes=K, latent_dim=2, hidden=(8,))
+
+
+def test_labels_out_of_range(ss_numpyro, digits):
+    y = digits.train.y.copy()
+    y[3] = 12
+    data = pv.data.from_arrays(digits.train.x, y)
+    lab = np.concatenate([digits.train.label_subset(n_per_class=1, seed=0), [3]])
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.9.*\[12\]"):
+        pv.fit(ss_numpyro, data, labels=lab, objective="enum", epochs=1, progress=False)
+
+
+def test_labels_mask_of_wrong_length(ss_numpyro, digits):
+    with pytest.raises(ValueError, match="one entry per example"):
+        pv.fit(ss_numpyro, digits.train, labels=np.ones(10, bool), objective="enum", epochs=1,
+               progress=False)
+
+
+def test_labels_index_out_of_bounds(ss_numpyro, digits):
+    with pytest.raises(ValueError, match="index out of range"):
+        pv.fit(ss_numpyro, digits.train, labels=[0, 5, 10**6], objective="enum", epochs=1,
+               progress=False)
+
+
+def test_a_class_without_labelled_examples(ss_numpyro, digits):
+    lab = digits.train.label_subset(n_per_class=2, seed=0)
+    lab = lab[digits.train.y[lab] != 7]
+    with pytest.raises(ValueError, match=r"no labelled example of class\(es\) \[7\]"):
+        pv.fit(ss_numpyro, digits.train, labels=lab, objective="enum", epochs=1, progress=False)
+
+
+def test_labels_need_y_and_a_model_that_uses_them(ss_numpyro, digits):
+    with pytest.raises(ValueError, match="needs data with labels"):
+        pv.fit(ss_numpyro, pv.data.from_arrays(digits.train.x), labels=[0, 1],
+               objective="enum", epochs=1, progress=False)
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,))
+    with pytest.raises(ValueError, match="does not use them"):
+        pv.fit(vae, digits.train, labels=[0, 1], epochs=1, progress=False)
+
+
+def test_bad_labels_to_sample_and_predict_on_a_vae(fitted_ss, digits):
+    res = fitted_ss("numpyro")
+    with pytest.raises(ValueError, match=r"y must lie in 0\.\.9"):
+        pv.sample(res, n=2, y=10)
+    with pytest.raises(ValueError, match="one integer label or 3"):
+        pv.sample(res, n=3, y=[1, 2])
+    vae = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,)), digits.train,
+                 epochs=1, progress=False)
+    with pytest.raises(ValueError, match="has no classifier"):
+        pv.predict(vae, digits.test.x[:3])
+
+
+def test_bad_model_settings():
+    with pytest.raises(ValueError, match="num_classes"):
+        pv.models.SSVAE(input_dim=64, num_classes=1)
+    with pytest.raises(ValueError, match="alpha"):
+        pv.models.SSVAE(input_dim=64, num_classes=3, alpha=-1.0)
+
+
+def test_needs_the_enum_objective(ss_numpyro, digits):
+    with pytest.raises(ValueError, match="objective='enum'"):
+        pv.fit(ss_numpyro, digits.train, labels=digits.train.label_subset(1), objective="elbo",
+               epochs=1, progress=False)
