@@ -41,7 +41,7 @@ def _per_dim_log_prob(bk, fn, value):
     return None
 
 
-def _make_chunk_fn(res, num_particles):
+def _make_chunk_fn(res, num_particles, keep=()):
     """``(params, seed, x) -> dict`` of (particles, examples) arrays for one chunk."""
     bk, model = res.bk, res.model
     dim = -(model.max_plate_nesting + 1)
@@ -66,6 +66,9 @@ def _make_chunk_fn(res, num_particles):
                 lp = site["fn"].log_prob(site["value"])
                 k = key or ("log_lik" if site["is_observed"] else "log_prior")
                 out[k] = out[k] + lp
+        for name in keep:
+            if name in gtr:
+                out[f"value_{name}"] = gtr[name]["value"]
         if "z" in gtr and "z" in mtr:
             q = _per_dim_log_prob(bk, gtr["z"]["fn"], gtr["z"]["value"])
             p = _per_dim_log_prob(bk, mtr["z"]["fn"], mtr["z"]["value"])
@@ -76,7 +79,7 @@ def _make_chunk_fn(res, num_particles):
     return bk.compile(chunk)
 
 
-def log_weights(res, x, num_samples=1000, seed=0):
+def log_weights(res, x, num_samples=1000, seed=0, keep=()):
     """Log importance weights log p(x, z) - log q(z|x) for each example and draw.
 
     Parameters
@@ -86,12 +89,15 @@ def log_weights(res, x, num_samples=1000, seed=0):
     num_samples : int
         Draws z ~ q(z|x) per example.
     seed : int
+    keep : tuple of str
+        Guide sites whose draws to return as well (e.g. ``("z",)``).
 
     Returns
     -------
     dict of NumPy arrays
-        ``log_w``, ``log_lik``, ``log_prior``, ``log_q``: shape (N, num_samples); and
-        ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals.
+        ``log_w``, ``log_lik``, ``log_prior``, ``log_q``: shape (N, num_samples);
+        ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals; and
+        ``value_<site>`` (N, num_samples, ...) for each kept site.
 
     Examples
     --------
@@ -109,7 +115,7 @@ def log_weights(res, x, num_samples=1000, seed=0):
     s_chunk = min(int(num_samples), 100)
     width = max([x.shape[1], *getattr(res.model, "hidden", (256,))])
     n_chunk = max(1, min(len(x), _MAX_ROWS * 64 // (s_chunk * width)))
-    fn = _make_chunk_fn(res, s_chunk)
+    fn = _make_chunk_fn(res, s_chunk, tuple(keep))
     rows = []
     for start in range(0, len(x), n_chunk):
         xb = x[start:start + n_chunk]
@@ -122,16 +128,23 @@ def log_weights(res, x, num_samples=1000, seed=0):
             chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
             out = fn(res.params, chunk_seed, xb_bk)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
-        keep = n_chunk - pad
-        chunk = {k: np.concatenate([p[k] for p in parts], axis=0)[:num_samples, :keep]
+        n_keep = n_chunk - pad
+        chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
+                                   axis=0)[:num_samples, :n_keep]
                  for k in ("log_q", "log_prior", "log_lik")}
+        for k in parts[0]:
+            if k.startswith("value_"):
+                vals = np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape + p[k].shape[2:])
+                                       for p in parts], axis=0)[:num_samples, :n_keep]
+                chunk[k] = np.swapaxes(vals, 0, 1)
         if "kl_dim" in parts[0]:
-            chunk["kl_dim"] = np.mean([p["kl_dim"][:keep] for p in parts], axis=0)
+            chunk["kl_dim"] = np.mean([p["kl_dim"][:n_keep] for p in parts], axis=0)
         rows.append(chunk)
-    out = {k: np.concatenate([r[k] for r in rows], axis=-1 if k != "kl_dim" else 0)
+    out = {k: np.concatenate([r[k] for r in rows], axis=-1 if k in ("log_q", "log_prior",
+                                                                        "log_lik") else 0)
            for k in rows[0]}
     for k in ("log_q", "log_prior", "log_lik"):
-        out[k] = np.broadcast_to(out[k], out["log_lik"].shape).T.astype(np.float64)
+        out[k] = out[k].T.astype(np.float64)
     out["log_w"] = out["log_lik"] + out["log_prior"] - out["log_q"]
     return out
 

@@ -9,12 +9,12 @@ Examples
 >>> pv.sample(res, n=4, seed=1).shape
 (4, 64)
 """
-from . import backends, data, likelihoods, networks, plots, priors
+from . import backends, data, diagnostics, likelihoods, networks, plots, priors
 from . import models  # noqa: E402  (models build on the parts above)
 from . import inference  # noqa: E402  (inference builds on models)
 from .inference import (FitResult, encode, evaluate, fit, load, objectives, predict, reconstruct,
                         sample, save)
 
-__all__ = ["backends", "data", "likelihoods", "networks", "plots", "priors", "models", "inference",
+__all__ = ["backends", "data", "diagnostics", "likelihoods", "networks", "plots", "priors", "models", "inference",
            "objectives", "fit", "FitResult", "evaluate", "sample", "encode", "reconstruct", "predict", "save", "load"]
 __version__ = "0.1.0"

@@ -160,6 +160,17 @@ class NumPyroBackend:
         return jax.jit(fn)
 
     @staticmethod
+    def nuts(fn, params, args, kwargs, chains, num_samples, num_warmup, seed):
+        """NUTS on the latent sites of ``fn(*args, **kwargs)`` with ``params`` fixed; chains run
+        vectorised. Returns ``{site: ndarray (chain, draw, ...)}``."""
+        from numpyro.infer import MCMC, NUTS
+        model = handlers.substitute(fn, data=params)
+        mcmc = MCMC(NUTS(model), num_warmup=num_warmup, num_samples=num_samples,
+                    num_chains=chains, chain_method="vectorized", progress_bar=False)
+        mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs)
+        return {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+
+    @staticmethod
     def mixture_logits(fn):
         """Mixing logits of a ``MixtureSameFamily`` (the attribute name differs by library)."""
         return fn.mixing_distribution.logits

@@ -17,6 +17,20 @@ from pyro.poutine.util import site_is_subsample
 from ..networks import torch_mlp
 
 
+def _register_mixture_support():
+    """torch knows no bijection for a mixture's support; it is its components' support.
+    NUTS (reference posteriors) needs one for the mixture and vamp priors."""
+    from torch.distributions import biject_to, constraints, transform_to
+    cls = getattr(constraints, "MixtureSameFamilyConstraint", None)
+    if cls is None or cls in biject_to._registry:
+        return
+    biject_to.register(cls)(lambda c: biject_to(c.base_constraint))
+    transform_to.register(cls)(lambda c: transform_to(c.base_constraint))
+
+
+_register_mixture_support()
+
+
 @contextlib.contextmanager
 def param_scope(state):
     """Run with Pyro's global param store holding exactly ``state``, then put the old one back.
@@ -190,6 +204,20 @@ class PyroBackend:
             with torch.no_grad():
                 return fn(*args, **kwargs)
         return run
+
+    def nuts(self, fn, params, args, kwargs, chains, num_samples, num_warmup, seed):
+        """NUTS on the latent sites of ``fn(*args, **kwargs)`` with ``params`` fixed; Pyro runs
+        the chains one after another. Returns ``{site: ndarray (chain, draw, ...)}``."""
+        from pyro.infer import MCMC, NUTS
+        out = []
+        with param_scope(params), torch.random.fork_rng(devices=[]):
+            for c in range(chains):
+                torch.manual_seed(seed + c)
+                mcmc = MCMC(NUTS(poutine.block(fn, hide_types=["param"])), num_samples=num_samples,
+                            warmup_steps=num_warmup, num_chains=1, disable_progbar=True)
+                mcmc.run(*args, **kwargs)
+                out.append({k: v.detach().numpy() for k, v in mcmc.get_samples().items()})
+        return {k: np.stack([o[k] for o in out]) for k in out[0]}
 
     @staticmethod
     def mixture_logits(fn):
