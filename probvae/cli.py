@@ -6,6 +6,7 @@ Examples
         --backend numpyro --dataset digits --epochs 50 --out runs/demo
     probvae evaluate runs/demo
     probvae sample runs/demo --n 64 --png runs/demo/samples.png
+    probvae diagnose runs/demo --out runs/demo/diagnostics
 """
 from __future__ import annotations
 
@@ -138,6 +139,48 @@ def cmd_sample(args):
         np.savetxt(sys.stdout, x, fmt="%.4f")
 
 
+def cmd_diagnose(args):
+    import arviz as az
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import diagnostics as dg
+    res, cfg = _open_run(args.run)
+    d = cfg.get("data") or {}
+    if not d.get("dataset"):
+        raise SystemExit(f"{args.run} does not record its data set; use probvae.diagnostics")
+    ds = _load_data(d["dataset"], d.get("data_dir"), d.get("data_seed", 0), d.get("binarize"))
+    test = ds.test
+    n = min(args.n, len(test))
+    x, y = test.x[:n], (test.y[:n] if test.y is not None else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = dg.report(res, x, num_samples=args.num_samples, seed=args.seed)
+    text = dg.format_report(rep)
+    print(text)
+    from .inference.checkpoint import write_json_atomic
+    (out / "report.txt").write_text(text + "\n")
+    rep[["khat", "iwae_log_likelihood"]].to_dataframe().to_csv(out / "per_observation.csv")
+    rep[["kl", "activity", "active"]].to_dataframe().to_csv(out / "per_latent_dim.csv")
+    write_json_atomic(out / "report.json", {k: rep[k].values.tolist() for k in rep.data_vars})
+    idata = dg.latent_posterior(res, test.__class__(x, y), num_samples=args.num_samples,
+                                seed=args.seed)
+    idata.to_netcdf(str(out / "latent_posterior.nc"))
+    figs = {"khat.png": lambda: az.plot_khat(dg.khat(idata).values, show_bins=True),
+            "forest.png": lambda: az.plot_forest(idata, var_names=["z"],
+                                                 coords={"obs": list(range(min(4, n)))},
+                                                 combined=True),
+            "pair_obs0.png": lambda: az.plot_pair(idata, var_names=["z"], coords={"obs": [0]},
+                                                  kind="kde")}
+    for name, draw in figs.items():
+        draw()
+        plt.gcf().savefig(out / name, dpi=90, bbox_inches="tight")
+        plt.close("all")
+    print(f"wrote {out}/ (report.txt, per_observation.csv, per_latent_dim.csv, report.json, "
+          f"latent_posterior.nc, {', '.join(figs)})")
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="probvae", description="VAEs as Pyro/NumPyro programs")
     sub = p.add_subparsers(dest="command", required=True)
@@ -180,6 +223,13 @@ def build_parser():
     s.add_argument("--npy", default=None, help="write the samples as a .npy array")
     s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z), not its mean")
     s.set_defaults(func=cmd_sample)
+    g = sub.add_parser("diagnose", help="ArviZ diagnostics of a saved run's latent posterior")
+    g.add_argument("run")
+    g.add_argument("--out", required=True, help="folder for the table and the plots")
+    g.add_argument("--n", type=int, default=100, help="test examples to diagnose")
+    g.add_argument("--num-samples", type=int, default=1000)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_diagnose)
     return p
 
 

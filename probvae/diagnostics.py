@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 __all__ = ["latent_posterior", "khat", "iwae_log_likelihood", "collapse", "reference_posterior",
-           "compare_posteriors", "report", "KHAT_THRESHOLD"]
+           "compare_posteriors", "report", "format_report", "KHAT_THRESHOLD"]
 
 #: k-hat above this: importance sampling from q is unreliable for that observation
 KHAT_THRESHOLD = 0.7
@@ -61,7 +61,7 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
     arviz.InferenceData
         ``posterior``: ``z`` (chain, draw, obs, latent), and ``y`` (chain, draw, obs) for models
         with labels; ``observed_data``: ``x`` (obs, feature); ``sample_stats``: ``log_weight``
-        (chain, draw, obs) = log p(x, z) - log q(z|x), with ``log_likelihood`` = log p(x|z).
+        (chain, draw, obs) = log p(x, z) - log q(z|x); ``log_likelihood``: ``x`` = log p(x|z).
 
     Examples
     --------
@@ -93,7 +93,7 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
     z = cd(lw["value_z"])
     posterior = {"z": z}
     dims = {"z": ["obs", "latent"], "x": ["obs", "feature"], "log_weight": ["obs"],
-            "log_likelihood": ["obs"], "y": ["obs"]}
+            "y": ["obs"]}
     if "value_y" in lw:
         posterior["y"] = cd(lw["value_y"]).astype(np.int64)
     coords = {"obs": np.arange(n), "latent": np.arange(z.shape[-1]),
@@ -101,13 +101,13 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
     idata = az.from_dict(
         posterior=posterior,
         observed_data={"x": xs},
-        sample_stats={"log_weight": cd(lw["log_w"]), "log_likelihood": cd(lw["log_lik"])},
+        sample_stats={"log_weight": cd(lw["log_w"])},
+        log_likelihood={"x": cd(lw["log_lik"])},
         coords=coords, dims=dims)
     if labels is not None:
         if len(labels) != n:
             raise ValueError(f"y has {len(labels)} labels for {n} observations")
-        for group in ("posterior", "observed_data", "sample_stats"):
-            idata[group] = idata[group].assign_coords(label=("obs", np.asarray(labels)))
+        idata = idata.assign_coords(label=("obs", np.asarray(labels)))
     idata.posterior.attrs.update(backend=res.backend, model=type(res.model).__name__,
                                  objective=res.objective)
     return idata
@@ -125,7 +125,8 @@ def khat(idata):
     -------
     xarray.DataArray (obs,)
         ``az.plot_khat(values)`` draws it; above :data:`KHAT_THRESHOLD` (0.7) q(z|x) is too far
-        from p(z|x) for importance sampling to be reliable for that observation.
+        from p(z|x) for importance sampling to be reliable for that observation. Exactly
+        constant weights (q equal to p) get k = 0.
 
     Examples
     --------
@@ -144,6 +145,7 @@ def khat(idata):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, k = az.psislw(lw, reff=1.0)
+    k = np.where(np.ptp(lw, axis=1) < 1e-8, 0.0, k)     # constant weights: q is p itself
     obs = idata.sample_stats["obs"]
     out = xr.DataArray(np.asarray(k), coords={"obs": obs}, dims=["obs"], name="khat")
     if "label" in idata.sample_stats.coords:
@@ -256,7 +258,7 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
                          coords={"obs": np.arange(len(xs)),
                                  "latent": np.arange(draws["z"].shape[-1])})
     if labels is not None:
-        idata.posterior = idata.posterior.assign_coords(label=("obs", np.asarray(labels)))
+        idata = idata.assign_coords(label=("obs", np.asarray(labels)))
     return idata
 
 
@@ -284,7 +286,7 @@ def compare_posteriors(amortized, reference):
     >>> cmp = compare_posteriors(latent_posterior(res, x, num_samples=100),
     ...                          reference_posterior(res, x, chains=2, num_samples=50, num_warmup=50))
     >>> sorted(cmp.data_vars)
-    ['mean_diff', 'mean_q', 'mean_ref', 'sd_q', 'sd_ref', 'sd_ratio']
+    ['mean_diff', 'mean_q', 'mean_ref', 'sd_q', 'sd_ratio', 'sd_ref']
     """
     import xarray as xr
 
@@ -341,3 +343,33 @@ def report(res, data, num_samples=1000, chains=4, seed=0):
     ds.attrs.update(model=type(res.model).__name__, backend=res.backend,
                     num_samples=num_samples, collapsed_dims=col.attrs["collapsed_dims"])
     return ds
+
+
+def format_report(rep) -> str:
+    """A short human-readable summary of :func:`report`'s Dataset.
+
+    Examples
+    --------
+    >>> import xarray as xr, numpy as np
+    >>> rep = xr.Dataset({"khat": ("obs", [0.2, 0.9]), "iwae_log_likelihood": ("obs", [1.0, 2.0]),
+    ...     "kl": ("latent", [0.5, 0.0]), "activity": ("latent", [1.0, 0.0]),
+    ...     "active": ("latent", [True, False]), "mean_iwae_log_likelihood": 1.5,
+    ...     "khat_max": 0.9, "khat_above_0.7": 1, "fraction_khat_above_0.7": 0.5,
+    ...     "active_units": 1})
+    >>> print(format_report(rep).splitlines()[0])
+    observations                 2
+    """
+    n = rep.sizes["obs"]
+    lines = [f"{'observations':<28} {n}",
+             f"{'mean IWAE log-likelihood':<28} {float(rep['mean_iwae_log_likelihood']):.3f} nats",
+             f"{'k-hat > 0.7':<28} {int(rep['khat_above_0.7'])} of {n} "
+             f"({100 * float(rep['fraction_khat_above_0.7']):.1f}%), max {float(rep['khat_max']):.2f}",
+             f"{'active units':<28} {int(rep['active_units'])} of {rep.sizes['latent']}",
+             "per latent dim:   " + "  ".join(f"z{int(d)}" .rjust(6) for d in rep["latent"]),
+             "  KL (nats)       " + "  ".join(f"{v:6.2f}" for v in rep["kl"].values),
+             "  activity        " + "  ".join(f"{v:6.2f}" for v in rep["activity"].values)]
+    verdict = ("q(z|x) looks trustworthy for importance sampling"
+               if float(rep["fraction_khat_above_0.7"]) < 0.1 else
+               "q(z|x) is too narrow or misplaced for many observations (k-hat > 0.7): treat its "
+               "uncertainty with care, or compare with reference_posterior")
+    return "\n".join(lines + [verdict])
