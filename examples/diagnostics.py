@@ -3,7 +3,8 @@
 Trains `VAE(prior="normal")` and `VAE(prior="vamp")` on digits with the same settings, then for
 100 test digits compares, in one table: the IWAE log-likelihood, PSIS k-hat of q(z|x) (Yao et al.
 2018; above 0.7 q is unreliable for that digit), KL and active units per latent dim, and how
-far q's means and sds are from a NUTS reference posterior on a few digits. Writes ArviZ plots
+far q's means and sds are from a NUTS reference posterior on a few digits, and the amortization
+gap (ELBO of a per-digit optimised Gaussian minus the encoder's, Cremer et al. 2018). Writes ArviZ plots
 (k-hat per digit for both models, a forest plot of q against NUTS) to --out.
 
     python examples/diagnostics.py                    # NumPyro, ~1 minute
@@ -53,21 +54,23 @@ def main():
         x_ref = test.x[:args.nuts_digits]
         ref = dg.reference_posterior(res, x_ref, chains=2, num_samples=300, num_warmup=300)
         cmp = dg.compare_posteriors(dg.latent_posterior(res, x_ref, num_samples=1000), ref)
-        rows[prior] = (rep, cmp, ref)
+        gap = dg.amortization_gap(res, test)
+        rows[prior] = (rep, cmp, ref, gap)
         idatas[prior] = idata
         print(f"\n== prior {prior} ==\n{dg.format_report(rep)}")
 
     print(f"\n{'':34}{'normal':>10}{'vamp':>10}")
     def line(name, fn, fmt="{:10.3f}"):
         print(f"{name:34}" + "".join(fmt.format(fn(*rows[p])) for p in ("normal", "vamp")))
-    line("mean IWAE log-likelihood (nats)", lambda r, c, f: float(r["mean_iwae_log_likelihood"]))
-    line("fraction k-hat > 0.7", lambda r, c, f: float(r["fraction_khat_above_0.7"]))
-    line("max k-hat", lambda r, c, f: float(r["khat_max"]))
-    line("active units", lambda r, c, f: int(r["active_units"]), "{:10d}")
-    line("total KL (nats)", lambda r, c, f: float(np.nansum(r["kl"].values)))
-    line("|mean q - mean NUTS| / sd NUTS", lambda r, c, f: c.attrs["mean_abs_mean_diff"])
-    line("sd q / sd NUTS", lambda r, c, f: c.attrs["mean_sd_ratio"])
-    line("NUTS max R-hat", lambda r, c, f: float(az.rhat(f)["z"].max()))
+    line("mean IWAE log-likelihood (nats)", lambda r, c, f, g: float(r["mean_iwae_log_likelihood"]))
+    line("fraction k-hat > 0.7", lambda r, c, f, g: float(r["fraction_khat_above_0.7"]))
+    line("max k-hat", lambda r, c, f, g: float(r["khat_max"]))
+    line("active units", lambda r, c, f, g: int(r["active_units"]), "{:10d}")
+    line("total KL (nats)", lambda r, c, f, g: float(np.nansum(r["kl"].values)))
+    line("amortization gap (nats)", lambda r, c, f, g: g.attrs["mean_gap"])
+    line("|mean q - mean NUTS| / sd NUTS", lambda r, c, f, g: c.attrs["mean_abs_mean_diff"])
+    line("sd q / sd NUTS", lambda r, c, f, g: c.attrs["mean_sd_ratio"])
+    line("NUTS max R-hat", lambda r, c, f, g: float(az.rhat(f)["z"].max()))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
     for ax, prior in zip(axes, ("normal", "vamp")):

@@ -146,3 +146,14 @@ def test_cli_diagnose_writes_table_and_plots(tmp_path, capsys):
                  "latent_posterior.nc", "khat.png", "forest.png", "pair_obs0.png"):
         assert (out / name).stat().st_size > 0, name
     assert "k-hat > 0.7" in capsys.readouterr().out
+
+
+def test_amortization_gap_is_zero_for_the_exact_guide_and_positive_for_a_poor_one(backend, xy):
+    x = xy[0][:10]
+    exact = pv.diagnostics.amortization_gap(linear_gaussian(backend), x, steps=100,
+                                            num_samples=400)
+    assert abs(exact.attrs["mean_gap"]) < 0.05
+    poor = pv.diagnostics.amortization_gap(linear_gaussian(backend, scale_factor=0.2), x,
+                                           steps=200, num_samples=400)
+    assert poor.attrs["mean_gap"] > 1.0
+    assert float(poor["gap"].min()) > 0.3

@@ -219,6 +219,34 @@ class PyroBackend:
                 out.append({k: v.detach().numpy() for k, v in mcmc.get_samples().items()})
         return {k: np.stack([o[k] for o in out]) for k in out[0]}
 
+    def fit_local_gaussian(self, fn, params, x, init_loc, init_scale, steps, lr, num_particles,
+                           seed):
+        """Optimise a per-example Gaussian q(z) for ``fn(x)`` with the model's parameters held
+        fixed (Pyro's SVI); returns ``(loc, scale)`` as NumPy arrays."""
+        from pyro.infer import SVI, Trace_ELBO
+        scope = {"params": dict(params["params"]), "constraints": dict(params["constraints"])}
+        if "values" in params:
+            scope["values"] = params["values"]
+        model = poutine.block(fn, hide_types=["param"])
+
+        def guide(x):
+            loc = pyro.param("local_loc", lambda: self.asarray(init_loc))
+            scale = pyro.param("local_scale", lambda: self.asarray(init_scale),
+                               constraint=dist.constraints.positive)
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+        with param_scope(scope) as store, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}),
+                      Trace_ELBO(num_particles=num_particles, vectorize_particles=True,
+                                 max_plate_nesting=1))
+            xt = self.asarray(x)
+            for _ in range(steps):
+                svi.step(xt)
+            return (store["local_loc"].detach().numpy().copy(),
+                    store["local_scale"].detach().numpy().copy())
+
     @staticmethod
     def mixture_logits(fn):
         """Mixing logits of a ``MixtureSameFamily`` (the attribute name differs by library)."""
