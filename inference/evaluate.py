@@ -52,11 +52,11 @@ def _make_chunk_fn(res, num_particles, keep=()):
                 return fn(*args, **kwargs)
         return run
 
-    def chunk(params, seed, x):
+    def chunk(params, seed, x, kw):
         guide = bk.with_params(vectorized(model.guide), params)
-        gtr = bk.get_trace(bk.seed(guide, seed), x)
+        gtr = bk.get_trace(bk.seed(guide, seed), x, **kw)
         mdl = bk.with_params(vectorized(model.model), params)
-        mtr = bk.get_trace(bk.replay(bk.seed(mdl, seed), gtr), x)
+        mtr = bk.get_trace(bk.replay(bk.seed(mdl, seed), gtr), x, **kw)
         out = {"log_q": 0.0, "log_prior": 0.0, "log_lik": 0.0}
         for tr, key in ((gtr, "log_q"), (mtr, None)):
             for name, site in bk.sample_sites(tr).items():
@@ -79,7 +79,7 @@ def _make_chunk_fn(res, num_particles, keep=()):
     return bk.compile(chunk)
 
 
-def log_weights(res, x, num_samples=1000, seed=0, keep=()):
+def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None):
     """Log importance weights log p(x, z) - log q(z|x) for each example and draw.
 
     Parameters
@@ -91,6 +91,8 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=()):
     seed : int
     keep : tuple of str
         Guide sites whose draws to return as well (e.g. ``("z",)``).
+    y : array (N,), optional
+        Labels to condition on, for models with labels (``log_w`` is then that of p(x, y, z)).
 
     Returns
     -------
@@ -123,10 +125,16 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=()):
         if pad and bk.name == "numpyro":        # one compiled shape: pad, then drop the padding
             xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
         xb_bk = bk.asarray(xb)
+        kw = {}
+        if y is not None:
+            yb = np.asarray(y)[start:start + n_chunk]
+            if pad and bk.name == "numpyro":
+                yb = np.concatenate([yb, np.repeat(yb[-1:], pad)])
+            kw["y"] = bk.asarray_int(yb)
         parts = []
         for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
             chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
-            out = fn(res.params, chunk_seed, xb_bk)
+            out = fn(res.params, chunk_seed, xb_bk, kw)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         n_keep = n_chunk - pad
         chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],

@@ -376,10 +376,10 @@ def format_report(rep) -> str:
     return "\n".join(lines + [verdict])
 
 
-def _guide_scale(res, x):
+def _guide_scale(res, x, kw):
     """Posterior sds of the amortized Gaussian q(z|x)."""
     bk = res.bk
-    tr = bk.get_trace(bk.seed(res.bound(res.model.guide), 0), bk.asarray(x))
+    tr = bk.get_trace(bk.seed(res.bound(res.model.guide), 0), bk.asarray(x), **kw)
     fn = tr["z"]["fn"]
     while not hasattr(fn, "scale") and hasattr(fn, "base_dist"):
         fn = fn.base_dist
@@ -388,12 +388,13 @@ def _guide_scale(res, x):
 
 
 def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=500, seed=0,
-                     batch=100):
+                     batch=100, y=None):
     """ELBO of a per-example optimised Gaussian q*(z|x) minus the amortized q(z|x)'s ELBO.
 
     q* starts at the amortized q and is optimised for each example by the backend's own SVI
     with the decoder and prior fixed; a positive gap is how much the encoder loses by
-    amortizing inference (Cremer, Li & Duvenaud 2018).
+    amortizing inference (Cremer, Li & Duvenaud 2018). For models with labels, both ELBOs are
+    of q(z|x, y) given ``y`` (default: the classifier's best guess); the terms in y cancel.
 
     Returns
     -------
@@ -418,21 +419,23 @@ def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=50
 
     from .inference import FitResult, encode, log_weights
     from .inference.fit import prepare_x
+    from .inference.predict import _labels_for
     from .models import CustomModel
 
-    if getattr(res.model, "is_classifier", False) or getattr(res.model, "needs_enumeration", False):
-        raise ValueError("amortization_gap covers models whose only latent is z; "
-                         f"{type(res.model).__name__} also has discrete labels")
     xs = prepare_x(res.model, _inputs(x, None)[0], "data")
+    labels = _labels_for(res, xs, y)
     bk = res.bk
     amortized, optimised = [], []
     for start in range(0, len(xs), batch):
         xb = xs[start:start + batch]
-        loc0, scale0 = encode(res, xb, seed=seed), _guide_scale(res, xb)
+        yb = None if labels is None else labels[start:start + batch]
+        kw = {} if yb is None else {"y": bk.asarray_int(yb)}
+        loc0, scale0 = encode(res, xb, seed=seed, y=yb), _guide_scale(res, xb, kw)
         loc, scale = bk.fit_local_gaussian(res.model.model, res.params, xb, loc0, scale0,
-                                           int(steps), float(lr), int(num_particles), int(seed))
+                                           int(steps), float(lr), int(num_particles), int(seed),
+                                           kw)
 
-        def local_guide(x, loc=loc, scale=scale, n=len(xb)):
+        def local_guide(x, loc=loc, scale=scale, n=len(xb), **_):
             rows = x.shape[0]                        # evaluation may pad the batch
             pad = max(rows - n, 0)
             loc_r = np.concatenate([loc, np.repeat(loc[-1:], pad, 0)])[:rows]
@@ -442,8 +445,8 @@ def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=50
 
         local = FitResult(CustomModel(res.model.model, local_guide, res.backend), res.params,
                           {}, res.objective)
-        optimised.append(log_weights(local, xb, num_samples, seed=seed)["log_w"].mean(1))
-        amortized.append(log_weights(res, xb, num_samples, seed=seed)["log_w"].mean(1))
+        optimised.append(log_weights(local, xb, num_samples, seed=seed, y=yb)["log_w"].mean(1))
+        amortized.append(log_weights(res, xb, num_samples, seed=seed, y=yb)["log_w"].mean(1))
     a, o = np.concatenate(amortized), np.concatenate(optimised)
     ds = xr.Dataset({"elbo_amortized": ("obs", a), "elbo_optimised": ("obs", o),
                      "gap": ("obs", o - a)}, coords={"obs": np.arange(len(xs))})

@@ -157,3 +157,17 @@ def test_amortization_gap_is_zero_for_the_exact_guide_and_positive_for_a_poor_on
                                            steps=200, num_samples=400)
     assert poor.attrs["mean_gap"] > 1.0
     assert float(poor["gap"].min()) > 0.3
+
+
+def test_ssvae_amortization_gap_and_reference(backend, digits):
+    ss = pv.models.SSVAE(input_dim=64, num_classes=10, latent_dim=2, hidden=(16,), backend=backend)
+    res = pv.fit(ss, digits.train, labels=digits.train.label_subset(2), objective="enum",
+                 epochs=1, progress=False)
+    gap = pv.diagnostics.amortization_gap(res, digits.test.x[:4], steps=30, num_samples=100)
+    assert np.all(np.isfinite(gap["gap"].values)) and gap.attrs["mean_gap"] > -0.5
+    ref = pv.diagnostics.reference_posterior(res, digits.test.x[:2], chains=1, num_samples=30,
+                                             num_warmup=30)
+    assert ref.posterior["z"].shape == (1, 30, 2, 2)
+    import matplotlib
+    matplotlib.use("Agg")
+    az.plot_posterior(ref, var_names=["z"], coords={"obs": [0]})

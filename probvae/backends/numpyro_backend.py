@@ -171,7 +171,8 @@ class NumPyroBackend:
         return {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
 
     @staticmethod
-    def fit_local_gaussian(fn, params, x, init_loc, init_scale, steps, lr, num_particles, seed):
+    def fit_local_gaussian(fn, params, x, init_loc, init_scale, steps, lr, num_particles, seed,
+                           kwargs=None):
         """Optimise a per-example Gaussian q(z) for ``fn(x)`` with the model's parameters held
         fixed (NumPyro's SVI); returns ``(loc, scale)`` as NumPy arrays."""
         import optax
@@ -179,7 +180,7 @@ class NumPyroBackend:
         model = handlers.block(handlers.substitute(fn, data=params),
                                hide_fn=lambda site: site["type"] == "param")
 
-        def guide(x):
+        def guide(x, **_):
             loc = numpyro.param("local_loc", jnp.asarray(init_loc))
             scale = numpyro.param("local_scale", jnp.asarray(init_scale),
                                   constraint=_nd.constraints.positive)
@@ -187,7 +188,8 @@ class NumPyroBackend:
                 numpyro.sample("z", _nd.Normal(loc, scale).to_event(1))
 
         svi = SVI(model, guide, optax.adam(lr), Trace_ELBO(num_particles=num_particles))
-        out = svi.run(jax.random.PRNGKey(seed), steps, jnp.asarray(x), progress_bar=False)
+        out = svi.run(jax.random.PRNGKey(seed), steps, jnp.asarray(x), progress_bar=False,
+                      **(kwargs or {}))
         return np.asarray(out.params["local_loc"]), np.asarray(out.params["local_scale"])
 
     @staticmethod

@@ -220,7 +220,7 @@ class PyroBackend:
         return {k: np.stack([o[k] for o in out]) for k in out[0]}
 
     def fit_local_gaussian(self, fn, params, x, init_loc, init_scale, steps, lr, num_particles,
-                           seed):
+                           seed, kwargs=None):
         """Optimise a per-example Gaussian q(z) for ``fn(x)`` with the model's parameters held
         fixed (Pyro's SVI); returns ``(loc, scale)`` as NumPy arrays."""
         from pyro.infer import SVI, Trace_ELBO
@@ -229,7 +229,7 @@ class PyroBackend:
             scope["values"] = params["values"]
         model = poutine.block(fn, hide_types=["param"])
 
-        def guide(x):
+        def guide(x, **_):
             loc = pyro.param("local_loc", lambda: self.asarray(init_loc))
             scale = pyro.param("local_scale", lambda: self.asarray(init_scale),
                                constraint=dist.constraints.positive)
@@ -243,7 +243,7 @@ class PyroBackend:
                                  max_plate_nesting=1))
             xt = self.asarray(x)
             for _ in range(steps):
-                svi.step(xt)
+                svi.step(xt, **(kwargs or {}))
             return (store["local_loc"].detach().numpy().copy(),
                     store["local_scale"].detach().numpy().copy())
 
