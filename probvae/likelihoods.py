@@ -24,6 +24,7 @@ Gaussian(scale=0.1, min_scale=0.01)
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Optional
 
@@ -46,7 +47,7 @@ def _examples(x, bad):
     return ", ".join(f"{v:g}" for v in vals)
 
 
-class Likelihood:
+class Likelihood(abc.ABC):
     """Base class. Subclasses set ``heads`` and ``distribution``; ``check`` guards the support."""
 
     name = "likelihood"
@@ -55,8 +56,9 @@ class Likelihood:
     def heads(self, dim: int) -> tuple:
         return (Head("loc", dim),)
 
-    def distribution(self, bk, params):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def distribution(self, bk, params):
+        """p(x|z) from the decoder's outputs ``params`` (one array per head)."""
 
     def check(self, x: np.ndarray) -> np.ndarray:
         """Validate ``x`` against the support; return the array to train on (float32)."""

@@ -25,6 +25,7 @@ StudentT(df=4.0)
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -75,7 +76,7 @@ def as_context(ctx) -> PriorContext:
     raise TypeError(f"expected a PriorContext or an int latent_dim, got {type(ctx)}")
 
 
-class Prior:
+class Prior(abc.ABC):
     """Base class: override ``distribution``; override ``build`` to create networks once.
 
     In a user's own model, ``prior.distribution(bk, latent_dim)`` is enough for priors without
@@ -89,8 +90,9 @@ class Prior:
         """Create what must exist once per fitted model (networks, initial values)."""
         return {}
 
-    def distribution(self, bk, ctx: PriorContext):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def distribution(self, bk, ctx: PriorContext):
+        """p(z) built from ``bk.dist`` (registering any learned parameters)."""
 
 
 def _standard(bk, family, latent_dim, **kwargs):

@@ -12,7 +12,7 @@ SKIP = {"probvae.data"}   # covered by tests/test_data.py, which runs its exampl
 
 def _modules():
     names = ["probvae", "probvae.models", "probvae.inference"]
-    for pkg in ("probvae", "probvae.models", "probvae.inference"):
+    for pkg in ("probvae", "probvae.models", "probvae.inference", "probvae.diagnostics"):
         mod = importlib.import_module(pkg)
         names += [f"{pkg}.{m.name}" for m in pkgutil.iter_modules(mod.__path__)]
     return sorted(set(names) - SKIP)

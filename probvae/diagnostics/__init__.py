@@ -1,0 +1,37 @@
+"""Can this approximate posterior be trusted? ArviZ diagnostics of the amortized q(z|x).
+
+* :func:`latent_posterior`: draws from q(z|x) as ``arviz.InferenceData`` (dims ``chain, draw,
+  obs, latent``), with the observed data and the log importance weights
+  log p(x, z) - log q(z|x) in ``sample_stats``.
+* :func:`khat`: Pareto k-hat per observation from those weights (Yao et al. 2018): above 0.7
+  the importance weights, and so q, are not to be trusted for that observation.
+* :func:`iwae_log_likelihood`: the importance-weighted log-likelihood bound per observation.
+* :func:`collapse`: KL per latent dim and active units (Burda et al. 2016), warning on
+  collapsed dims.
+* :func:`reference_posterior` / :func:`compare_posteriors`: NUTS on p(z|x) with the trained
+  decoder and prior, and the per-dim differences from q.
+* :func:`amortization_gap`: ELBO of a per-example optimised q minus the encoder's (Cremer et
+  al. 2018).
+* :func:`report`: all of it in one ``xarray.Dataset``.
+
+Everything is built from ``{site: ndarray}`` dicts with named dims and converted with ArviZ's
+generic ``from_dict``: the same code for both backends and for any model whose latent site is
+``"z"`` inside plate ``"data"``.
+
+References
+----------
+Yao, Vehtari, Simpson & Gelman (2018), "Yes, but Did It Work?: Evaluating Variational
+Inference", ICML. Burda, Grosse & Salakhutdinov (2016), "Importance Weighted Autoencoders".
+
+Examples
+--------
+>>> import probvae as pv
+>>> sorted(pv.diagnostics.__all__)[:3]
+['KHAT_THRESHOLD', 'amortization_gap', 'collapse']
+"""
+from .amortized import (KHAT_THRESHOLD, collapse, format_report, iwae_log_likelihood, khat,
+                        latent_posterior, report)
+from .reference import amortization_gap, compare_posteriors, reference_posterior
+
+__all__ = ["latent_posterior", "khat", "iwae_log_likelihood", "collapse", "reference_posterior",
+           "compare_posteriors", "amortization_gap", "report", "format_report", "KHAT_THRESHOLD"]
