@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["image_grid"]
+__all__ = ["image_grid", "latent_scatter", "save_png"]
 
 
-def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r"):
+def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r", row_labels=None):
     """Draw flattened images as a grid; write a PNG to ``path`` if given.
 
     Parameters
@@ -24,6 +24,8 @@ def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r"):
     ncol : int, optional
         Images per row (default: about sqrt(N)).
     title : str, optional
+    row_labels : sequence of str, optional
+        One label per row, written left of the row (e.g. ``"dim 3"`` for a traversal).
 
     Returns
     -------
@@ -54,20 +56,100 @@ def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r"):
         ax.imshow(np.clip(x[i].reshape(h, w), 0, 1), cmap=cmap, vmin=0, vmax=1,
                   interpolation="nearest")
         ax.set_axis_off()
+        if row_labels is not None and i % ncol == 0 and i // ncol < len(row_labels):
+            ax.text(-0.15, 0.5, str(row_labels[i // ncol]), transform=ax.transAxes,
+                    ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
     fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.02, right=0.98, bottom=0.02,
                         top=0.9 if title else 0.98)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=100)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_png(fig, path)
     return fig
+
+
+def latent_scatter(z, labels=None, path=None, title=None, ax_labels=("z[0]", "z[1]")):
+    """Scatter plot of 2-D codes, coloured by label: a map of the latent space.
+
+    Parameters
+    ----------
+    z : array (N, 2)
+        Codes (e.g. ``pv.encode(res, x)`` of a 2-D model, or a 2-D projection of codes).
+    labels : array (N,), optional
+        Integer classes; each gets a colour and a legend entry.
+    path : str or Path, optional
+        PNG file to write (written atomically).
+    title : str, optional
+    ax_labels : (str, str)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = latent_scatter(np.random.randn(50, 2), labels=np.arange(50) % 3)
+    >>> len(fig.axes)
+    1
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"latent_scatter needs codes of shape (N, 2), got {z.shape}; project "
+                         "higher-dimensional codes first (e.g. PCA)")
+    fig = Figure(figsize=(5.2, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.7)
+    else:
+        labels = np.asarray(labels)
+        if labels.shape != (len(z),):
+            raise ValueError(f"labels must have shape ({len(z)},), got {labels.shape}")
+        cmap = _cmap("tab10" if len(np.unique(labels)) <= 10 else "tab20")
+        for i, k in enumerate(np.unique(labels)):
+            m = labels == k
+            ax.scatter(z[m, 0], z[m, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(k))
+        ax.legend(markerscale=2.5, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                  frameon=False)
+    ax.set_xlabel(ax_labels[0])
+    ax.set_ylabel(ax_labels[1])
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _cmap(name):
+    import matplotlib
+
+    return matplotlib.colormaps[name]
+
+
+def save_png(fig, path, dpi=100):
+    """Write a matplotlib figure to ``path`` as PNG atomically (no half-written file on error).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> fig = image_grid(np.random.rand(4, 64), (8, 8))
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "grid.png"
+    >>> save_png(fig, p); p.stat().st_size > 0
+    True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
