@@ -60,14 +60,8 @@ def pictures(res, data, out: Path):
                         title="samples, one row per class")
     x = data.test.x[:8]
     z = pv.encode(res, x, y=data.test.y[:8])
-    style = []
-    bk = res.bk
-    for zi in z:
-        for c in range(k):
-            fn = bk.condition(res.bound(res.model.model), {"z": bk.asarray(zi[None])})
-            tr = bk.get_trace(bk.seed(fn, 0), None, y=bk.asarray_int([c]), n=1)
-            style.append(bk.to_numpy(tr["x"]["fn"].mean)[0])
-    grid = np.concatenate([np.concatenate([x[i:i + 1], np.asarray(style[i * k:(i + 1) * k])])
+    style = pv.decode(res, np.repeat(z, k, axis=0), y=np.tile(np.arange(k), len(z)))
+    grid = np.concatenate([np.concatenate([x[i:i + 1], style[i * k:(i + 1) * k]])
                            for i in range(len(x))])
     pv.plots.image_grid(grid, shape, out / "style_transfer.png", ncol=k + 1,
                         title="test digit, then its style under each class")

@@ -1,0 +1,37 @@
+"""The example scripts run end to end (few epochs) and print their tables and write their pictures."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: script, quick arguments, text its table must print, pictures it must write
+CASES = {
+    "generation": (["--epochs", "2", "--n", "200"],
+                   ["digit score", "Gaussian mixture", "probabilistic PCA"],
+                   ["samples.png", "interpolation.png", "traversal.png"]),
+    "augmentation": (["--epochs", "2", "--draws", "1", "--synthetic", "100"],
+                     ["real labelled only", "real + synthetic (probvae)", "M2's own classifier"],
+                     ["synthetic.png"]),
+    "latent_space": (["--epochs", "2"],
+                     ["5-NN accuracy", "Isomap", "active units"],
+                     ["latent_map.png", "manifold.png", "traversal_beta1.png"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_example_runs(name, tmp_path):
+    args, texts, pictures = CASES[name]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), *args,
+                           "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for text in texts:
+        assert text in proc.stdout, f"{name} did not print {text!r}:\n{proc.stdout[-2000:]}"
+    for picture in pictures:
+        assert (tmp_path / picture).stat().st_size > 0
