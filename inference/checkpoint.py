@@ -18,7 +18,7 @@ from probvae.models.base import Model
 
 from .result import FitResult
 
-__all__ = ["save", "load", "write_json_atomic"]
+__all__ = ["save", "load", "write_json_atomic", "to_state", "from_state"]
 
 FORMAT = "probvae-checkpoint"
 VERSION = 1
@@ -67,17 +67,15 @@ def save(res: FitResult, path, extra: dict | None = None) -> Path:
     2
     """
     path = Path(path)
-    config = {"format": FORMAT, "version": VERSION, "model": res.model.config(),
-              "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
-              "seed": getattr(res.model, "seed", 0), **(extra or {})}
-    flat = res.bk.params_to_numpy(res.params)
+    state = to_state(res)
+    config, flat = {**state["config"], **(extra or {})}, state["params"]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o755)
     try:
         np.savez(tmp / "params.npz", **flat)
         write_json_atomic(tmp / "config.json", config)
-        write_json_atomic(tmp / "history.json", res.history)
+        write_json_atomic(tmp / "history.json", state["history"])
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -121,14 +119,43 @@ def load(path) -> FitResult:
     """
     path = Path(path)
     cfg = read_config(path)
-    model = Model.from_config(cfg["model"]).build(int(cfg.get("seed", 0)))
-    bk = model.bk
     with np.load(path / "params.npz") as npz:
         flat = {k: npz[k] for k in npz.files}
-    dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
-    template = bk.init_params(model, (dummy,), {}, int(cfg.get("seed", 0)))
-    params = bk.params_from_numpy(template, flat)
     history_file = path / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else {}
-    return FitResult(model, params, history, cfg["objective"], cfg.get("options", {}),
-                     cfg.get("best_epoch"))
+    return from_state({"config": cfg, "params": flat, "history": history})
+
+
+def to_state(res: FitResult) -> dict:
+    """A fitted result as plain data: ``config`` (JSON-able), ``params`` ({name: ndarray}) and
+    ``history``; :func:`from_state` rebuilds it. ``save`` writes this to disk, and objects
+    that hold a result (e.g. the scikit-learn estimators) pickle through it.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> data = pv.data.load("digits", seed=0)
+    >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(16,)), data.train,
+    ...              epochs=1, progress=False)
+    >>> from_state(to_state(res)).model.latent_dim
+    2
+    """
+    config = {"format": FORMAT, "version": VERSION, "model": res.model.config(),
+              "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
+              "seed": getattr(res.model, "seed", 0)}
+    return {"config": config, "params": res.bk.params_to_numpy(res.params),
+            "history": res.history}
+
+
+def from_state(state: dict) -> FitResult:
+    """Rebuild a :class:`FitResult` from :func:`to_state`'s output: the model from its config,
+    then its parameters filled in from the arrays (on whatever device this machine has)."""
+    cfg = state["config"]
+    seed = int(cfg.get("seed", 0))
+    model = Model.from_config(cfg["model"]).build(seed)
+    bk = model.bk
+    dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
+    template = bk.init_params(model, (dummy,), {}, seed)
+    params = bk.params_from_numpy(template, state["params"])
+    return FitResult(model, params, state.get("history", {}), cfg["objective"],
+                     cfg.get("options", {}), cfg.get("best_epoch"))

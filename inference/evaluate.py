@@ -41,9 +41,30 @@ def _per_dim_log_prob(bk, fn, value):
     return None
 
 
+def _shared_draws(fn, eps):
+    """z = loc + scale * eps for a (diagonal) Normal guide: the same ``eps`` for every example."""
+    fn = _unwrap(fn)
+    if type(fn).__name__ == "Independent":
+        fn = _unwrap(fn.base_dist)
+    if type(fn).__name__ != "Normal":
+        raise ValueError(f"common_noise=True needs a Normal guide for 'z', got "
+                         f"{type(fn).__name__}; use common_noise=False")
+    return fn.loc + fn.scale * eps
+
+
 def _make_chunk_fn(res, num_particles, keep=()):
-    """``(params, seed, x) -> dict`` of (particles, examples) arrays for one chunk."""
-    bk, model = res.bk, res.model
+    """``(params, seed, x, kw, eps) -> dict`` of (particles, examples) arrays for one chunk;
+    ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them).
+
+    Kept on the built model, so repeated calls reuse NumPyro's compilation."""
+    cache = res.model.__dict__.setdefault("_chunk_fns", {})
+    key = (int(num_particles), tuple(keep))
+    if key not in cache:
+        cache[key] = _build_chunk_fn(res.bk, res.model, *key)
+    return cache[key]
+
+
+def _build_chunk_fn(bk, model, num_particles, keep):
     dim = -(model.max_plate_nesting + 1)
 
     def vectorized(fn):
@@ -52,14 +73,20 @@ def _make_chunk_fn(res, num_particles, keep=()):
                 return fn(*args, **kwargs)
         return run
 
-    def chunk(params, seed, x, kw):
+    def chunk(params, seed, x, kw, eps=None):
         guide = bk.with_params(vectorized(model.guide), params)
         gtr = bk.get_trace(bk.seed(guide, seed), x, **kw)
+        if eps is not None:
+            z = _shared_draws(gtr["z"]["fn"], eps)
+            gtr = bk.get_trace(bk.seed(bk.condition(guide, {"z": z}), seed), x, **kw)
+            gtr["z"] = {**gtr["z"], "is_observed": False}     # a draw of q, for replay
         mdl = bk.with_params(vectorized(model.model), params)
         mtr = bk.get_trace(bk.replay(bk.seed(mdl, seed), gtr), x, **kw)
         out = {"log_q": 0.0, "log_prior": 0.0, "log_lik": 0.0}
         for tr, key in ((gtr, "log_q"), (mtr, None)):
             for name, site in bk.sample_sites(tr).items():
+                if name in model.training_sites:       # e.g. M2's auxiliary classifier term
+                    continue
                 if model.data_plate not in {f.name for f in site["cond_indep_stack"]}:
                     raise ValueError(f"site {name!r} is outside plate {model.data_plate!r}; "
                                      "per-example scores need every sample site inside it")
@@ -79,7 +106,7 @@ def _make_chunk_fn(res, num_particles, keep=()):
     return bk.compile(chunk)
 
 
-def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None):
+def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False):
     """Log importance weights log p(x, z) - log q(z|x) for each example and draw.
 
     Parameters
@@ -93,6 +120,11 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None):
         Guide sites whose draws to return as well (e.g. ``("z",)``).
     y : array (N,), optional
         Labels to condition on, for models with labels (``log_w`` is then that of p(x, y, z)).
+    common_noise : bool
+        Draw z = loc(x) + scale(x) * eps with the same standard-normal ``eps`` (from ``seed``)
+        for every example (common random numbers; needs a Normal guide for ``z``). Each
+        example's weights then depend only on that example and ``seed``, not on which other
+        examples share the call, so a score for one row matches its score in a batch.
 
     Returns
     -------
@@ -118,6 +150,9 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None):
     width = max([x.shape[1], *getattr(res.model, "hidden", (256,))])
     n_chunk = max(1, min(len(x), _MAX_ROWS * 64 // (s_chunk * width)))
     fn = _make_chunk_fn(res, s_chunk, tuple(keep))
+    if common_noise and getattr(res.model, "latent_dim", None) is None:
+        raise ValueError("common_noise=True needs a model with a latent_dim attribute (VAE, "
+                         "SSVAE); use common_noise=False for this model")
     rows = []
     for start in range(0, len(x), n_chunk):
         xb = x[start:start + n_chunk]
@@ -134,7 +169,12 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None):
         parts = []
         for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
             chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
-            out = fn(res.params, chunk_seed, xb_bk, kw)
+            eps = None
+            if common_noise:
+                rng = np.random.default_rng([int(seed), j])
+                eps = bk.asarray(rng.standard_normal((s_chunk, 1, res.model.latent_dim))
+                                 .astype(np.float32))
+            out = fn(res.params, chunk_seed, xb_bk, kw, eps)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         n_keep = n_chunk - pad
         chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],

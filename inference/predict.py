@@ -113,8 +113,23 @@ def class_probabilities(model, params, x):
                            for i in range(0, len(x), _CHUNK)])
 
 
-def predict(res, data):
-    """Class probabilities q(y|x) from a model that learns labels (e.g. SSVAE).
+def predict(res, data, method="classifier", num_samples=50, seed=0):
+    """Class probabilities for each example, from a model that learns labels (e.g. SSVAE).
+
+    Parameters
+    ----------
+    res : FitResult
+    data : Split or array (N, D)
+    method : {"classifier", "model"}
+        ``"classifier"`` (default, one network pass): the guide's q(y|x). ``"model"``: the
+        generative model's own posterior by Bayes' rule, p(y|x) = p(y) p(x|y) / p(x), with each
+        p(x|y) estimated by importance sampling from q(z|x, y) (the IWAE bound,
+        ``num_samples`` draws per class). It costs ``num_classes * num_samples`` passes per
+        example and is often more accurate: q(y|x) is trained on the few labels, p(x|y) on
+        every example.
+    num_samples : int
+        Draws per example and class for ``method="model"``.
+    seed : int
 
     Returns
     -------
@@ -129,12 +144,27 @@ def predict(res, data):
     ...              objective="enum", epochs=1, progress=False)
     >>> predict(res, data.test.x).shape
     (360, 10)
+    >>> predict(res, data.test.x[:5], method="model", num_samples=10).shape
+    (5, 10)
     """
     if not getattr(res.model, "is_classifier", False):
         raise ValueError(f"{type(res.model).__name__} has no classifier; predict needs a model "
                          "that learns labels, such as SSVAE")
     x = prepare_x(res.model, data, "data to classify")
-    return class_probabilities(res.model, res.params, x).astype(np.float32)
+    if method == "classifier":
+        return class_probabilities(res.model, res.params, x).astype(np.float32)
+    if method != "model":
+        raise ValueError(f"method must be 'classifier' (q(y|x)) or 'model' (Bayes' rule under "
+                         f"the generative model), got {method!r}")
+    from scipy.special import logsumexp, softmax
+
+    from .evaluate import log_weights
+
+    # log p(x, y=c) up to the same constant for every class: the IWAE bound given y = c
+    log_joint = np.stack([logsumexp(log_weights(res, x, num_samples=num_samples, seed=seed,
+                                                y=np.full(len(x), c))["log_w"], axis=1)
+                          for c in range(res.model.num_classes)], axis=1)
+    return softmax(log_joint, axis=1).astype(np.float32)
 
 
 def encode(res, data, seed=0, y=None):

@@ -28,6 +28,8 @@ class Model:
     data_plate = "data"
     max_plate_nesting = 1
     takes_kl_weight = True
+    #: observed sites that are training terms, not part of p(x, ...): left out of scores
+    training_sites = ()
 
     def __init__(self, backend: str = "numpyro"):
         self.bk = backends.get(backend)
@@ -81,6 +83,7 @@ class CustomModel:
     max_plate_nesting = 1
     takes_kl_weight = False
     likelihood = None
+    training_sites = ()
 
     def __init__(self, model, guide, backend: str, max_plate_nesting: int = 1):
         if not (callable(model) and callable(guide)):

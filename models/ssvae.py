@@ -56,6 +56,7 @@ class SSVAE(Model):
 
     is_classifier = True
     needs_enumeration = True
+    training_sites = ("y_aux",)
 
     def __init__(self, input_dim: int, num_classes: int = 10, latent_dim: int = 8,
                  hidden=(256, 256), activation: str = "relu", prior="normal",

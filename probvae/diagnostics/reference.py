@@ -170,8 +170,9 @@ def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=50
             with bk.plate("data", rows):
                 bk.sample("z", bk.dist.Normal(bk.asarray(loc_r), bk.asarray(scale_r)).to_event(1))
 
-        local = FitResult(CustomModel(res.model.model, local_guide, res.backend), res.params,
-                          {}, res.objective)
+        pair = CustomModel(res.model.model, local_guide, res.backend)
+        pair.training_sites = res.model.training_sites     # score the same p(x, ...) as res
+        local = FitResult(pair, res.params, {}, res.objective)
         optimised.append(log_weights(local, xb, num_samples, seed=seed, y=yb)["log_w"].mean(1))
         amortized.append(log_weights(res, xb, num_samples, seed=seed, y=yb)["log_w"].mean(1))
     a, o = np.concatenate(amortized), np.concatenate(optimised)

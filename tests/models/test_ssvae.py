@@ -188,3 +188,35 @@ def test_needs_the_enum_objective(ss_numpyro, digits):
     with pytest.raises(ValueError, match="objective='enum'"):
         pv.fit(ss_numpyro, digits.train, labels=digits.train.label_subset(1), objective="elbo",
                epochs=1, progress=False)
+
+
+def test_scores_leave_out_the_auxiliary_term(backend, fitted_ss, digits):
+    """log p(x, y) given y must not include M2's training-only alpha * log q(y|x) site."""
+    import copy
+    import dataclasses
+
+    res = fitted_ss(backend)
+    plain = copy.copy(res.model)
+    plain.alpha = 0.0                     # the same model without the y_aux site
+    res0 = dataclasses.replace(res, model=plain)
+    x, y = digits.test.x[:5], digits.test.y[:5]
+    a = pv.inference.log_weights(res, x, num_samples=4, y=y, seed=1)["log_w"]
+    b = pv.inference.log_weights(res0, x, num_samples=4, y=y, seed=1)["log_w"]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_predict_by_bayes_rule_under_the_model(backend, fitted_ss, digits):
+    """method="model": softmax over classes of log p(x, y=c), each an IWAE estimate given y=c."""
+    from scipy.special import logsumexp
+
+    res = fitted_ss(backend)
+    x = digits.test.x[:40]
+    probs = pv.predict(res, x, method="model", num_samples=8, seed=2)
+    assert probs.shape == (40, K) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    log_joint = np.stack([logsumexp(pv.inference.log_weights(
+        res, x, num_samples=8, seed=2, y=np.full(40, c))["log_w"], axis=1) for c in range(K)], 1)
+    np.testing.assert_allclose(np.log(probs[:, 3] / probs[:, 7]),
+                               log_joint[:, 3] - log_joint[:, 7], rtol=1e-3, atol=1e-2)
+    assert (probs.argmax(1) == digits.test.y[:40]).mean() > 0.3          # chance is 0.1
+    with pytest.raises(ValueError, match="'classifier'.*'model'"):
+        pv.predict(res, x, method="bayes")
