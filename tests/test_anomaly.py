@@ -1,0 +1,130 @@
+"""VAEAnomalyDetector: a held-out digit class scores lower, contamination, errors, pickling and
+scikit-learn's estimator checks (all of them on Pyro; a subset on NumPyro, all with -m slow)."""
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+from sklearn.utils import estimator_checks as ec
+
+from probvae.anomaly import VAEAnomalyDetector
+
+TINY = dict(latent_dim=2, hidden=(8,), epochs=2, num_samples=8)
+
+
+@pytest.fixture(scope="module")
+def held_out_zero(digits):
+    """A detector per backend trained on the digits other than 0 (cached), and the test split."""
+    cache = {}
+
+    def get(backend):
+        if backend not in cache:
+            det = VAEAnomalyDetector(latent_dim=4, hidden=(64,), epochs=8, batch_size=128,
+                                     num_samples=20, backend=backend, seed=0)
+            cache[backend] = det.fit(digits.train.x[digits.train.y != 0])
+        return cache[backend], digits.test
+    return get
+
+
+def test_held_out_class_scores_lower(backend, held_out_zero):
+    det, test = held_out_zero(backend)
+    scores = det.score_samples(test.x)
+    assert scores.dtype == np.float64 and scores.shape == (len(test),)
+    assert roc_auc_score(test.y == 0, -scores) > 0.8
+    np.testing.assert_allclose(det.decision_function(test.x), scores - det.offset_)
+    pred = det.predict(test.x)
+    assert set(np.unique(pred)) <= {-1, 1}
+    assert (pred[test.y == 0] == -1).mean() > (pred[test.y != 0] == -1).mean()
+
+
+def test_reconstruction_method_and_out_of_support(digits):
+    x = digits.train.x[digits.train.y != 0][:200]
+    det = VAEAnomalyDetector(method="reconstruction", **TINY).fit(x)
+    bad = x[:3].copy()
+    bad[0, 5] = 2.0                          # outside continuous_bernoulli's [0, 1]
+    for method in ("reconstruction", "log_likelihood"):
+        scores = det.set_params(method=method).score_samples(bad)
+        assert scores[0] == -np.inf and np.isfinite(scores[1:]).all()
+    assert det.predict(bad)[0] == -1
+
+
+def test_score_of_a_row_does_not_depend_on_the_batch(backend, digits):
+    x = digits.test.x[:12]
+    det = VAEAnomalyDetector(backend=backend, **TINY).fit(digits.train.x[:100])
+    batch = det.score_samples(x)
+    alone = np.concatenate([det.score_samples(x[i:i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(alone, batch, rtol=1e-5)
+    np.testing.assert_allclose(det.score_samples(x[::-1])[::-1], batch, rtol=1e-5)
+
+
+@pytest.mark.parametrize("contamination", [0.05, 0.2])
+def test_contamination_is_the_share_of_training_outliers(digits, contamination):
+    x = digits.train.x[:200]
+    pred = VAEAnomalyDetector(contamination=contamination, **TINY).fit(x).predict(x)
+    assert abs((pred == -1).mean() - contamination) <= 1 / len(x)
+
+
+def test_auto_contamination_is_tukeys_fence(digits):
+    x = digits.train.x[:200]
+    det = VAEAnomalyDetector(**TINY).fit(x)
+    q1, q3 = np.percentile(det.score_samples(x), [25, 75])
+    assert det.offset_ == pytest.approx(q1 - 1.5 * (q3 - q1))
+
+
+def test_pickle_round_trip(backend, digits):
+    x = digits.train.x[:100]
+    det = VAEAnomalyDetector(backend=backend, **TINY).fit(x)
+    again = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(again.score_samples(x), det.score_samples(x))
+    assert again.offset_ == det.offset_ and again.result_.backend == backend
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(contamination=0.7), r"contamination must be 'auto' or a float in \(0, 0.5\]"),
+    (dict(contamination="most"), "contamination must be"),
+    (dict(method="density"), "unknown method 'density'"),
+    (dict(num_samples=0), "num_samples must be an integer >= 1"),
+])
+def test_bad_settings_fail_clearly(digits, settings, match):
+    with pytest.raises(ValueError, match=match):
+        VAEAnomalyDetector(**{**TINY, **settings}).fit(digits.train.x[:50])
+
+
+def test_bad_input_fails_clearly(digits):
+    x = digits.train.x[:50].copy()
+    with pytest.raises(NotFittedError):
+        VAEAnomalyDetector(**TINY).score_samples(x)
+    det = VAEAnomalyDetector(**TINY).fit(x)
+    with pytest.raises(ValueError, match="64 features"):
+        det.predict(x[:, :10])
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        det.score_samples(x)
+    with pytest.raises(ValueError, match="NaN"):
+        VAEAnomalyDetector(**TINY).fit(x)
+
+
+# scikit-learn's estimator checks: every check on Pyro (seconds), a subset on NumPyro (each
+# fit compiles; the whole set takes about 100 s there and runs with -m slow)
+# Float32 networks: a row's output may differ in the 7th significant digit between a batch of
+# one row and a batch of 20, above that check's 1e-7 tolerance; tested to 1e-5 above instead.
+ALLOWED = {"check_methods_subset_invariance": "float32 rounding differs with the batch size"}
+FAST_NUMPYRO = ("check_outliers_train", "check_n_features_in")
+
+
+@ec.parametrize_with_checks([VAEAnomalyDetector(backend="pyro", **TINY)],
+                           expected_failed_checks=lambda _: ALLOWED)
+def test_sklearn_checks_pyro(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("name", FAST_NUMPYRO)
+def test_sklearn_checks_numpyro_subset(name):
+    getattr(ec, name)("VAEAnomalyDetector", VAEAnomalyDetector(**TINY))
+
+
+@pytest.mark.slow
+@ec.parametrize_with_checks([VAEAnomalyDetector(**TINY)], expected_failed_checks=lambda _: ALLOWED)
+def test_sklearn_checks_numpyro(estimator, check):
+    check(estimator)
