@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/probvae train --out runs/demo
-	$(BIN)/probvae sample runs/demo --n 64 --png runs/demo/samples.png
+	$(BIN)/probvae train --out runs/demo --overwrite
+	$(BIN)/probvae sample runs/demo --n 64 --png runs/demo/samples.png --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

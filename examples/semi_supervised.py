@@ -118,7 +118,7 @@ def main():
           f"{sec[0]:.1f} s (includes compilation on NumPyro)")
     out = Path(args.out)
     pictures(res, data, out)
-    pv.save(res, out / "model")
+    pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only
     print(f"wrote {out}/conditional_samples.png, {out}/style_transfer.png and {out}/model/")
 
 

@@ -7,35 +7,24 @@ fills in the arrays, so a checkpoint made on a GPU machine loads on a CPU-only o
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from probvae.models.base import Model
+from probvae.outputs import FORMAT, atomic_write, write_run
 
 from .result import FitResult
 
 __all__ = ["save", "load", "write_json_atomic", "to_state", "from_state"]
 
-FORMAT = "probvae-checkpoint"
 VERSION = 1
 
 
 def write_json_atomic(path, obj):
     """Write JSON to ``path`` via a temporary file and rename (never half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2,
+                                                                     default=_jsonable)))
 
 
 def _jsonable(v):
@@ -46,8 +35,14 @@ def _jsonable(v):
     raise TypeError(f"not JSON serialisable: {type(v)}")
 
 
-def save(res: FitResult, path, extra: dict | None = None) -> Path:
-    """Save a fitted model to folder ``path`` (replaced atomically if it exists).
+def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = False,
+         metrics: dict | None = None) -> Path:
+    """Save a fitted model to run folder ``path``.
+
+    ``path`` may be new or an empty folder. An earlier run there is replaced only with
+    ``overwrite=True``, and then only the files probvae wrote (files of yours in it stay); a
+    folder holding anything else is refused (:class:`~probvae.outputs.OutputError`), with
+    nothing written. The folder appears complete or not at all.
 
     Parameters
     ----------
@@ -55,6 +50,10 @@ def save(res: FitResult, path, extra: dict | None = None) -> Path:
     path : str or Path
     extra : dict, optional
         More JSON-able information for ``config.json`` (e.g. which data set was used).
+    overwrite : bool
+        Replace an earlier probvae run in ``path``.
+    metrics : dict, optional
+        JSON-able scores written beside the model as ``metrics.json``.
 
     Examples
     --------
@@ -65,29 +64,28 @@ def save(res: FitResult, path, extra: dict | None = None) -> Path:
     >>> out = pv.save(res, tempfile.mkdtemp() + "/run")
     >>> pv.load(out).model.latent_dim
     2
+    >>> pv.save(res, out)
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.OutputError: output folder ... holds an earlier probvae run; pass overwrite=True (CLI: --overwrite) to replace it, or choose a new folder
     """
-    path = Path(path)
     state = to_state(res)
-    config, flat = {**state["config"], **(extra or {})}, state["params"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o755)
-    try:
-        np.savez(tmp / "params.npz", **flat)
-        write_json_atomic(tmp / "config.json", config)
-        write_json_atomic(tmp / "history.json", state["history"])
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    files = {"params.npz": lambda tmp: _savez(tmp, state["params"]),
+             "history.json": lambda tmp: _dump_json(tmp, state["history"])}
+    if metrics is not None:
+        files["metrics.json"] = lambda tmp: _dump_json(tmp, metrics)
+    config = {**state["config"], **(extra or {}), "files": ["config.json", *files]}
+    files["config.json"] = lambda tmp: _dump_json(tmp, config)
+    return write_run(path, files, overwrite=overwrite)
+
+
+def _dump_json(tmp, obj):
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+
+
+def _savez(tmp, arrays):
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def read_config(path) -> dict:

@@ -67,6 +67,10 @@ def cmd_train(args):
     model_cls = {k.lower(): v for k, v in MODELS.items()}.get(args.model.lower())
     if model_cls is None:
         raise SystemExit(f"unknown --model {args.model!r}; known: {sorted(k.lower() for k in MODELS)}")
+    from .outputs import check_run_dir
+    # the output folder is checked before anything is loaded or trained: nothing of yours is
+    # ever replaced, and an impossible --out fails now, not after training
+    check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir])
     binarize = _needs_binary(args.likelihood)
     ds = _load_data(args.dataset, args.data_dir, args.seed, binarize)
     if binarize:
@@ -85,14 +89,13 @@ def cmd_train(args):
     scores = pv.evaluate(res, ds.test, num_samples=args.eval_samples, seed=args.seed)
     data_info = {"dataset": args.dataset, "data_dir": args.data_dir, "data_seed": args.seed,
                  "binarize": binarize, "image_shape": ds.image_shape}
-    out = pv.save(res, args.out, extra={"data": data_info})
     sec = res.history["seconds"]
     metrics = {"test": {k: v for k, v in scores.items()}, "eval_seconds": time.perf_counter() - t0,
                "first_epoch_seconds": sec[0],
                "epoch_seconds_median": float(np.median(sec[1:])) if len(sec) > 1 else sec[0],
                "epochs_run": len(sec), "best_epoch": res.best_epoch}
-    from .inference.checkpoint import write_json_atomic
-    write_json_atomic(out / "metrics.json", metrics)
+    out = pv.save(res, args.out, extra={"data": data_info}, overwrite=args.overwrite,
+                  metrics=metrics)
     _print_scores(scores)
     print(f"seconds per epoch    {metrics['epoch_seconds_median']:.4f} "
           f"(first epoch, with compilation: {sec[0]:.2f})")
@@ -108,6 +111,9 @@ def _open_run(run):
 
 def cmd_evaluate(args):
     import probvae as pv
+    if args.json:
+        from .outputs import check_new_file
+        check_new_file(args.json, overwrite=args.overwrite)
     res, cfg = _open_run(args.run)
     d = cfg.get("data") or {}
     if not d.get("dataset"):
@@ -124,10 +130,17 @@ def cmd_evaluate(args):
 
 def cmd_sample(args):
     import probvae as pv
+    from .outputs import atomic_write, check_new_file
+    for target in (args.npy, args.png):
+        if target:
+            check_new_file(target, overwrite=args.overwrite)
     res, cfg = _open_run(args.run)
     x = pv.sample(res, n=args.n, seed=args.seed, mean=not args.draw)
     if args.npy:
-        np.save(args.npy, x)
+        def write_npy(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, x)
+        atomic_write(args.npy, write_npy)
         print(f"wrote {args.npy} {x.shape}")
     if args.png:
         shape = (cfg.get("data") or {}).get("image_shape")
@@ -146,6 +159,8 @@ def cmd_diagnose(args):
     import matplotlib.pyplot as plt
 
     from . import diagnostics as dg
+    from .outputs import DIAGNOSTICS_FORMAT, check_run_dir, write_run
+    out = check_run_dir(args.out, overwrite=args.overwrite, kind=DIAGNOSTICS_FORMAT)
     res, cfg = _open_run(args.run)
     d = cfg.get("data") or {}
     if not d.get("dataset"):
@@ -154,29 +169,36 @@ def cmd_diagnose(args):
     test = ds.test
     n = min(args.n, len(test))
     x, y = test.x[:n], (test.y[:n] if test.y is not None else None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rep = dg.report(res, x, num_samples=args.num_samples, seed=args.seed)
     text = dg.format_report(rep)
     print(text)
-    from .inference.checkpoint import write_json_atomic
-    (out / "report.txt").write_text(text + "\n")
-    rep[["khat", "iwae_log_likelihood"]].to_dataframe().to_csv(out / "per_observation.csv")
-    rep[["kl", "activity", "active"]].to_dataframe().to_csv(out / "per_latent_dim.csv")
-    write_json_atomic(out / "report.json", {k: rep[k].values.tolist() for k in rep.data_vars})
     idata = dg.latent_posterior(res, test.__class__(x, y), num_samples=args.num_samples,
                                 seed=args.seed)
-    idata.to_netcdf(str(out / "latent_posterior.nc"))
     figs = {"khat.png": lambda: az.plot_khat(dg.khat(idata).values, show_bins=True),
             "forest.png": lambda: az.plot_forest(idata, var_names=["z"],
                                                  coords={"obs": list(range(min(4, n)))},
                                                  combined=True),
             "pair_obs0.png": lambda: az.plot_pair(idata, var_names=["z"], coords={"obs": [0]},
                                                   kind="kde")}
-    for name, draw in figs.items():
-        draw()
-        plt.gcf().savefig(out / name, dpi=90, bbox_inches="tight")
-        plt.close("all")
+
+    def figure(draw):
+        def write(tmp):
+            draw()
+            plt.gcf().savefig(tmp, dpi=90, bbox_inches="tight", format="png")
+            plt.close("all")
+        return write
+
+    files = {"report.txt": lambda tmp: tmp.write_text(text + "\n"),
+             "per_observation.csv": lambda tmp: rep[["khat", "iwae_log_likelihood"]]
+             .to_dataframe().to_csv(tmp),
+             "per_latent_dim.csv": lambda tmp: rep[["kl", "activity", "active"]]
+             .to_dataframe().to_csv(tmp),
+             "latent_posterior.nc": lambda tmp: idata.to_netcdf(str(tmp)),
+             **{name: figure(draw) for name, draw in figs.items()}}
+    report = {"format": DIAGNOSTICS_FORMAT, "files": ["report.json", *files],
+              **{k: rep[k].values.tolist() for k in rep.data_vars}}
+    files["report.json"] = lambda tmp: tmp.write_text(json.dumps(report, indent=2))
+    write_run(out, files, overwrite=args.overwrite, kind=DIAGNOSTICS_FORMAT)
     print(f"wrote {out}/ (report.txt, per_observation.csv, per_latent_dim.csv, report.json, "
           f"latent_posterior.nc, {', '.join(figs)})")
 
@@ -207,13 +229,17 @@ def build_parser():
     t.add_argument("--seed", type=int, default=d["seed"])
     t.add_argument("--eval-samples", type=int, default=d["eval_samples"])
     t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--out", required=True, help="run folder to write")
+    t.add_argument("--out", required=True, help="run folder to write (new or empty; an "
+                   "earlier run there is replaced only with --overwrite)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier probvae run in --out (other files there stay)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="test scores of a saved run")
     e.add_argument("run")
     e.add_argument("--num-samples", type=int, default=d["eval_samples"])
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     e.set_defaults(func=cmd_evaluate)
     s = sub.add_parser("sample", help="generate from a saved run")
     s.add_argument("run")
@@ -222,10 +248,14 @@ def build_parser():
     s.add_argument("--png", default=None, help="write an image grid")
     s.add_argument("--npy", default=None, help="write the samples as a .npy array")
     s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z), not its mean")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --png/--npy")
     s.set_defaults(func=cmd_sample)
     g = sub.add_parser("diagnose", help="ArviZ diagnostics of a saved run's latent posterior")
     g.add_argument("run")
-    g.add_argument("--out", required=True, help="folder for the table and the plots")
+    g.add_argument("--out", required=True, help="folder for the table and the plots (new or "
+                   "empty; an earlier diagnosis there is replaced only with --overwrite)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier diagnosis in --out (other files there stay)")
     g.add_argument("--n", type=int, default=100, help="test examples to diagnose")
     g.add_argument("--num-samples", type=int, default=1000)
     g.add_argument("--seed", type=int, default=0)
@@ -243,7 +273,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, OSError, TypeError) as err:
         print(f"probvae {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
