@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from probvae.backends import init_params
 from probvae.models.base import Model
 from probvae.outputs import FORMAT, atomic_write, write_run
 
@@ -153,7 +154,7 @@ def from_state(state: dict) -> FitResult:
     model = Model.from_config(cfg["model"]).build(seed)
     bk = model.bk
     dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
-    template = bk.init_params(model, (dummy,), {}, seed)
+    template = init_params(bk, model, {"x": dummy}, seed)
     params = bk.params_from_numpy(template, state["params"])
     return FitResult(model, params, state.get("history", {}), cfg["objective"],
                      cfg.get("options", {}), cfg.get("best_epoch"))

@@ -1,6 +1,7 @@
 """``fit``: one function for both backends, dispatching to a per-backend loop."""
 from __future__ import annotations
 
+import importlib
 import math
 import time
 
@@ -11,16 +12,14 @@ from probvae.data import as_split
 from probvae.models import CustomModel
 
 from . import objectives
+from .inputs import check_batch_keys, check_missing, labelled_batch, model_batch
 from .result import FitResult
+from .scoring import class_probabilities
 
-__all__ = ["fit", "register_loop"]
+__all__ = ["fit"]
 
+#: the training loop of each backend (a module with a ``run`` function), imported on first use
 _LOOPS = {"pyro": "probvae.inference.pyro_loop", "numpyro": "probvae.inference.numpyro_loop"}
-
-
-def register_loop(backend: str, module: str):
-    """Point ``fit`` at the training-loop module (with a ``run`` function) for ``backend``."""
-    _LOOPS[backend] = module
 
 
 class Tracker:
@@ -85,63 +84,12 @@ def _as_model(model, backend):
     return model
 
 
-def prepare_x(model, data, what="data") -> np.ndarray:
-    """The float32 array a model trains or is evaluated on, checked against its likelihood."""
-    split = as_split(data)
-    x = split.x
-    dim = getattr(model, "input_dim", None)
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{what} has {x.shape[1]} features but the model's input_dim is {dim}")
-    lik = getattr(model, "likelihood", None)
-    return lik.check(x) if lik is not None else x
-
-
-def labelled_subset(model, split, labels):
-    """``(x_labelled, y_labelled)`` from a mask or an index of labelled examples, checked."""
-    k = getattr(model, "num_classes", None)
-    if not getattr(model, "is_classifier", False):
-        raise ValueError("labels= is for models that learn from labels (e.g. SSVAE); "
-                         f"{type(model).__name__} does not use them")
-    if split.y is None:
-        raise ValueError("labels= needs data with labels: pass a Split whose y is set "
-                         "(e.g. data.train)")
-    n = len(split)
-    labels = np.asarray(labels)
-    if labels.dtype == bool:
-        if labels.shape != (n,):
-            raise ValueError(f"a labels mask needs one entry per example ({n}), got shape "
-                             f"{labels.shape}")
-        idx = np.flatnonzero(labels)
-    elif labels.ndim == 1 and (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
-        if labels.size and (labels.min() < 0 or labels.max() >= n):
-            raise ValueError(f"labels index out of range: the data has {n} examples, got indices "
-                             f"from {labels.min()} to {labels.max()}")
-        idx = np.unique(labels).astype(np.int64)
-    else:
-        raise TypeError("labels= takes a boolean mask (N,) or an integer index of labelled "
-                        f"examples, got dtype {labels.dtype} and shape {labels.shape}")
-    if len(idx) == 0:
-        raise ValueError("labels= selects no example; label at least one per class, e.g. "
-                         "labels=data.train.label_subset(n_per_class=5)")
-    y = split.y[idx]
-    bad = (y < 0) | (y >= k)
-    if bad.any():
-        raise ValueError(f"labels must lie in 0..{k - 1} for num_classes={k}; found "
-                         f"{sorted(set(y[bad].tolist()))[:5]}")
-    missing = sorted(set(range(k)) - set(y.tolist()))
-    if missing:
-        raise ValueError(f"no labelled example of class(es) {missing}; label at least one "
-                         "example per class (data.train.label_subset(n_per_class=...))")
-    return split.x[idx], y.astype(np.int64)
-
-
-def _accuracy_metric(model, validation):
+def _accuracy_metric(model, validation, valid_batch):
     """Validation accuracy per epoch for models with a classifier and labelled validation."""
-    split = as_split(validation)
-    if not getattr(model, "is_classifier", False) or split.y is None:
+    y = as_split(validation, allow_missing=True).y
+    if not getattr(model, "is_classifier", False) or y is None:
         return None
-    from .predict import class_probabilities
-    x, y = model.likelihood.check(split.x), split.y
+    x = valid_batch["x"]
 
     def metric(params):
         probs = class_probabilities(model, params, x)
@@ -151,7 +99,7 @@ def _accuracy_metric(model, validation):
 
 def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
-        **objective_options):
+        missing=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -183,6 +131,11 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         examples have their label ``data.y`` observed. Each step then takes one unlabelled batch
         (labels summed out) and one labelled batch. With labelled validation data the history
         also gets ``valid_accuracy``.
+    missing : None or "mask"
+        ``"mask"``: NaN cells of the data are missing values, left out of the likelihood (the
+        bound covers the observed cells only; the encoder sees the likelihood's ``fill``
+        value there). ``None`` (default): NaN is an error. Scoring functions later use the
+        same setting.
     **objective_options
         Passed to the objective (``num_particles``, ``alpha``, ``beta``, ``warmup``).
 
@@ -200,8 +153,6 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     >>> sorted(res.history)
     ['kl_weight', 'seconds', 'train_loss', 'valid_loss']
     """
-    import importlib
-
     model = _as_model(model, backend)
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -211,32 +162,35 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         raise ValueError(f"lr must be > 0, got {lr}")
     if patience is not None and validation is None:
         raise ValueError("patience (early stopping) needs validation data: pass validation=")
-    elbo, schedule = objectives.build(objective, model.bk, **objective_options)
-    if getattr(model, "needs_enumeration", False) and "Enum" not in type(elbo).__name__:
+    missing = check_missing(missing)
+    elbo, schedule = objectives.build(objective, model.bk,
+                                      max_plate_nesting=model.max_plate_nesting,
+                                      **objective_options)
+    if getattr(model, "needs_enumeration", False) and not objectives.get(objective).enumerates:
         raise ValueError(f"{type(model).__name__} sums its discrete latents out by enumeration: "
                          f"use objective='enum' (got {objective!r})")
     if schedule is not None and not model.takes_kl_weight:
         raise ValueError(f"objective {objective!r} weights the KL term, which needs a model that "
                          "takes kl_weight= (the built-in models do)")
-    x = prepare_x(model, data, "training data")
-    xv = prepare_x(model, validation, "validation data") if validation is not None else None
-    labelled = None
-    if labels is not None:
-        xl, yl = labelled_subset(model, as_split(data), labels)
-        labelled = (model.likelihood.check(xl), yl)
+    train = model_batch(model, data, "training data", missing)
+    check_batch_keys(model, train)
+    valid = (model_batch(model, validation, "validation data", missing)
+             if validation is not None else None)
+    labelled = labelled_batch(model, data, labels, missing) if labels is not None else None
     built = model.build(int(seed))
-    metric = _accuracy_metric(built, validation) if validation is not None else None
-    tracker = Tracker(int(epochs), patience, xv is not None, progress,
+    metric = _accuracy_metric(built, validation, valid) if validation is not None else None
+    tracker = Tracker(int(epochs), patience, valid is not None, progress,
                       desc=f"{type(model).__name__}[{model.backend}] {objective}", metric_fn=metric)
     loop = importlib.import_module(_LOOPS[model.backend])
     try:
-        params = loop.run(built, x, xv, elbo, schedule, labelled=labelled, epochs=int(epochs),
-                          batch_size=int(batch_size), lr=float(lr), seed=int(seed), tracker=tracker)
+        params = loop.run(built, train, valid, elbo, schedule, labelled=labelled,
+                          epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+                          seed=int(seed), tracker=tracker)
     finally:
         tracker.close()
     options = dict(objective_options, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                   seed=int(seed), patience=patience)
+                   seed=int(seed), patience=patience, missing=missing)
     if labelled is not None:
-        options["num_labelled"] = int(len(labelled[1]))
+        options["num_labelled"] = int(len(labelled["y"]))
     return FitResult(built, params, tracker.history, objective if isinstance(objective, str)
                      else objective.name, options, tracker.best_epoch)

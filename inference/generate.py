@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fit import prepare_x
-from .predict import _CHUNK, _check_labels, _site_mean, encode, predict, sample
+from .inputs import check_labels, model_batch
+from .predict import _check_count, encode, predict, sample
+from .scoring import CHUNK, _site_mean
 
 __all__ = ["decode", "interpolate", "traverse", "synthesize"]
 
@@ -22,7 +23,7 @@ def _latent_dim(res):
 
 
 def _labels(res, y, n):
-    return None if y is None else _check_labels(res.model, y, n)
+    return None if y is None else check_labels(res.model, y, n)
 
 
 def decode(res, z, y=None, mean=True, seed=0):
@@ -63,9 +64,9 @@ def decode(res, z, y=None, mean=True, seed=0):
     y = _labels(res, y, len(z))
     bk = res.bk
     out = []
-    for i in range(0, len(z), _CHUNK):
-        zb = z[i:i + _CHUNK]
-        kw = {} if y is None else {"y": bk.asarray_int(y[i:i + _CHUNK])}
+    for i in range(0, len(z), CHUNK):
+        zb = z[i:i + CHUNK]
+        kw = {} if y is None else {"y": bk.asarray_int(y[i:i + CHUNK])}
         fn = bk.condition(res.bound(res.model.model), {"z": bk.asarray(zb)})
         site = bk.get_trace(bk.seed(fn, seed), None, n=len(zb), **kw)["x"]
         out.append(bk.to_numpy(_site_mean(site) if mean else site["value"]))
@@ -103,11 +104,12 @@ def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
     steps = int(steps)
     if steps < 2:
         raise ValueError(f"interpolate needs steps >= 2 (both ends), got {steps}")
-    pair = prepare_x(res.model, np.stack([np.asarray(x_start, np.float32).ravel(),
-                                          np.asarray(x_end, np.float32).ravel()]), "x_start/x_end")
+    pair = np.stack([np.asarray(x_start, np.float32).ravel(),
+                     np.asarray(x_end, np.float32).ravel()])
+    pair = model_batch(res.model, pair, "x_start/x_end", res.options.get("missing"))["x"]
     if getattr(res.model, "is_classifier", False) and y is None:
         y = int(predict(res, pair[:1]).argmax())
-    y = None if y is None else int(_check_labels(res.model, y, 1)[0])
+    y = None if y is None else int(check_labels(res.model, y, 1)[0])
     z = encode(res, pair, seed=seed, y=None if y is None else [y, y])
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     return decode(res, (1 - t) * z[0] + t * z[1], y=y, seed=seed)
@@ -152,7 +154,7 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0):
         raise ValueError("traverse takes an anchor x or z, not both")
     if getattr(res.model, "is_classifier", False) and y is None:
         y = 0 if x is None else int(predict(res, np.asarray(x, np.float32).reshape(1, -1)).argmax())
-    y = None if y is None else int(_check_labels(res.model, y, 1)[0])
+    y = None if y is None else int(check_labels(res.model, y, 1)[0])
     if x is not None:
         x = np.asarray(x, np.float32).reshape(1, -1)
         anchor = encode(res, x, seed=seed, y=None if y is None else [y])[0]
@@ -209,11 +211,11 @@ def synthesize(res, n, y=None, seed=0, mean=True):
     >>> x.shape, y[:12].tolist()
     ((20, 64), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
     """
-    n = int(n)
+    n = _check_count(n)
     k = getattr(res.model, "num_classes", None)
     if k is None:
         if y is not None:
             raise ValueError(f"{type(res.model).__name__} has no labels; drop y=")
         return sample(res, n=n, seed=seed, mean=mean)
-    y = np.resize(np.arange(k), n) if y is None else _check_labels(res.model, y, n)
+    y = np.resize(np.arange(k), n) if y is None else check_labels(res.model, y, n)
     return sample(res, n=n, seed=seed, mean=mean, y=y), np.asarray(y, dtype=np.int64)

@@ -1,4 +1,13 @@
-"""The NumPyro training loop: a whole epoch is one compiled XLA call (``jit`` of ``lax.scan``)."""
+"""The NumPyro training loop: a whole epoch is one compiled XLA call (``jit`` of ``lax.scan``).
+
+:func:`probvae.fit` runs it for models made with ``backend="numpyro"``:
+
+>>> import probvae as pv
+>>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,)),
+...              pv.data.load("digits").train, epochs=2, progress=False)
+>>> len(res.history["train_loss"]), sorted(res.params)
+(2, ['decoder$params', 'encoder$params'])
+"""
 from __future__ import annotations
 
 import jax
@@ -6,59 +15,62 @@ import jax.numpy as jnp
 import optax
 from numpyro.infer import SVI
 
+from probvae import batch as batching
+
 __all__ = ["run"]
 
 
-def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker,
+def run(model, data, valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker,
         labelled=None):
-    """Train ``model`` (built); return its parameter dict (constrained values).
+    """Train ``model`` (built) on batch ``data``; return its parameter dict (constrained values).
 
-    With ``labelled=(x_l, y_l)`` each scan step also updates on a labelled batch (drawn anew
-    from the labelled examples), inside the same compiled epoch.
+    ``data``, ``valid`` and ``labelled`` are batches (dicts of per-example arrays, see
+    :mod:`probvae.batch`). With ``labelled`` (which has ``y``) each scan step also updates on a
+    labelled batch (drawn anew from the labelled examples), inside the same compiled epoch.
     """
+    bk = model.bk
     svi = SVI(model.model, model.guide, optax.adam(lr), loss=elbo)
-    n = len(x)
+    n = batching.size(data)
     b = min(batch_size, n)
     nb = n // b
-    x = jnp.asarray(x)
+    data = batching.to_backend(bk, data)
     key_init, key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
     kw0 = {"kl_weight": jnp.float32(schedule(0))} if schedule else {}
-    state = svi.init(key_init, x[:b], **kw0)
+    state = svi.init(key_init, **batching.take(data, slice(0, b)), **kw0)
 
     if labelled is not None:
-        xl, yl = jnp.asarray(labelled[0]), jnp.asarray(labelled[1], dtype=jnp.int32)
-        nl = len(xl)
+        labelled = batching.to_backend(bk, labelled)
+        nl = batching.size(labelled)
         bl = min(b, nl)
-    else:
-        xl = yl = None
 
     @jax.jit
-    def epoch_fn(state, key, x, kw, xl, yl):
+    def epoch_fn(state, key, data, kw, labelled):
         key_perm, key_lab = jax.random.split(key)
         idx = jax.random.permutation(key_perm, n)[: nb * b].reshape(nb, b)
 
         def step(state, inputs):
             i, k = inputs
-            state, loss = svi.update(state, x[i], **kw)
-            if xl is not None:
+            state, loss = svi.update(state, **batching.take(data, i), **kw)
+            if labelled is not None:
                 j = jax.random.permutation(k, nl)[:bl]
-                state, _ = svi.update(state, xl[j], y=yl[j], **kw)
+                state, _ = svi.update(state, **batching.take(labelled, j), **kw)
             return state, loss
 
         state, losses = jax.lax.scan(step, state, (idx, jax.random.split(key_lab, nb)))
         return state, losses.sum() / (nb * b)
 
-    eval_fn = jax.jit(lambda state, xb, kw: svi.evaluate(state, xb, **kw))
-    xv = jnp.asarray(x_valid) if x_valid is not None else None
+    eval_fn = jax.jit(lambda state, part, kw: svi.evaluate(state, **part, **kw))
+    valid = batching.to_backend(bk, valid) if valid is not None else None
     best = None
     for epoch in range(epochs):
         kw = {"kl_weight": jnp.float32(schedule(epoch))} if schedule else {}
-        state, train_loss = epoch_fn(state, jax.random.fold_in(key_shuffle, epoch), x, kw, xl, yl)
+        state, train_loss = epoch_fn(state, jax.random.fold_in(key_shuffle, epoch), data, kw,
+                                     labelled)
         valid_loss = None
-        if xv is not None:
+        if valid is not None:
             vkw = {"kl_weight": jnp.float32(schedule.final)} if schedule else {}
-            valid_loss = float(sum(eval_fn(state, xv[i:i + b], vkw)
-                                   for i in range(0, len(xv), b))) / len(xv)
+            valid_loss = float(sum(eval_fn(state, part, vkw)
+                                   for _, part, _ in batching.chunks(valid, b))) / batching.size(valid)
         improved, stop = tracker.record(epoch, float(train_loss), valid_loss,
                                         float(kw.get("kl_weight", 1.0)),
                                         params=lambda: svi.get_params(state))

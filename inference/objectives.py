@@ -67,17 +67,23 @@ class Objective:
     numpyro: Callable
     schedule: Optional[Callable] = None
     doc: str = ""
+    #: sums discrete latents out by enumeration (what models with discrete latents need)
+    enumerates: bool = False
 
     def options(self, backend: str) -> tuple:
+        """The user-settable options of this objective's factory for ``backend``."""
         sig = inspect.signature(getattr(self, backend))
-        return tuple(p for p in sig.parameters if p != "bk")
+        return tuple(p for p in sig.parameters if p not in ("bk", "max_plate_nesting"))
+
+    def takes_plate_nesting(self, backend: str) -> bool:
+        return "max_plate_nesting" in inspect.signature(getattr(self, backend)).parameters
 
 
 _REGISTRY: dict = {}
 
 
 def register(name: str, *, pyro: Callable, numpyro: Callable, schedule: Optional[Callable] = None,
-             doc: str = "", overwrite: bool = False) -> Objective:
+             doc: str = "", enumerates: bool = False, overwrite: bool = False) -> Objective:
     """Register an objective under ``name`` so ``fit(..., objective=name)`` finds it.
 
     Parameters
@@ -85,9 +91,13 @@ def register(name: str, *, pyro: Callable, numpyro: Callable, schedule: Optional
     name : str
     pyro, numpyro : callable
         ``factory(bk, **options) -> ELBO`` for each backend; options are keyword arguments
-        with defaults, passed through from ``fit``.
+        with defaults, passed through from ``fit``. A factory that takes
+        ``max_plate_nesting`` gets the model's (1 for the built-in models).
     schedule : callable, optional
         ``schedule(**options) -> KLSchedule`` for objectives that weight the KL term.
+    enumerates : bool
+        The objective sums discrete latents out by enumeration (models with discrete
+        latents, such as SSVAE, need one).
     overwrite : bool
         Replace an existing entry instead of raising.
 
@@ -102,7 +112,7 @@ def register(name: str, *, pyro: Callable, numpyro: Callable, schedule: Optional
     """
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"objective {name!r} is already registered (pass overwrite=True)")
-    obj = Objective(name, pyro, numpyro, schedule, doc)
+    obj = Objective(name, pyro, numpyro, schedule, doc, bool(enumerates))
     _REGISTRY[name] = obj
     return obj
 
@@ -121,8 +131,9 @@ def get(name: str) -> Objective:
     return _REGISTRY[name]
 
 
-def build(name, bk, **options):
-    """``(elbo, schedule_or_None)`` for backend ``bk`` with ``options`` checked by name.
+def build(name, bk, max_plate_nesting=1, **options):
+    """``(elbo, schedule_or_None)`` for backend ``bk`` with ``options`` checked by name;
+    ``max_plate_nesting`` is the model's (how many plates nest around its sites).
 
     Examples
     --------
@@ -137,7 +148,10 @@ def build(name, bk, **options):
     if unknown:
         raise TypeError(f"objective {obj.name!r} does not take {unknown}; it takes "
                         f"{list(allowed) or 'no options'}")
+    if obj.takes_plate_nesting(bk.name):
+        options = dict(options, max_plate_nesting=int(max_plate_nesting))
     elbo = getattr(obj, bk.name)(bk, **options)
+    options.pop("max_plate_nesting", None)
     schedule = None
     if obj.schedule is not None:
         sched_opts = {k: v for k, v in options.items()
@@ -159,31 +173,33 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
-def _pyro_kwargs(num_particles):
-    # Pyro's defaults differ from NumPyro's: vectorise particles explicitly, one data plate.
+def _pyro_kwargs(num_particles, max_plate_nesting):
+    # Pyro's defaults differ from NumPyro's: vectorise particles explicitly, say the plates.
     return dict(num_particles=_check_particles(num_particles), vectorize_particles=True,
-                max_plate_nesting=1)
+                max_plate_nesting=int(max_plate_nesting))
 
 
 register("elbo",
-         pyro=lambda bk, num_particles=1: bk.infer.Trace_ELBO(**_pyro_kwargs(num_particles)),
+         pyro=lambda bk, num_particles=1, max_plate_nesting=1: bk.infer.Trace_ELBO(
+             **_pyro_kwargs(num_particles, max_plate_nesting)),
          numpyro=lambda bk, num_particles=1: bk.infer.Trace_ELBO(
              num_particles=_check_particles(num_particles)),
          doc="ELBO with a Monte Carlo KL term")
 register("mean_field",
-         pyro=lambda bk, num_particles=1: bk.infer.TraceMeanField_ELBO(
-             **_pyro_kwargs(num_particles)),
+         pyro=lambda bk, num_particles=1, max_plate_nesting=1: bk.infer.TraceMeanField_ELBO(
+             **_pyro_kwargs(num_particles, max_plate_nesting)),
          numpyro=lambda bk, num_particles=1: bk.infer.TraceMeanField_ELBO(
              num_particles=_check_particles(num_particles)),
          doc="ELBO with analytic KL where the prior allows it")
 register("iwae",
-         pyro=lambda bk, num_particles=8: bk.infer.RenyiELBO(alpha=0.0, **_pyro_kwargs(num_particles)),
+         pyro=lambda bk, num_particles=8, max_plate_nesting=1: bk.infer.RenyiELBO(
+             alpha=0.0, **_pyro_kwargs(num_particles, max_plate_nesting)),
          numpyro=lambda bk, num_particles=8: bk.infer.RenyiELBO(
              alpha=0.0, num_particles=_check_particles(num_particles)),
          doc="importance-weighted autoencoder bound (Burda et al. 2016)")
 register("renyi",
-         pyro=lambda bk, alpha=0.5, num_particles=8: bk.infer.RenyiELBO(
-             alpha=_check_alpha(alpha), **_pyro_kwargs(num_particles)),
+         pyro=lambda bk, alpha=0.5, num_particles=8, max_plate_nesting=1: bk.infer.RenyiELBO(
+             alpha=_check_alpha(alpha), **_pyro_kwargs(num_particles, max_plate_nesting)),
          numpyro=lambda bk, alpha=0.5, num_particles=8: bk.infer.RenyiELBO(
              alpha=_check_alpha(alpha), num_particles=_check_particles(num_particles)),
          doc="Renyi alpha-divergence bound (Li & Turner 2016)")
@@ -198,22 +214,23 @@ def _schedule(beta=1.0, warmup=0):
 
 
 register("beta",
-         pyro=lambda bk, beta=1.0, warmup=0, num_particles=1: bk.infer.Trace_ELBO(
-             **_pyro_kwargs(num_particles)),
+         pyro=lambda bk, beta=1.0, warmup=0, num_particles=1, max_plate_nesting=1:
+         bk.infer.Trace_ELBO(**_pyro_kwargs(num_particles, max_plate_nesting)),
          numpyro=lambda bk, beta=1.0, warmup=0, num_particles=1: bk.infer.Trace_ELBO(
              num_particles=_check_particles(num_particles)),
          schedule=_schedule,
          doc="beta-VAE: KL weight beta with optional linear warm-up (Higgins et al. 2017)")
 
 
-def _numpyro_enum(bk, num_particles=1):
+def _numpyro_enum(bk, num_particles=1, max_plate_nesting=1):
     from numpyro.infer import TraceEnum_ELBO   # needs funsor; imported only when asked for
-    return TraceEnum_ELBO(num_particles=_check_particles(num_particles), max_plate_nesting=1)
+    return TraceEnum_ELBO(num_particles=_check_particles(num_particles),
+                          max_plate_nesting=int(max_plate_nesting))
 
 
 register("enum",
          # labelled batches of a semi-supervised model have nothing to enumerate: not a mistake
-         pyro=lambda bk, num_particles=1: bk.infer.TraceEnum_ELBO(
-             **_pyro_kwargs(num_particles), strict_enumeration_warning=False),
-         numpyro=_numpyro_enum,
+         pyro=lambda bk, num_particles=1, max_plate_nesting=1: bk.infer.TraceEnum_ELBO(
+             **_pyro_kwargs(num_particles, max_plate_nesting), strict_enumeration_warning=False),
+         numpyro=_numpyro_enum, enumerates=True,
          doc="ELBO summing discrete latents out by parallel enumeration")

@@ -1,21 +1,14 @@
-"""Using a fitted model: generate, encode, reconstruct. Arrays in and out are NumPy."""
+"""Using a fitted model: generate, encode, reconstruct, classify. Arrays in and out are NumPy."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp, softmax
 
-from .fit import prepare_x
+from .inputs import check_labels, model_batch
+from .scoring import (_site_mean, class_probabilities, example_batch, log_weights, missing_of,
+                      posterior_means, site_means)
 
-__all__ = ["sample", "encode", "reconstruct", "predict", "class_probabilities"]
-
-_CHUNK = 4096
-
-
-def _site_mean(site):
-    fn = site["fn"]
-    try:
-        return fn.mean
-    except NotImplementedError:
-        return site["value"]
+__all__ = ["sample", "encode", "reconstruct", "predict"]
 
 
 def sample(res, n=16, seed=0, mean=True, **model_kwargs):
@@ -45,11 +38,10 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     >>> sample(res, n=16, seed=1).shape
     (16, 64)
     """
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = _check_count(n)
     bk = res.bk
     if model_kwargs.get("y") is not None:
-        model_kwargs["y"] = bk.asarray_int(_check_labels(res.model, model_kwargs["y"], int(n)))
+        model_kwargs["y"] = bk.asarray_int(check_labels(res.model, model_kwargs["y"], n))
     try:
         tr = bk.get_trace(bk.seed(res.bound(res.model.model), seed), None, n=int(n), **model_kwargs)
     except TypeError as err:
@@ -59,58 +51,12 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     return np.asarray(bk.to_numpy(_site_mean(site) if mean else site["value"]), dtype=np.float32)
 
 
-def _check_labels(model, y, n):
-    k = getattr(model, "num_classes", None)
-    if k is None:
-        raise ValueError(f"{type(model).__name__} has no labels; drop y=")
-    y = np.asarray(y)
-    if y.ndim == 0:
-        y = np.full(n, int(y))
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"y must be one integer label or {n} integer labels, got {y.shape} {y.dtype}")
-    if y.min() < 0 or y.max() >= k:
-        raise ValueError(f"y must lie in 0..{k - 1}, got values from {y.min()} to {y.max()}")
-    return y
-
-
-def _labels_for(res, x, y):
-    """Labels to condition on: given ones (checked), else the classifier's best guess."""
-    if not getattr(res.model, "is_classifier", False):
-        return None
-    if y is None:
-        return predict(res, x).argmax(axis=1)
-    return _check_labels(res.model, y, len(x))
-
-
-def _chunks(res, x, y):
-    bk = res.bk
-    for i in range(0, len(x), _CHUNK):
-        kw = {} if y is None else {"y": bk.asarray_int(y[i:i + _CHUNK])}
-        yield i, bk.asarray(x[i:i + _CHUNK]), kw
-
-
-def _guide_z(res, x, y, seed):
-    bk = res.bk
-    out = []
-    for _, xb, kw in _chunks(res, x, y):
-        tr = bk.get_trace(bk.seed(res.bound(res.model.guide), seed), xb, **kw)
-        out.append(bk.to_numpy(_site_mean(tr["z"])))
-    return np.concatenate(out)
-
-
-def class_probabilities(model, params, x):
-    """q(y|x) for a built model with a classifier and given parameters (used during training)."""
-    fn = model.__dict__.get("_class_probs")
-    if fn is None:
-        bk = model.bk
-
-        def probs(params, xb):
-            return bk.with_params(lambda v: model._classify(v).probs, params)(xb)
-
-        fn = model.__dict__["_class_probs"] = bk.compile(probs)
-    bk = model.bk
-    return np.concatenate([np.asarray(bk.to_numpy(fn(params, bk.asarray(x[i:i + _CHUNK]))))
-                           for i in range(0, len(x), _CHUNK)])
+def _check_count(n) -> int:
+    """``n`` as a number of examples to generate: an integer >= 1."""
+    if n is None or isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) \
+            or float(n) != int(n) or int(n) < 1:
+        raise ValueError(f"n (how many examples to generate) must be an integer >= 1, got {n!r}")
+    return int(n)
 
 
 def predict(res, data, method="classifier", num_samples=50, seed=0):
@@ -150,18 +96,15 @@ def predict(res, data, method="classifier", num_samples=50, seed=0):
     if not getattr(res.model, "is_classifier", False):
         raise ValueError(f"{type(res.model).__name__} has no classifier; predict needs a model "
                          "that learns labels, such as SSVAE")
-    x = prepare_x(res.model, data, "data to classify")
-    if method == "classifier":
-        return class_probabilities(res.model, res.params, x).astype(np.float32)
-    if method != "model":
+    if method not in ("classifier", "model"):
         raise ValueError(f"method must be 'classifier' (q(y|x)) or 'model' (Bayes' rule under "
                          f"the generative model), got {method!r}")
-    from scipy.special import logsumexp, softmax
-
-    from .evaluate import log_weights
-
+    batch = model_batch(res.model, data, "data to classify", missing_of(res))
+    x = batch["x"]
+    if method == "classifier":
+        return class_probabilities(res.model, res.params, x).astype(np.float32)
     # log p(x, y=c) up to the same constant for every class: the IWAE bound given y = c
-    log_joint = np.stack([logsumexp(log_weights(res, x, num_samples=num_samples, seed=seed,
+    log_joint = np.stack([logsumexp(log_weights(res, data, num_samples=num_samples, seed=seed,
                                                 y=np.full(len(x), c))["log_w"], axis=1)
                           for c in range(res.model.num_classes)], axis=1)
     return softmax(log_joint, axis=1).astype(np.float32)
@@ -171,6 +114,9 @@ def encode(res, data, seed=0, y=None):
     """Posterior means E_q[z|x] for each example (a feature extractor).
 
     For models with labels, z is encoded given ``y`` (default: the classifier's best guess).
+
+    ``data`` may be one example as a 1-D row. With a model trained on data with missing
+    values, NaN cells are missing.
 
     Returns
     -------
@@ -185,8 +131,8 @@ def encode(res, data, seed=0, y=None):
     >>> encode(res, data.test.x).shape
     (360, 2)
     """
-    x = prepare_x(res.model, data, "data to encode")
-    return np.asarray(_guide_z(res, x, _labels_for(res, x, y), seed), dtype=np.float32)
+    batch = example_batch(res, data, "data to encode", y)
+    return posterior_means(res, batch, seed)
 
 
 def reconstruct(res, data, seed=0, y=None):
@@ -208,13 +154,5 @@ def reconstruct(res, data, seed=0, y=None):
     >>> reconstruct(res, data.test.x[:5]).shape
     (5, 64)
     """
-    x = prepare_x(res.model, data, "data to reconstruct")
-    bk = res.bk
-    y = _labels_for(res, x, y)
-    z = _guide_z(res, x, y, seed)
-    out = []
-    for i, xb, kw in _chunks(res, x, y):
-        fn = bk.condition(res.bound(res.model.model), {"z": bk.asarray(z[i:i + _CHUNK])})
-        tr = bk.get_trace(bk.seed(fn, seed), xb, **kw)
-        out.append(bk.to_numpy(_site_mean(tr["x"])))
-    return np.asarray(np.concatenate(out), dtype=np.float32)
+    batch = example_batch(res, data, "data to reconstruct", y)
+    return site_means(res, batch, posterior_means(res, batch, seed), "x", seed)

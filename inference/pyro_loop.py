@@ -3,16 +3,25 @@
 Pyro's ``Jit*`` ELBOs rely on ``torch.jit.trace``, deprecated in torch 2.13 and known to crash
 with some models; eager Pyro with vectorised particles is used instead (``bench/backends.py``
 measures it).
+
+:func:`probvae.fit` runs it for models made with ``backend="pyro"``:
+
+>>> import probvae as pv
+>>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro"),
+...              pv.data.load("digits").train, epochs=2, progress=False)
+>>> len(res.history["train_loss"]), sorted(res.params["params"])[:2]
+(2, ['decoder$$$net.0.bias', 'decoder$$$net.0.weight'])
 """
 from __future__ import annotations
 
 import weakref
 
 import pyro
-import pyro.poutine as poutine
 import torch
 from pyro.infer import SVI
 
+from probvae import batch as batching
+from probvae.backends import init_params
 from probvae.backends.pyro_backend import param_scope
 
 __all__ = ["run"]
@@ -33,60 +42,58 @@ def _reset_to_initial(params):
                                    t.detach().clone())
 
 
-def _register(model, x, kw, seed):
-    """Create every parameter in the current store by tracing guide and model once."""
-    gtr = poutine.trace(poutine.seed(model.guide, seed)).get_trace(x, **kw)
-    poutine.trace(poutine.replay(poutine.seed(model.model, seed), trace=gtr)).get_trace(x, **kw)
-
-
 def _batches(n, batch_size, generator):
     b = min(batch_size, n)
     perm = torch.randperm(n, generator=generator)
     return [perm[i * b:(i + 1) * b] for i in range(n // b)]
 
 
-def run(model, x, x_valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker,
+def run(model, data, valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker,
         labelled=None):
     """Train ``model`` (built) with its own param-store state; return that state.
 
-    With ``labelled=(x_l, y_l)`` every unlabelled step is followed by a step on a labelled
+    ``data``, ``valid`` and ``labelled`` are batches (see :mod:`probvae.batch`). With
+    ``labelled`` (which has ``y``) every unlabelled step is followed by a step on a labelled
     batch drawn anew from the labelled examples.
     """
     bk = model.bk
-    state = bk.new_params()
-    xt = torch.as_tensor(x)
-    xv = torch.as_tensor(x_valid) if x_valid is not None else None
+    data = batching.to_backend(bk, data)
+    valid = batching.to_backend(bk, valid) if valid is not None else None
     if labelled is not None:
-        xl, yl = torch.as_tensor(labelled[0]), torch.as_tensor(labelled[1], dtype=torch.long)
+        labelled = batching.to_backend(bk, labelled)
+        nl = batching.size(labelled)
+    n = batching.size(data)
     gen = torch.Generator().manual_seed(seed)
     best = None
-    with param_scope(state) as store, torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         kw0 = {"kl_weight": schedule(0)} if schedule else {}
-        with torch.no_grad():
-            _register(model, xt[:min(batch_size, len(xt))], kw0, seed)
-        _reset_to_initial(store.get_state()["params"])
-        svi = SVI(model.model, model.guide, pyro.optim.Adam({"lr": lr}), loss=elbo)
-        for epoch in range(epochs):
-            kw = {"kl_weight": schedule(epoch)} if schedule else {}
-            batches = _batches(len(xt), batch_size, gen)
-            total = 0.0
-            for idx in batches:
-                total += svi.step(xt[idx], **kw)
-                if labelled is not None:
-                    j = torch.randperm(len(xl), generator=gen)[:min(batch_size, len(xl))]
-                    svi.step(xl[j], y=yl[j], **kw)
-            train_loss = total / (len(batches) * len(batches[0]))
-            valid_loss = None
-            if xv is not None:
-                vkw = {"kl_weight": schedule.final} if schedule else {}
-                with torch.no_grad():
-                    valid_loss = sum(svi.evaluate_loss(xv[i:i + batch_size], **vkw)
-                                     for i in range(0, len(xv), batch_size)) / len(xv)
-            improved, stop = tracker.record(epoch, train_loss, valid_loss, kw.get("kl_weight", 1.0),
-                                            params=store.get_state)
-            if improved:
-                best = bk.snapshot(store.get_state())
-            if stop:
-                break
+        state = init_params(bk, model, {**batching.take(data, slice(0, min(batch_size, n))),
+                                        **kw0}, seed)
+        with param_scope(state) as store:
+            _reset_to_initial(store.get_state()["params"])
+            svi = SVI(model.model, model.guide, pyro.optim.Adam({"lr": lr}), loss=elbo)
+            for epoch in range(epochs):
+                kw = {"kl_weight": schedule(epoch)} if schedule else {}
+                batches = _batches(n, batch_size, gen)
+                total = 0.0
+                for idx in batches:
+                    total += svi.step(**batching.take(data, idx), **kw)
+                    if labelled is not None:
+                        j = torch.randperm(nl, generator=gen)[:min(batch_size, nl)]
+                        svi.step(**batching.take(labelled, j), **kw)
+                train_loss = total / (len(batches) * len(batches[0]))
+                valid_loss = None
+                if valid is not None:
+                    vkw = {"kl_weight": schedule.final} if schedule else {}
+                    with torch.no_grad():
+                        valid_loss = sum(svi.evaluate_loss(**part, **vkw) for _, part, _
+                                         in batching.chunks(valid, batch_size))
+                        valid_loss /= batching.size(valid)
+                improved, stop = tracker.record(epoch, train_loss, valid_loss,
+                                                kw.get("kl_weight", 1.0), params=store.get_state)
+                if improved:
+                    best = bk.snapshot(store.get_state())
+                if stop:
+                    break
     return bk.finalize(state, best if best is not None else bk.snapshot(state))

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 
 from probvae import backends
 
@@ -30,6 +32,8 @@ class Model:
     takes_kl_weight = True
     #: observed sites that are training terms, not part of p(x, ...): left out of scores
     training_sites = ()
+    #: the per-example inputs (batch keys, see probvae.batch) that model and guide take
+    batch_keys = ("x", "mask")
 
     def __init__(self, backend: str = "numpyro"):
         self.bk = backends.get(backend)
@@ -64,19 +68,47 @@ class Model:
         return MODELS[name](**cfg)
 
 
+def _keywords(fn):
+    """``(names, takes_any, x_positional)`` of a user's model or guide function."""
+    params = list(inspect.signature(fn).parameters.values())
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params)
+    first = params[0] if params else None
+    x_positional = ("x" not in names and first is not None
+                    and first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD))
+    return names, takes_any, x_positional
+
+
+def _adapt(fn):
+    """Call ``fn`` with batch keywords; ``x`` goes in as the first argument when ``fn`` names it
+    otherwise (``def model(data): ...``)."""
+    _, _, x_positional = _keywords(fn)
+    if not x_positional:
+        return fn
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if not args and "x" in kwargs:
+            args = (kwargs.pop("x"),)
+        return fn(*args, **kwargs)
+    return call
+
+
 class CustomModel:
     """A user's own ``(model, guide)`` pair of plain Pyro or NumPyro functions.
 
     ``fit`` wraps a tuple in this so both kinds of model train through the same loop. The
-    functions take the data batch as their first argument; to use ``probvae.sample`` the
-    model should also accept ``x=None, n=...``.
+    functions take the batch as keyword arguments named after its keys (``x``, and ``mask``,
+    ``y``, ... when the data has them); the first argument may have another name, and then
+    receives ``x``. To use ``probvae.sample`` the model should also accept ``x=None, n=...``.
 
     Examples
     --------
-    >>> def model(x): ...
-    >>> def guide(x): ...
-    >>> CustomModel(model, guide, backend="pyro").backend
-    'pyro'
+    >>> def model(x, mask=None): ...
+    >>> def guide(x, mask=None): ...
+    >>> pair = CustomModel(model, guide, backend="pyro")
+    >>> pair.backend, sorted(pair.batch_keys)
+    ('pyro', ['mask', 'x'])
     """
 
     data_plate = "data"
@@ -88,11 +120,18 @@ class CustomModel:
     def __init__(self, model, guide, backend: str, max_plate_nesting: int = 1):
         if not (callable(model) and callable(guide)):
             raise TypeError("a custom model is a pair of callables (model, guide)")
-        self.model, self.guide = model, guide
+        self.model, self.guide = _adapt(model), _adapt(guide)
         self.bk = backends.get(backend)
         self.backend = self.bk.name
-        self.max_plate_nesting = max_plate_nesting
+        self.max_plate_nesting = int(max_plate_nesting)
         self.nets = {}
+        keys = []
+        for fn in (model, guide):
+            names, takes_any, x_positional = _keywords(fn)
+            keys.append(None if takes_any else names | ({"x"} if x_positional else set()))
+        #: the batch keys both functions take (None: any)
+        self.batch_keys = (None if keys[0] is None and keys[1] is None else
+                           tuple(sorted(set.intersection(*[k for k in keys if k is not None]))))
 
     def build(self, seed: int = 0):
         return self

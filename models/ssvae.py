@@ -40,7 +40,8 @@ class SSVAE(Model):
     Notes
     -----
     Sites: plate ``"data"``; ``"y"`` (enumerated or observed), ``"z"``, ``"x"``, and the
-    auxiliary ``"y_aux"`` on labelled calls.
+    auxiliary ``"y_aux"`` on labelled calls. Batch keys: ``x``, ``y`` on labelled batches, and
+    ``mask`` for data with missing values (as for :class:`~probvae.models.VAE`).
 
     References
     ----------
@@ -57,6 +58,7 @@ class SSVAE(Model):
     is_classifier = True
     needs_enumeration = True
     training_sites = ("y_aux",)
+    batch_keys = ("x", "y", "mask")
 
     def __init__(self, input_dim: int, num_classes: int = 10, latent_dim: int = 8,
                  hidden=(256, 256), activation: str = "relu", prior="normal",
@@ -107,13 +109,13 @@ class SSVAE(Model):
         """p(z), registering the prior's parameters (call inside the model)."""
         bk = self.bk
         encoder = None
-        if self.prior.name == "vamp":
+        if self.prior.needs_encoder:
             enc = bk.module("encoder", self.nets["encoder"])
             encoder = lambda u: enc(u, self._classify(u).probs)  # noqa: E731
         return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
                                                         self.nets["prior"], encoder))
 
-    def model(self, x=None, y=None, n=None, kl_weight=1.0):
+    def model(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
         """p(x, y, z); ``y`` observed when given, else a latent summed out by the objective."""
         self._require_built()
         bk = self.bk
@@ -126,13 +128,14 @@ class SSVAE(Model):
             y = bk.sample("y", y_prior, obs=y_obs)
             with bk.scale(kl_weight):
                 z = bk.sample("z", prior)
-            out = bk.sample("x", self.likelihood.distribution(bk, decoder(z, y)), obs=x)
+            out = bk.sample("x", self.likelihood.distribution(bk, decoder(z, y), mask=mask),
+                            obs=x)
             if y_obs is not None and x is not None and self.alpha > 0:
                 with bk.scale(self.alpha):
                     bk.sample("y_aux", self._classify(x), obs=y_obs)
         return out
 
-    def guide(self, x=None, y=None, n=None, kl_weight=1.0):
+    def guide(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
         """q(y|x) q(z|x, y); ``y`` is enumerated in parallel when not given."""
         self._require_built()
         bk = self.bk

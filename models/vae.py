@@ -35,6 +35,9 @@ class VAE(Model):
     -----
     Sites: plate ``"data"`` over examples, latent ``"z"`` (event dim 1), observed ``"x"``.
     The KL weight of objective ``"beta"`` scales the ``z`` site in model and guide alike.
+    Batch keys (see :mod:`probvae.batch`): ``x`` and, for data with missing values, ``mask``
+    (True where observed; missing cells are left out of p(x|z), and the encoder sees the
+    likelihood's ``fill`` value there).
 
     References
     ----------
@@ -79,11 +82,11 @@ class VAE(Model):
     def prior_distribution(self):
         """p(z), registering the prior's parameters (call inside the model)."""
         bk = self.bk
-        encoder = bk.module("encoder", self.nets["encoder"]) if self.prior.name == "vamp" else None
+        encoder = bk.module("encoder", self.nets["encoder"]) if self.prior.needs_encoder else None
         return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
                                                         self.nets["prior"], encoder))
 
-    def model(self, x=None, n=None, kl_weight=1.0):
+    def model(self, x=None, mask=None, n=None, kl_weight=1.0):
         """p(x, z) = p(z) p(x|z); pass ``x=None, n=N`` to generate N examples."""
         self._require_built()
         bk = self.bk
@@ -93,9 +96,9 @@ class VAE(Model):
         with bk.plate("data", size):
             with bk.scale(kl_weight):
                 z = bk.sample("z", prior)
-            return bk.sample("x", self.likelihood.distribution(bk, decoder(z)), obs=x)
+            return bk.sample("x", self.likelihood.distribution(bk, decoder(z), mask=mask), obs=x)
 
-    def guide(self, x=None, n=None, kl_weight=1.0):
+    def guide(self, x=None, mask=None, n=None, kl_weight=1.0):
         """q(z|x) = Normal(loc(x), scale(x)) from the encoder network."""
         self._require_built()
         bk = self.bk

@@ -9,15 +9,16 @@ Examples
 >>> pv.sample(res, n=4, seed=1).shape
 (4, 64)
 """
-from . import backends, data, diagnostics, likelihoods, networks, plots, priors
-from . import models  # noqa: E402  (models build on the parts above)
-from . import inference  # noqa: E402  (inference builds on models)
-from . import anomaly, features  # noqa: E402  (scikit-learn estimators build on inference)
-from .inference import (FitResult, decode, encode, evaluate, fit, interpolate, load, objectives,
-                        predict, reconstruct, sample, save, synthesize, traverse)
+# the layers, bottom up: the parts, then models, inference, and the applications on top
+from . import backends, batch, data, likelihoods, networks, outputs, plots, priors
+from . import models
+from . import inference
+from . import anomaly, diagnostics, features
+from .inference import (FitResult, decode, encode, evaluate, fit, impute, interpolate, load,
+                        objectives, predict, reconstruct, sample, save, synthesize, traverse)
 
-__all__ = ["backends", "data", "diagnostics", "likelihoods", "networks", "plots", "priors", "models",
-           "inference", "anomaly", "features", "objectives", "fit", "FitResult", "evaluate",
+__all__ = ["backends", "batch", "outputs", "data", "diagnostics", "likelihoods", "networks",
+           "plots", "priors", "models", "inference", "anomaly", "features", "objectives", "fit", "FitResult", "evaluate",
            "sample", "encode", "reconstruct", "predict", "decode", "interpolate", "traverse",
-           "synthesize", "save", "load"]
+           "synthesize", "impute", "save", "load"]
 __version__ = "0.1.0"

@@ -21,11 +21,11 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import OutlierMixin
 
 from probvae._estimator import VAEEstimatorBase
 from probvae.inference import log_weights, reconstruct
+from probvae.inference.scoring import log_mean_exp
 
 __all__ = ["VAEAnomalyDetector", "METHODS"]
 
@@ -34,7 +34,7 @@ def _log_likelihood(det, x):
     """IWAE bound log (1/K) sum_k p(x, z_k) / q(z_k|x): the same K noise draws for every row."""
     log_w = log_weights(det.result_, x, num_samples=det.num_samples, seed=det.seed,
                         common_noise=True)["log_w"]
-    return logsumexp(log_w, axis=1) - np.log(log_w.shape[1])
+    return log_mean_exp(log_w, axis=1)
 
 
 def _reconstruction(det, x):

@@ -7,6 +7,11 @@ Examples
     probvae evaluate runs/demo
     probvae sample runs/demo --n 64 --png runs/demo/samples.png
     probvae diagnose runs/demo --out runs/demo/diagnostics
+
+A user's mistake is an error message and a non-zero exit, never a traceback:
+
+>>> main(["evaluate", "no/such/run"])
+2
 """
 from __future__ import annotations
 

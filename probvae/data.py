@@ -101,11 +101,12 @@ class Dataset:
                 f"image_shape={self.image_shape}, num_classes={self.num_classes})")
 
 
-def from_arrays(x, y=None, image_shape: tuple | None = None) -> Split:
+def from_arrays(x, y=None, image_shape: tuple | None = None, allow_missing: bool = False) -> Split:
     """Validate array-likes and build a :class:`Split`.
 
     ``x`` of shape (N, D) is kept; (N, H, W) is flattened to (N, H*W) and ``image_shape``
-    defaults to (H, W). ``x`` becomes float32 and ``y`` int64.
+    defaults to (H, W). ``x`` becomes float32 and ``y`` int64. NaN marks a missing cell, allowed
+    only with ``allow_missing=True`` (for models trained with ``missing="mask"``); inf never is.
 
     Examples
     --------
@@ -129,12 +130,15 @@ def from_arrays(x, y=None, image_shape: tuple | None = None) -> Split:
     if image_shape is not None and int(np.prod(image_shape)) != x.shape[1]:
         raise ValueError(f"image_shape {tuple(image_shape)} has {int(np.prod(image_shape))} "
                          f"pixels but x has D={x.shape[1]} features; fix image_shape.")
-    if not np.isfinite(x).all():
-        bad = ~np.isfinite(x)
+    bad = np.isinf(x) if allow_missing else ~np.isfinite(x)
+    if bad.any():
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        fix = ("replace inf by a finite value or NaN (missing)" if allow_missing else
+               "to leave NaN cells out of the model pass missing='mask' (e.g. "
+               "pv.fit(model, x, missing='mask')), or impute them or drop those rows, e.g. "
+               "x[np.isfinite(x).all(axis=1)]")
         raise ValueError(f"x has non-finite values ({n_nan} NaN, {n_inf} inf, in "
-                         f"{int(bad.any(axis=1).sum())} rows); impute them or drop those rows, "
-                         f"e.g. x[np.isfinite(x).all(axis=1)].")
+                         f"{int(bad.any(axis=1).sum())} rows); {fix}.")
     if y is not None:
         y = np.asarray(y)
         if y.ndim != 1:
@@ -154,9 +158,9 @@ def from_arrays(x, y=None, image_shape: tuple | None = None) -> Split:
                  image_shape=tuple(image_shape) if image_shape is not None else None)
 
 
-def as_split(data) -> Split:
+def as_split(data, allow_missing: bool = False) -> Split:
     """Coerce training input to a :class:`Split`: a Split passes, an array goes through
-    :func:`from_arrays`, anything else raises TypeError.
+    :func:`from_arrays` (NaN allowed with ``allow_missing``), anything else raises TypeError.
 
     Examples
     --------
@@ -169,7 +173,7 @@ def as_split(data) -> Split:
         raise TypeError("got a Dataset where one split is expected; pass data.train (or "
                         "data.valid / data.test).")
     if isinstance(data, (list, tuple)) or hasattr(data, "__array__"):
-        return from_arrays(data)
+        return from_arrays(data, allow_missing=allow_missing)
     raise TypeError(f"expected a probvae.data.Split or an array of shape (N, D) / (N, H, W), "
                     f"got {type(data).__name__}; wrap it with from_arrays(x, y).")
 

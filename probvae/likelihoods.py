@@ -48,26 +48,78 @@ def _examples(x, bad):
 
 
 class Likelihood(abc.ABC):
-    """Base class. Subclasses set ``heads`` and ``distribution``; ``check`` guards the support."""
+    """Base class: a subclass sets ``heads`` and ``base``; masks and event dims live here.
+
+    ``base(bk, params, prefix)`` builds one distribution per feature (batch shape ``(..., D)``);
+    :meth:`distribution` applies the mask of observed cells and makes the feature dim the
+    event, so every likelihood scores data with missing values without code of its own: a
+    masked cell adds exactly nothing to the log density (nor to its gradient). ``check``
+    guards the support once, before training, and gives missing cells the value :attr:`fill`
+    (what the encoder sees there: a value in the support, documented per likelihood).
+    """
 
     name = "likelihood"
     support = "real"
+    #: the value a missing cell is given before it reaches the encoder (inside the support)
+    fill = 0.0
 
     def heads(self, dim: int) -> tuple:
         return (Head("loc", dim),)
 
     @abc.abstractmethod
-    def distribution(self, bk, params):
-        """p(x|z) from the decoder's outputs ``params`` (one array per head)."""
+    def base(self, bk, params, prefix: str = "likelihood"):
+        """One distribution per feature from the decoder's outputs ``params`` (one array per
+        head); learned parameters are registered as ``f"{prefix}_..."``."""
 
-    def check(self, x: np.ndarray) -> np.ndarray:
-        """Validate ``x`` against the support; return the array to train on (float32)."""
+    def distribution(self, bk, params, mask=None, prefix: str = "likelihood"):
+        """p(x|z) with features as the event dim; cells where ``mask`` is False are left out.
+
+        Parameters
+        ----------
+        bk : backend namespace
+        params : tuple of arrays
+            The decoder's outputs, one per head.
+        mask : bool array (..., D), optional
+            True where x is observed.
+        prefix : str
+            Names this instance's learned parameters, so two likelihoods in one model (on
+            different sites) never share them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from probvae.backends import get
+        >>> bk = get("numpyro")
+        >>> d = Gaussian(scale=1.0).distribution(bk, (bk.asarray(np.zeros((2, 3))),),
+        ...                                       mask=bk.asarray_bool([[1, 1, 0], [1, 0, 0]]))
+        >>> [round(float(v), 3) for v in d.log_prob(bk.asarray(np.zeros((2, 3))))]
+        [-1.838, -0.919]
+        """
+        d = self.base(bk, params, prefix)
+        if mask is not None:
+            d = d.mask(mask)
+        return d.to_event(1)
+
+    def check(self, x: np.ndarray, mask=None) -> np.ndarray:
+        """Validate ``x`` against the support; return the array to train on (float32).
+
+        With ``mask`` (True where observed), only observed cells are checked and missing
+        cells get :attr:`fill`; without it any NaN is an error that names the fix.
+        """
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"x must be 2-D (examples, features), got shape {x.shape}")
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != x.shape:
+                raise ValueError(f"mask has shape {mask.shape} but x has {x.shape}")
+            x = np.where(mask, x, np.float32(self.fill))
         n_bad = int((~np.isfinite(x)).sum())
         if n_bad:
-            raise ValueError(f"x has {n_bad} NaN/inf values; impute or drop those rows first")
+            raise ValueError(
+                f"x has {n_bad} NaN/inf values; to leave missing cells out of the bound pass "
+                f"missing='mask' (pv.fit(..., missing='mask')), or impute or drop those rows "
+                f"first")
         return self._check_support(x)
 
     def _check_support(self, x):
@@ -103,8 +155,8 @@ class Bernoulli(Likelihood):
     def heads(self, dim):
         return (Head("logits", dim),)
 
-    def distribution(self, bk, params):
-        return bk.dist.Bernoulli(logits=params[0]).to_event(1)
+    def base(self, bk, params, prefix="likelihood"):
+        return bk.dist.Bernoulli(logits=params[0])
 
     def _check_support(self, x):
         bad = (x != 0) & (x != 1)
@@ -150,8 +202,8 @@ class ContinuousBernoulli(_UnitInterval):
     def heads(self, dim):
         return (Head("logits", dim, "bounded", bound=float(self.max_logit)),)
 
-    def distribution(self, bk, params):
-        return bk.dist.ContinuousBernoulli(logits=params[0]).to_event(1)
+    def base(self, bk, params, prefix="likelihood"):
+        return bk.dist.ContinuousBernoulli(logits=params[0])
 
 
 class _LocScale(Likelihood):
@@ -165,14 +217,14 @@ class _LocScale(Likelihood):
         if not self.min_scale > 0:
             raise ValueError(f"{self.name} needs min_scale > 0, got {self.min_scale}")
 
-    def distribution(self, bk, params):
+    def base(self, bk, params, prefix="likelihood"):
         loc = params[0]
         if self.scale is None:
-            scale = bk.param("likelihood_scale", np.ones(loc.shape[-1], np.float32),
+            scale = bk.param(f"{prefix}_scale", np.ones(loc.shape[-1], np.float32),
                              constraint=bk.constraints.greater_than(float(self.min_scale)))
         else:
             scale = float(self.scale)
-        return getattr(bk.dist, self.family)(loc, scale).to_event(1)
+        return getattr(bk.dist, self.family)(loc, scale)
 
 
 @register("gaussian")
@@ -226,6 +278,7 @@ class Beta(_UnitInterval):
     """
 
     eps: float = 1e-3
+    fill = 0.5
 
     def __post_init__(self):
         if not 0 < self.eps < 0.5:
@@ -234,8 +287,8 @@ class Beta(_UnitInterval):
     def heads(self, dim):
         return (Head("concentration1", dim, "positive"), Head("concentration0", dim, "positive"))
 
-    def distribution(self, bk, params):
-        return bk.dist.Beta(params[0], params[1]).to_event(1)
+    def base(self, bk, params, prefix="likelihood"):
+        return bk.dist.Beta(params[0], params[1])
 
     def _check_support(self, x):
         return np.clip(super()._check_support(x), self.eps, 1 - self.eps)
@@ -268,8 +321,8 @@ class Poisson(_Counts):
     def heads(self, dim):
         return (Head("rate", dim, "positive"),)
 
-    def distribution(self, bk, params):
-        return bk.dist.Poisson(params[0]).to_event(1)
+    def base(self, bk, params, prefix="likelihood"):
+        return bk.dist.Poisson(params[0])
 
 
 @register("negative_binomial")
@@ -286,5 +339,5 @@ class NegativeBinomial(_Counts):
     def heads(self, dim):
         return (Head("total_count", dim, "positive"), Head("logits", dim))
 
-    def distribution(self, bk, params):
-        return bk.dist.NegativeBinomial(params[0], logits=params[1]).to_event(1)
+    def base(self, bk, params, prefix="likelihood"):
+        return bk.dist.NegativeBinomial(params[0], logits=params[1])

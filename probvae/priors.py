@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from .registry import Registry, check_int, to_config
 
 __all__ = ["Prior", "PriorContext", "Normal", "Laplace", "StudentT", "MixtureOfGaussians",
-           "VampPrior", "Flow", "as_context", "get", "names", "register", "to_config"]
+           "VampPrior", "Flow", "as_context", "factorised_log_prob", "unwrap", "get", "names",
+           "register", "to_config"]
 
 _REGISTRY = Registry("prior")
 register = _REGISTRY.register
@@ -52,13 +53,18 @@ class PriorContext:
     nets : dict
         Whatever the prior's ``build`` returned (networks, NumPy initial values).
     encoder : callable, optional
-        The model's registered encoder (``x -> (loc, scale)``), used by the VampPrior.
+        The model's registered encoder (``x -> (loc, scale)``), for priors with
+        ``needs_encoder`` (the VampPrior).
+    prefix : str
+        Names the prior's learned parameters (``f"{prefix}_loc"``, ...), so two priors in one
+        model never share them.
     """
 
     latent_dim: int
     input_dim: int = 0
     nets: Optional[dict] = None
     encoder: Optional[Callable] = None
+    prefix: str = "prior"
 
 
 def as_context(ctx) -> PriorContext:
@@ -76,15 +82,55 @@ def as_context(ctx) -> PriorContext:
     raise TypeError(f"expected a PriorContext or an int latent_dim, got {type(ctx)}")
 
 
+def unwrap(bk, fn):
+    """``fn`` without the expand/mask wrappers that plates and masks put around it.
+
+    Examples
+    --------
+    >>> from probvae.backends import get
+    >>> bk = get("numpyro")
+    >>> type(unwrap(bk, bk.dist.Normal(0.0, 1.0).expand([3]).mask(True))).__name__
+    'Normal'
+    """
+    while isinstance(fn, (bk.dist.ExpandedDistribution, bk.dist.MaskedDistribution)):
+        fn = fn.base_dist
+    return fn
+
+
+def factorised_log_prob(bk, fn, value):
+    """Per-dimension log density of a factorised distribution over the last dim (an
+    ``Independent`` of one-dimensional components, as ``.to_event(1)`` makes), else ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probvae.backends import get
+    >>> bk = get("numpyro")
+    >>> d = bk.dist.Normal(0.0, 1.0).expand([2]).to_event(1)
+    >>> [round(float(v), 3) for v in factorised_log_prob(bk, d, bk.asarray([0.0, 1.0]))]
+    [-0.919, -1.419]
+    """
+    fn = unwrap(bk, fn)
+    if isinstance(fn, bk.dist.Independent) and fn.reinterpreted_batch_ndims == 1:
+        return unwrap(bk, fn.base_dist).log_prob(value)
+    return None
+
+
 class Prior(abc.ABC):
     """Base class: override ``distribution``; override ``build`` to create networks once.
 
     In a user's own model, ``prior.distribution(bk, latent_dim)`` is enough for priors without
     learned networks; for ``vamp`` and ``flow`` call ``nets = prior.build(...)`` once outside the
     model and pass ``PriorContext(latent_dim, input_dim, nets, encoder)``.
+
+    ``marginal_log_prob`` gives the per-dimension log densities that per-dim KL figures use;
+    the default covers every factorised prior, and a prior whose dims are not independent
+    overrides it (the mixtures) or returns ``None`` (flows: no closed form).
     """
 
     name = "prior"
+    #: the model must pass its encoder in the context (VampPrior)
+    needs_encoder = False
 
     def build(self, bk, latent_dim: int, input_dim: int, seed: int) -> dict:
         """Create what must exist once per fitted model (networks, initial values)."""
@@ -93,6 +139,11 @@ class Prior(abc.ABC):
     @abc.abstractmethod
     def distribution(self, bk, ctx: PriorContext):
         """p(z) built from ``bk.dist`` (registering any learned parameters)."""
+
+    def marginal_log_prob(self, bk, fn, value):
+        """log p(z_d) per latent dim for ``fn = self.distribution(...)``, shape ``(..., D)``;
+        ``None`` when the marginals have no closed form."""
+        return factorised_log_prob(bk, fn, value)
 
 
 def _standard(bk, family, latent_dim, **kwargs):
@@ -159,9 +210,20 @@ def _mixture(bk, logits, loc, scale):
                                      bk.dist.Normal(loc, scale).to_event(1))
 
 
+class _GaussianMixture(Prior):
+    """Priors that are mixtures of diagonal Gaussians: each dim's marginal is a 1-D mixture."""
+
+    def marginal_log_prob(self, bk, fn, value):
+        fn = unwrap(bk, fn)
+        comp = unwrap(bk, unwrap(bk, fn.component_distribution).base_dist)
+        lp = comp.log_prob(value[..., None, :])                     # (..., K, D)
+        lp = lp + bk.log_softmax(bk.mixture_logits(fn))[..., None]
+        return bk.logsumexp(lp, axis=-2)
+
+
 @register("mixture")
 @dataclass(frozen=True)
-class MixtureOfGaussians(Prior):
+class MixtureOfGaussians(_GaussianMixture):
     """Learned mixture of ``components`` diagonal Gaussians (weights, means and scales learned).
 
     Examples
@@ -183,16 +245,16 @@ class MixtureOfGaussians(Prior):
         ctx = as_context(ctx)
         k, d = self.components, ctx.latent_dim
         nets = ctx.nets or self.build(bk, d, ctx.input_dim, 0)
-        logits = bk.param("prior_logits", np.zeros(k, np.float32))
-        loc = bk.param("prior_loc", nets["loc"])
-        scale = bk.param("prior_scale", np.ones((k, d), np.float32),
+        logits = bk.param(f"{ctx.prefix}_logits", np.zeros(k, np.float32))
+        loc = bk.param(f"{ctx.prefix}_loc", nets["loc"])
+        scale = bk.param(f"{ctx.prefix}_scale", np.ones((k, d), np.float32),
                          constraint=bk.constraints.positive)
         return _mixture(bk, logits, loc, scale)
 
 
 @register("vamp")
 @dataclass(frozen=True)
-class VampPrior(Prior):
+class VampPrior(_GaussianMixture):
     """VampPrior: an equal-weight mixture of the encoder's posteriors at learned pseudo-inputs.
 
     References
@@ -206,6 +268,7 @@ class VampPrior(Prior):
     """
 
     components: int = 50
+    needs_encoder = True
 
     def __post_init__(self):
         check_int("vamp", components=self.components)
@@ -220,7 +283,7 @@ class VampPrior(Prior):
     def distribution(self, bk, ctx):
         if ctx.encoder is None:
             raise ValueError("the vamp prior needs the model to pass its encoder in the context")
-        u = bk.param("prior_pseudo_inputs", ctx.nets["pseudo_inputs"])
+        u = bk.param(f"{ctx.prefix}_pseudo_inputs", ctx.nets["pseudo_inputs"])
         loc, scale = ctx.encoder(u)
         return _mixture(bk, bk.asarray(np.zeros(self.components, np.float32)), loc, scale)
 
@@ -256,4 +319,5 @@ class Flow(Prior):
 
     def distribution(self, bk, ctx):
         base = _standard(bk, bk.dist.Normal, ctx.latent_dim)
-        return bk.dist.TransformedDistribution(base, bk.flow_transforms("prior_flow", ctx.nets["flow"]))
+        layers = bk.flow_transforms(f"{ctx.prefix}_flow", ctx.nets["flow"])
+        return bk.dist.TransformedDistribution(base, layers)

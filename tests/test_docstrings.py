@@ -11,11 +11,22 @@ SKIP = {"probvae.data"}   # covered by tests/test_data.py, which runs its exampl
 
 
 def _modules():
-    names = ["probvae", "probvae.models", "probvae.inference"]
-    for pkg in ("probvae", "probvae.models", "probvae.inference", "probvae.diagnostics"):
+    """Every module of the three packages and their sub-packages (backends, networks, ...)."""
+    names = set()
+    for pkg in ("probvae", "probvae.models", "probvae.inference"):
         mod = importlib.import_module(pkg)
-        names += [f"{pkg}.{m.name}" for m in pkgutil.iter_modules(mod.__path__)]
-    return sorted(set(names) - SKIP)
+        names.add(pkg)
+        for info in pkgutil.walk_packages(mod.__path__, prefix=f"{pkg}."):
+            names.add(info.name)
+    return sorted(names - SKIP)
+
+
+def test_every_sub_package_is_collected():
+    mods = _modules()
+    for name in ("probvae.backends.base", "probvae.networks.jax_mlp", "probvae.networks.torch_mlp",
+                 "probvae.distributions.continuous_bernoulli", "probvae.diagnostics.amortized",
+                 "probvae.inference.scoring", "probvae.models.vae"):
+        assert name in mods
 
 
 @pytest.mark.parametrize("name", _modules())
@@ -24,3 +35,4 @@ def test_docstring_examples(name):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
                              verbose=False)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+    assert result.attempted > 0, f"{name} has no docstring example that runs"

@@ -207,3 +207,56 @@ def test_fixed_scale_registers_no_parameter(small, make_vae, quick_fit):
     res = quick_fit(make_vae("pyro", likelihood={"name": "gaussian", "scale": 0.1}),
                     small.train, epochs=1)
     assert "likelihood_scale" not in res.params["params"]
+
+
+# ------------------------------------------------------------------ masks (missing values)
+def _grad(bk, fn, *arrays):
+    """Gradients of the scalar ``fn(*arrays)`` with respect to each array, as NumPy."""
+    if bk.name == "numpyro":
+        import jax
+        return [np.asarray(g) for g in jax.grad(fn, argnums=tuple(range(len(arrays))))(
+            *[bk.asarray(a) for a in arrays])]
+    import torch
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    fn(*ts).backward()
+    return [t.grad.numpy() for t in ts]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_masked_cell_adds_nothing_to_the_density_or_its_gradient(name):
+    """Every registered likelihood leaves masked cells out: the density is that of the observed
+    cells, and the gradient with respect to a masked cell's value and decoder output is 0."""
+    if name in ("gaussian", "laplace"):
+        raw, _, _, _, u = _params()
+        heads, x, lik = (raw,), u, pv.likelihoods.get(name, scale=0.3)
+    else:
+        heads, x, _, _ = _reference(name)
+        lik = pv.likelihoods.get(name)
+    mask = np.ones(x.shape, bool)
+    mask[0, 1] = mask[2, 0] = mask[2, 4] = False
+    for backend in ("pyro", "numpyro"):
+        bk = pv.backends.get(backend)
+        cells = bk.to_numpy(lik.base(bk, tuple(bk.asarray(h) for h in heads))
+                            .log_prob(bk.asarray(x)))
+        d = lik.distribution(bk, tuple(bk.asarray(h) for h in heads), mask=bk.asarray_bool(mask))
+        np.testing.assert_allclose(bk.to_numpy(d.log_prob(bk.asarray(x))),
+                                   np.where(mask, cells, 0).sum(-1), rtol=1e-6, atol=1e-6)
+
+        def total(value, *h):
+            return lik.distribution(bk, h, mask=bk.asarray_bool(mask)).log_prob(value).sum()
+        grads = _grad(bk, total, x, *heads)
+        for g in grads:
+            assert np.all(g[~mask] == 0.0), f"{backend}: a masked cell has a gradient"
+            assert np.any(g[mask] != 0.0), f"{backend}: observed cells lost their gradient"
+
+
+def test_check_fills_missing_cells_with_a_value_in_the_support():
+    x = np.array([[0.0, np.nan], [np.nan, 1.0]])       # 0 and 1 lie in every support
+    mask = ~np.isnan(x)
+    for name in NAMES:
+        lik = pv.likelihoods.get(name)
+        out = lik.check(x, mask)
+        assert np.all(out[~mask] == np.float32(lik.fill)), name
+        assert lik.check(np.where(mask, x, lik.fill)).tolist() == out.tolist(), name
+    with pytest.raises(ValueError, match="missing='mask'"):
+        pv.likelihoods.get("gaussian").check(x)

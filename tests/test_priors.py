@@ -128,7 +128,7 @@ def _initial_params(res, x):
     bk = res.bk
     seed = res.options["seed"]
     fresh = res.model.build(seed)
-    state = bk.init_params(fresh, (bk.asarray(x[:32]),), {}, seed)
+    state = pv.backends.init_params(bk, fresh, {"x": bk.asarray(x[:32])}, seed)
     return state["params"] if bk.name == "pyro" else state
 
 
@@ -157,3 +157,26 @@ def test_learned_prior_parameters_train(backend, prior, names, fitted):
             np.testing.assert_allclose(np.asarray(before["prior_loc"]), res.model.nets["prior"]["loc"])
     else:
         assert np.shape(after["prior_pseudo_inputs"]) == (50, 64)
+
+
+def test_learned_parameters_are_named_per_instance(backend):
+    """Two mixture priors and two learned-scale likelihoods in one model never collide."""
+    bk = pv.backends.get(backend)
+    mix, lik = pv.priors.MixtureOfGaussians(components=3), pv.likelihoods.Gaussian(scale=None)
+
+    def model():
+        for name in ("a", "b"):
+            mix.distribution(bk, PriorContext(latent_dim=2, prefix=f"{name}_prior"))
+            lik.distribution(bk, (bk.asarray(np.zeros((4, 3))),), prefix=f"{name}_lik")
+
+    state = bk.new_params()
+    tr = bk.get_trace(bk.seed(bk.with_params(model, state), 0))
+    names = sorted(state["params"]) if bk.shared_param_store else sorted(
+        k for k, s in tr.items() if s["type"] == "param")
+    assert names == ["a_lik_scale", "a_prior_loc", "a_prior_logits", "a_prior_scale",
+                     "b_lik_scale", "b_prior_loc", "b_prior_logits", "b_prior_scale"]
+
+
+def test_vamp_declares_it_needs_the_encoder():
+    assert pv.priors.get("vamp").needs_encoder
+    assert not any(pv.priors.get(n).needs_encoder for n in ("normal", "mixture", "flow"))

@@ -4,13 +4,16 @@ A model receives a backend namespace ``bk`` and writes ``bk.sample``, ``bk.plate
 ``bk.module``, ``bk.factor``, ``bk.scale``, ``bk.deterministic``, ``bk.dist`` and
 ``bk.constraints``; Pyro and NumPyro share these names, so the same model body runs on both.
 Everything in which the libraries really differ (parameter storage, RNG, handlers, flows,
-compilation) is a method of the backend object, in one place.
+compilation) is a method of the backend object, in one place; :class:`~.base.Backend` declares
+the contract both implement, with capability flags instead of backend names.
 """
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["get", "names"]
+from .base import Backend, init_params
+
+__all__ = ["get", "names", "Backend", "init_params"]
 
 _MODULES = {"pyro": "probvae.backends.pyro_backend", "numpyro": "probvae.backends.numpyro_backend"}
 _CACHE: dict = {}
@@ -38,7 +41,7 @@ def get(name):
     >>> bk.name
     'numpyro'
     """
-    if hasattr(name, "sample") and hasattr(name, "plate"):   # already a backend
+    if isinstance(name, Backend):       # already a backend
         return name
     if name not in _MODULES:
         raise ValueError(f"unknown backend {name!r}; choose one of {list(_MODULES)}")

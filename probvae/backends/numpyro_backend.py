@@ -1,4 +1,18 @@
-"""The NumPyro (JAX) backend namespace."""
+"""The NumPyro (JAX) backend namespace.
+
+Examples
+--------
+>>> import numpy as np
+>>> from probvae.backends import get
+>>> bk = get("numpyro")
+>>> def model(x=None):
+...     loc = bk.param("loc", np.zeros(2, np.float32))
+...     with bk.plate("data", x.shape[0]):
+...         bk.sample("x", bk.dist.Normal(loc, 1.0).to_event(1), obs=x)
+>>> tr = bk.get_trace(bk.seed(model, 0), x=bk.asarray(np.ones((3, 2))))
+>>> sorted(bk.sample_sites(tr)), bk.fixed_shapes
+(['x'], True)
+"""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -29,9 +43,14 @@ class _Distributions(SimpleNamespace):
 
 
 class NumPyroBackend:
-    """NumPyro's primitives under the shared names, plus the few places NumPyro differs."""
+    """NumPyro's primitives under the shared names, plus the few places NumPyro differs.
+
+    Implements :class:`~probvae.backends.base.Backend`.
+    """
 
     name = "numpyro"
+    fixed_shapes = True          # jit compiles one shape: chunks are padded
+    shared_param_store = False
     sample = staticmethod(numpyro.sample)
     plate = staticmethod(numpyro.plate)
     factor = staticmethod(numpyro.factor)
@@ -39,7 +58,6 @@ class NumPyroBackend:
     dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli)
     constraints = _nd.constraints
     infer = numpyro.infer
-    handlers = handlers
 
     # ---- model-facing helpers -------------------------------------------------------------
     @staticmethod
@@ -67,6 +85,10 @@ class NumPyroBackend:
     @staticmethod
     def asarray_int(x):
         return jnp.asarray(np.asarray(x), dtype=jnp.int32)
+
+    @staticmethod
+    def asarray_bool(x):
+        return jnp.asarray(np.asarray(x), dtype=bool)
 
     @staticmethod
     def to_numpy(x):
@@ -105,6 +127,10 @@ class NumPyroBackend:
     def new_params():
         return {}
 
+    @staticmethod
+    def collect_params(state, traces):
+        """The parameter dict from the param sites of ``traces`` (see ``base.init_params``)."""
+        return {k: s["value"] for tr in traces for k, s in tr.items() if s["type"] == "param"}
 
     @staticmethod
     def params_to_numpy(params):
@@ -121,14 +147,6 @@ class NumPyroBackend:
                              f"{sorted(set(paths) ^ set(flat))}")
         treedef = jax.tree_util.tree_structure(template)
         return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(flat[p]) for p in paths])
-
-    def init_params(self, model, args, kwargs, seed):
-        """Create a model's parameters by tracing guide then model once (constrained values)."""
-        key_g, key_m = jax.random.split(jax.random.PRNGKey(seed))
-        gtr = handlers.trace(handlers.seed(model.guide, key_g)).get_trace(*args, **kwargs)
-        mtr = handlers.trace(handlers.replay(handlers.seed(model.model, key_m), trace=gtr)
-                             ).get_trace(*args, **kwargs)
-        return {k: s["value"] for tr in (mtr, gtr) for k, s in tr.items() if s["type"] == "param"}
 
     @staticmethod
     def with_params(fn, params):
@@ -160,37 +178,28 @@ class NumPyroBackend:
         return jax.jit(fn)
 
     @staticmethod
-    def nuts(fn, params, args, kwargs, chains, num_samples, num_warmup, seed):
-        """NUTS on the latent sites of ``fn(*args, **kwargs)`` with ``params`` fixed; chains run
+    def nuts(fn, params, kwargs, chains, num_samples, num_warmup, seed):
+        """NUTS on the latent sites of ``fn(**kwargs)`` with ``params`` fixed; chains run
         vectorised. Returns ``{site: ndarray (chain, draw, ...)}``."""
         from numpyro.infer import MCMC, NUTS
         model = handlers.substitute(fn, data=params)
         mcmc = MCMC(NUTS(model), num_warmup=num_warmup, num_samples=num_samples,
                     num_chains=chains, chain_method="vectorized", progress_bar=False)
-        mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs)
+        mcmc.run(jax.random.PRNGKey(seed), **kwargs)
         return {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
 
     @staticmethod
-    def fit_local_gaussian(fn, params, x, init_loc, init_scale, steps, lr, num_particles, seed,
-                           kwargs=None):
-        """Optimise a per-example Gaussian q(z) for ``fn(x)`` with the model's parameters held
-        fixed (NumPyro's SVI); returns ``(loc, scale)`` as NumPy arrays."""
+    def run_svi(model, guide, params, kwargs, steps, lr, num_particles, seed):
+        """Optimise ``guide``'s own parameters for ``model(**kwargs)`` by NumPyro's SVI (Adam,
+        ``Trace_ELBO``) with the model's ``params`` held fixed; returns the guide's parameters
+        as ``{name: ndarray}``."""
         import optax
         from numpyro.infer import SVI, Trace_ELBO
-        model = handlers.block(handlers.substitute(fn, data=params),
+        fixed = handlers.block(handlers.substitute(model, data=params),
                                hide_fn=lambda site: site["type"] == "param")
-
-        def guide(x, **_):
-            loc = numpyro.param("local_loc", jnp.asarray(init_loc))
-            scale = numpyro.param("local_scale", jnp.asarray(init_scale),
-                                  constraint=_nd.constraints.positive)
-            with numpyro.plate("data", x.shape[0]):
-                numpyro.sample("z", _nd.Normal(loc, scale).to_event(1))
-
-        svi = SVI(model, guide, optax.adam(lr), Trace_ELBO(num_particles=num_particles))
-        out = svi.run(jax.random.PRNGKey(seed), steps, jnp.asarray(x), progress_bar=False,
-                      **(kwargs or {}))
-        return np.asarray(out.params["local_loc"]), np.asarray(out.params["local_scale"])
+        svi = SVI(fixed, guide, optax.adam(lr), Trace_ELBO(num_particles=num_particles))
+        out = svi.run(jax.random.PRNGKey(seed), steps, progress_bar=False, **kwargs)
+        return {k: np.asarray(v) for k, v in out.params.items()}
 
     @staticmethod
     def mixture_logits(fn):

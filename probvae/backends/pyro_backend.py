@@ -1,8 +1,22 @@
-"""The Pyro (torch) backend namespace."""
+"""The Pyro (torch) backend namespace.
+
+Examples
+--------
+>>> import numpy as np
+>>> from probvae.backends import get
+>>> bk = get("pyro")
+>>> def model(x=None):
+...     loc = bk.param("loc", np.zeros(2, np.float32))
+...     with bk.plate("data", x.shape[0]):
+...         bk.sample("x", bk.dist.Normal(loc, 1.0).to_event(1), obs=x)
+>>> state = bk.new_params()
+>>> tr = bk.get_trace(bk.seed(bk.with_params(model, state), 0), x=bk.asarray(np.ones((3, 2))))
+>>> sorted(state["params"]), bk.shared_param_store     # the parameter lives in its own state
+(['loc'], True)
+"""
 from __future__ import annotations
 
 import contextlib
-from types import SimpleNamespace
 
 import numpy as np
 import pyro
@@ -58,10 +72,23 @@ def param_scope(state):
         store.set_state(saved)
 
 
+def _copy_state(params):
+    """A scope of its own over a fitted state's values, so new parameters stay out of it."""
+    scope = {"params": dict(params["params"]), "constraints": dict(params["constraints"])}
+    if "values" in params:
+        scope["values"] = params["values"]
+    return scope
+
+
 class PyroBackend:
-    """Pyro's primitives under the shared names, plus the few places Pyro differs."""
+    """Pyro's primitives under the shared names, plus the few places Pyro differs.
+
+    Implements :class:`~probvae.backends.base.Backend`.
+    """
 
     name = "pyro"
+    fixed_shapes = False         # eager: any shape
+    shared_param_store = True    # swapped per model by param_scope
     sample = staticmethod(pyro.sample)
     plate = staticmethod(pyro.plate)
     factor = staticmethod(pyro.factor)
@@ -70,7 +97,6 @@ class PyroBackend:
     dist = dist
     constraints = dist.constraints
     infer = pyro.infer
-    handlers = poutine
 
     # ---- model-facing helpers -------------------------------------------------------------
     @staticmethod
@@ -93,6 +119,10 @@ class PyroBackend:
     @staticmethod
     def asarray_int(x):
         return torch.as_tensor(np.asarray(x), dtype=torch.long)
+
+    @staticmethod
+    def asarray_bool(x):
+        return torch.as_tensor(np.asarray(x), dtype=torch.bool)
 
     @staticmethod
     def to_numpy(x):
@@ -130,6 +160,12 @@ class PyroBackend:
         return {"params": {}, "constraints": {}}
 
     @staticmethod
+    def collect_params(state, traces):
+        """The state itself: tracing under ``with_params(fn, state)`` registered the
+        parameters in it (see ``base.init_params``)."""
+        return state
+
+    @staticmethod
     def snapshot(state):
         """Detached copies of a state's (unconstrained) values."""
         return {k: v.detach().clone() for k, v in state["params"].items()}
@@ -153,15 +189,6 @@ class PyroBackend:
             raise ValueError(f"checkpoint parameters do not match the model: {sorted(missing)}")
         dtype = torch.get_default_dtype()
         return self.finalize(template, {k: torch.as_tensor(v, dtype=dtype) for k, v in flat.items()})
-
-    def init_params(self, model, args, kwargs, seed):
-        """Create a model's parameters by tracing model and guide once; returns the state."""
-        state = self.new_params()
-        fn = self.with_params(model.guide, state)
-        gtr = poutine.trace(poutine.seed(fn, seed)).get_trace(*args, **kwargs)
-        mfn = self.with_params(model.model, state)
-        poutine.trace(poutine.replay(poutine.seed(mfn, seed), trace=gtr)).get_trace(*args, **kwargs)
-        return state
 
     @staticmethod
     def with_params(fn, state):
@@ -205,47 +232,35 @@ class PyroBackend:
                 return fn(*args, **kwargs)
         return run
 
-    def nuts(self, fn, params, args, kwargs, chains, num_samples, num_warmup, seed):
-        """NUTS on the latent sites of ``fn(*args, **kwargs)`` with ``params`` fixed; Pyro runs
+    def nuts(self, fn, params, kwargs, chains, num_samples, num_warmup, seed):
+        """NUTS on the latent sites of ``fn(**kwargs)`` with ``params`` fixed; Pyro runs
         the chains one after another. Returns ``{site: ndarray (chain, draw, ...)}``."""
         from pyro.infer import MCMC, NUTS
         out = []
-        with param_scope(params), torch.random.fork_rng(devices=[]):
+        with param_scope(_copy_state(params)), torch.random.fork_rng(devices=[]):
             for c in range(chains):
                 torch.manual_seed(seed + c)
                 mcmc = MCMC(NUTS(poutine.block(fn, hide_types=["param"])), num_samples=num_samples,
                             warmup_steps=num_warmup, num_chains=1, disable_progbar=True)
-                mcmc.run(*args, **kwargs)
+                mcmc.run(**kwargs)
                 out.append({k: v.detach().numpy() for k, v in mcmc.get_samples().items()})
         return {k: np.stack([o[k] for o in out]) for k in out[0]}
 
-    def fit_local_gaussian(self, fn, params, x, init_loc, init_scale, steps, lr, num_particles,
-                           seed, kwargs=None):
-        """Optimise a per-example Gaussian q(z) for ``fn(x)`` with the model's parameters held
-        fixed (Pyro's SVI); returns ``(loc, scale)`` as NumPy arrays."""
+    def run_svi(self, model, guide, params, kwargs, steps, lr, num_particles, seed):
+        """Optimise ``guide``'s own parameters for ``model(**kwargs)`` by Pyro's SVI (Adam,
+        ``Trace_ELBO`` with vectorised particles) with the model's ``params`` held fixed;
+        returns the guide's parameters as ``{name: ndarray}`` (constrained values)."""
         from pyro.infer import SVI, Trace_ELBO
-        scope = {"params": dict(params["params"]), "constraints": dict(params["constraints"])}
-        if "values" in params:
-            scope["values"] = params["values"]
-        model = poutine.block(fn, hide_types=["param"])
-
-        def guide(x, **_):
-            loc = pyro.param("local_loc", lambda: self.asarray(init_loc))
-            scale = pyro.param("local_scale", lambda: self.asarray(init_scale),
-                               constraint=dist.constraints.positive)
-            with pyro.plate("data", x.shape[0]):
-                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
-
-        with param_scope(scope) as store, torch.random.fork_rng(devices=[]):
+        with param_scope(_copy_state(params)) as store, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}),
+            before = set(store.keys())
+            svi = SVI(poutine.block(model, hide_types=["param"]), guide,
+                      pyro.optim.Adam({"lr": lr}),
                       Trace_ELBO(num_particles=num_particles, vectorize_particles=True,
                                  max_plate_nesting=1))
-            xt = self.asarray(x)
             for _ in range(steps):
-                svi.step(xt, **(kwargs or {}))
-            return (store["local_loc"].detach().numpy().copy(),
-                    store["local_scale"].detach().numpy().copy())
+                svi.step(**kwargs)
+            return {k: store[k].detach().numpy().copy() for k in store.keys() if k not in before}
 
     @staticmethod
     def mixture_logits(fn):

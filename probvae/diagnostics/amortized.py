@@ -9,6 +9,10 @@ import warnings
 
 import numpy as np
 
+from probvae.data import as_split
+from probvae.inference import encode, log_weights
+from probvae.inference.scoring import active_units, log_mean_exp
+
 __all__ = ["latent_posterior", "khat", "iwae_log_likelihood", "collapse", "report",
            "format_report", "KHAT_THRESHOLD"]
 
@@ -17,9 +21,12 @@ KHAT_THRESHOLD = 0.7
 
 
 def _inputs(x, y):
-    from ..data import as_split
-    split = as_split(x)
-    return split.x, (split.y if y is None else np.asarray(y))
+    """``(data, x, labels)``: what to score (an array, NaN for missing cells, or a batch), its
+    feature array, and the labels for the ``label`` coordinate (given, else the Split's)."""
+    if isinstance(x, dict):                     # a batch (probvae.batch)
+        return x, x["x"], (x.get("y") if y is None else np.asarray(y))
+    split = as_split(x, allow_missing=True)
+    return split.x, split.x, (split.y if y is None else np.asarray(y))
 
 
 def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
@@ -57,13 +64,11 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
     """
     import arviz as az
 
-    from ..inference import log_weights
-
     if int(chains) < 1 or int(num_samples) < int(chains):
         raise ValueError(f"need chains >= 1 and num_samples >= chains, got {chains}, {num_samples}")
-    xs, labels = _inputs(x, y)
+    data, xs, labels = _inputs(x, y)
     draws = int(num_samples) // int(chains)
-    lw = log_weights(res, xs, num_samples=draws * int(chains), seed=seed, keep=("z", "y"))
+    lw = log_weights(res, data, num_samples=draws * int(chains), seed=seed, keep=("z", "y"))
     n = xs.shape[0]
 
     def cd(a):                       # (obs, samples, ...) -> (chain, draw, obs, ...)
@@ -149,9 +154,7 @@ def iwae_log_likelihood(idata):
     """
     import xarray as xr
 
-    lw = _log_weights_matrix(idata)
-    m = lw.max(axis=1, keepdims=True)
-    ll = m[:, 0] + np.log(np.mean(np.exp(lw - m), axis=1))
+    ll = log_mean_exp(_log_weights_matrix(idata), axis=1)
     return xr.DataArray(ll, coords={"obs": idata.sample_stats["obs"]}, dims=["obs"],
                         name="iwae_log_likelihood")
 
@@ -178,18 +181,16 @@ def collapse(res, x, num_samples=100, threshold=0.01, seed=0, warn=True):
     """
     import xarray as xr
 
-    from ..inference import encode, log_weights
-
-    xs, _ = _inputs(x, None)
-    lw = log_weights(res, xs, num_samples=num_samples, seed=seed)
-    z = encode(res, xs)
-    activity = z.var(axis=0)
+    data = _inputs(x, None)[0]
+    lw = log_weights(res, data, num_samples=num_samples, seed=seed)
+    z = encode(res, data)
+    activity, active = active_units(z, threshold)
     kl = lw["kl_dim"].mean(axis=0) if "kl_dim" in lw else np.full(z.shape[1], np.nan)
     ds = xr.Dataset({"kl": ("latent", kl), "activity": ("latent", activity),
-                     "active": ("latent", activity > threshold)},
+                     "active": ("latent", active)},
                     coords={"latent": np.arange(z.shape[1])})
     collapsed = [int(d) for d in np.flatnonzero(activity <= threshold)]
-    ds.attrs.update(active_units=int((activity > threshold).sum()), collapsed_dims=collapsed,
+    ds.attrs.update(active_units=int(active.sum()), collapsed_dims=collapsed,
                     threshold=threshold)
     if warn and collapsed:
         warnings.warn(f"posterior collapse: latent dims {collapsed} are inactive (variance of "

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from probvae import batch as batching
+from probvae.inference import FitResult, encode, log_weights
+from probvae.inference.scoring import example_batch
+from probvae.models import CustomModel
+
 from .amortized import _inputs
 
 __all__ = ["reference_posterior", "compare_posteriors", "amortization_gap"]
@@ -37,22 +42,16 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
     """
     import arviz as az
 
-    from ..inference.fit import prepare_x
-    from ..inference.predict import _labels_for
-
-    xs, labels = _inputs(x, y)
-    xs = prepare_x(res.model, xs, "data")
+    data, _, labels = _inputs(x, y)
+    batch = example_batch(res, data, "data",
+                          labels if getattr(res.model, "is_classifier", False) else None)
     bk = res.bk
-    kwargs = {}
-    ylab = _labels_for(res, xs, labels if getattr(res.model, "is_classifier", False) else None)
-    if ylab is not None:
-        kwargs["y"] = bk.asarray_int(ylab)
-    draws = bk.nuts(res.model.model, res.params, (bk.asarray(xs),), kwargs, int(chains),
+    draws = bk.nuts(res.model.model, res.params, batching.to_backend(bk, batch), int(chains),
                     int(num_samples), int(num_warmup), int(seed))
     if "z" not in draws:
         raise ValueError("reference_posterior needs a latent site named 'z'")
     idata = az.from_dict(posterior={"z": draws["z"]}, dims={"z": ["obs", "latent"]},
-                         coords={"obs": np.arange(len(xs)),
+                         coords={"obs": np.arange(batching.size(batch)),
                                  "latent": np.arange(draws["z"].shape[-1])})
     if labels is not None:
         idata = idata.assign_coords(label=("obs", np.asarray(labels)))
@@ -103,15 +102,37 @@ def compare_posteriors(amortized, reference):
     return ds
 
 
-def _guide_scale(res, x, kw):
-    """Posterior sds of the amortized Gaussian q(z|x)."""
+def _guide_scale(res, batch):
+    """Posterior sds of the amortized Gaussian q(z|x) for the examples of ``batch``."""
     bk = res.bk
-    tr = bk.get_trace(bk.seed(res.bound(res.model.guide), 0), bk.asarray(x), **kw)
+    tr = bk.get_trace(bk.seed(res.bound(res.model.guide), 0), **batching.to_backend(bk, batch))
     fn = tr["z"]["fn"]
     while not hasattr(fn, "scale") and hasattr(fn, "base_dist"):
         fn = fn.base_dist
     return np.array(np.broadcast_to(np.asarray(bk.to_numpy(fn.scale)),
-                                    (len(x), tr["z"]["value"].shape[-1])), dtype=np.float32)
+                                    (batching.size(batch), tr["z"]["value"].shape[-1])),
+                    dtype=np.float32)
+
+
+def local_gaussian_guide(bk, loc, scale, learn=True):
+    """A guide with its own Gaussian q(z) per example: learned parameters ``local_loc`` and
+    ``local_scale`` starting at ``loc`` and ``scale`` (``learn=False``: fixed at them; a padded
+    batch repeats the last row). Written once with ``bk``, so it runs on both backends."""
+    n = len(loc)
+
+    def guide(x=None, **_):
+        rows = x.shape[0]
+        if learn:
+            q_loc = bk.param("local_loc", np.asarray(loc, np.float32))
+            q_scale = bk.param("local_scale", np.asarray(scale, np.float32),
+                               constraint=bk.constraints.positive)
+        else:
+            pad = max(rows - n, 0)
+            q_loc = bk.asarray(np.concatenate([loc, np.repeat(loc[-1:], pad, 0)])[:rows])
+            q_scale = bk.asarray(np.concatenate([scale, np.repeat(scale[-1:], pad, 0)])[:rows])
+        with bk.plate("data", rows):
+            bk.sample("z", bk.dist.Normal(q_loc, q_scale).to_event(1))
+    return guide
 
 
 def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=500, seed=0,
@@ -144,40 +165,23 @@ def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=50
     """
     import xarray as xr
 
-    from ..inference import FitResult, encode, log_weights
-    from ..inference.fit import prepare_x
-    from ..inference.predict import _labels_for
-    from ..models import CustomModel
-
-    xs = prepare_x(res.model, _inputs(x, None)[0], "data")
-    labels = _labels_for(res, xs, y)
+    rows = example_batch(res, _inputs(x, None)[0], "data", y)
     bk = res.bk
     amortized, optimised = [], []
-    for start in range(0, len(xs), batch):
-        xb = xs[start:start + batch]
-        yb = None if labels is None else labels[start:start + batch]
-        kw = {} if yb is None else {"y": bk.asarray_int(yb)}
-        loc0, scale0 = encode(res, xb, seed=seed, y=yb), _guide_scale(res, xb, kw)
-        loc, scale = bk.fit_local_gaussian(res.model.model, res.params, xb, loc0, scale0,
-                                           int(steps), float(lr), int(num_particles), int(seed),
-                                           kw)
-
-        def local_guide(x, loc=loc, scale=scale, n=len(xb), **_):
-            rows = x.shape[0]                        # evaluation may pad the batch
-            pad = max(rows - n, 0)
-            loc_r = np.concatenate([loc, np.repeat(loc[-1:], pad, 0)])[:rows]
-            scale_r = np.concatenate([scale, np.repeat(scale[-1:], pad, 0)])[:rows]
-            with bk.plate("data", rows):
-                bk.sample("z", bk.dist.Normal(bk.asarray(loc_r), bk.asarray(scale_r)).to_event(1))
-
-        pair = CustomModel(res.model.model, local_guide, res.backend)
+    for start, part, _ in batching.chunks(rows, batch):
+        loc0, scale0 = encode(res, part, seed=seed), _guide_scale(res, part)
+        fitted = bk.run_svi(res.model.model, local_gaussian_guide(bk, loc0, scale0), res.params,
+                            batching.to_backend(bk, part), int(steps), float(lr),
+                            int(num_particles), int(seed))
+        local = local_gaussian_guide(bk, fitted["local_loc"], fitted["local_scale"], learn=False)
+        pair = CustomModel(res.model.model, local, res.backend)
         pair.training_sites = res.model.training_sites     # score the same p(x, ...) as res
-        local = FitResult(pair, res.params, {}, res.objective)
-        optimised.append(log_weights(local, xb, num_samples, seed=seed, y=yb)["log_w"].mean(1))
-        amortized.append(log_weights(res, xb, num_samples, seed=seed, y=yb)["log_w"].mean(1))
+        scored = FitResult(pair, res.params, {}, res.objective, dict(res.options))
+        optimised.append(log_weights(scored, part, num_samples, seed=seed)["log_w"].mean(1))
+        amortized.append(log_weights(res, part, num_samples, seed=seed)["log_w"].mean(1))
     a, o = np.concatenate(amortized), np.concatenate(optimised)
     ds = xr.Dataset({"elbo_amortized": ("obs", a), "elbo_optimised": ("obs", o),
-                     "gap": ("obs", o - a)}, coords={"obs": np.arange(len(xs))})
+                     "gap": ("obs", o - a)}, coords={"obs": np.arange(len(a))})
     ds.attrs.update(mean_gap=float((o - a).mean()), mean_elbo_amortized=float(a.mean()),
                     mean_elbo_optimised=float(o.mean()))
     return ds

@@ -225,3 +225,12 @@ def test_enum_sums_out_a_discrete_latent_on_both_backends():
     # full-batch, no sampled latents: both backends take the same deterministic Adam steps
     np.testing.assert_allclose(out["pyro"][0], out["numpyro"][0], rtol=1e-4)
     np.testing.assert_allclose(out["pyro"][1], out["numpyro"][1], atol=1e-3)
+
+
+def test_the_models_plate_nesting_reaches_the_objective():
+    bk = pv.backends.get("pyro")
+    for name in ("elbo", "iwae", "enum"):       # Pyro's RenyiELBO adds its particle plate
+        one = objectives.build(name, bk, max_plate_nesting=1)[0].max_plate_nesting
+        assert objectives.build(name, bk, max_plate_nesting=2)[0].max_plate_nesting == one + 1
+    elbo, _ = objectives.build("enum", pv.backends.get("numpyro"), max_plate_nesting=3)
+    assert elbo.max_plate_nesting == 3

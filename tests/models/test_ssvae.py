@@ -85,7 +85,7 @@ def test_enumeration_sums_over_classes(backend, digits):
                          backend=backend).build(0)
     bk = ss.bk
     x = digits.train.x[:1]
-    params = bk.init_params(ss, (bk.asarray(x),), {}, 0)
+    params = pv.backends.init_params(bk, ss, {"x": bk.asarray(x)}, 0)
     n = 3000
     manual = _manual_unlabelled_elbo(bk, ss, params, x, n, seed=1)
     elbo, _ = objectives.build("enum", bk, num_particles=n)

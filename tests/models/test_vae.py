@@ -63,7 +63,7 @@ def _trace_pair(backend, prior, x, kl_weight=1.0, likelihood="continuous_bernoul
     vae = pv.models.VAE(input_dim=64, latent_dim=3, hidden=(16,), prior=prior,
                         likelihood=likelihood, backend=backend).build(seed=0)
     xb = bk.asarray(x)
-    params = bk.init_params(vae, (xb,), {}, 0)
+    params = pv.backends.init_params(bk, vae, {"x": xb}, 0)
     gtr = bk.get_trace(bk.seed(bk.with_params(vae.guide, params), 0), xb, kl_weight=kl_weight)
     mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(vae.model, params), 0), gtr), xb,
                        kl_weight=kl_weight)

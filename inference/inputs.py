@@ -1,0 +1,195 @@
+"""Input checks: data, labels and missing values become a checked batch (the bottom of inference).
+
+Every entry point (fit, evaluate, predict, generate, impute, the diagnostics) turns what the
+user passed into a batch here (a dict of per-example NumPy arrays, see :mod:`probvae.batch`),
+so a shape, a NaN or a label out of range fails the same way, with the fix in the message.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from probvae import batch as batching
+from probvae.data import as_split
+
+__all__ = ["MISSING", "check_missing", "model_batch", "labelled_batch", "check_labels",
+           "check_batch_keys"]
+
+#: what ``missing=`` accepts: ``None`` (NaN is an error) or ``"mask"`` (NaN cells are left out)
+MISSING = (None, "mask")
+
+
+def check_missing(missing):
+    """``missing`` checked: ``None`` or ``"mask"``.
+
+    Examples
+    --------
+    >>> check_missing("drop")
+    Traceback (most recent call last):
+    ...
+    ValueError: missing must be None (NaN is an error) or 'mask' (NaN cells are left out of the likelihood), got 'drop'
+    """
+    if missing not in MISSING:
+        raise ValueError("missing must be None (NaN is an error) or 'mask' (NaN cells are left "
+                         f"out of the likelihood), got {missing!r}")
+    return missing
+
+
+def _model_dim(model):
+    return getattr(model, "input_dim", None)
+
+
+def model_batch(model, data, what="data", missing=None) -> dict:
+    """The batch a model trains on or is scored on: ``x`` checked against the model's
+    ``input_dim`` and likelihood, plus ``mask`` (True where observed) with ``missing="mask"``.
+
+    With ``missing="mask"`` NaN cells are missing: they get the likelihood's ``fill`` value in
+    ``x`` and are left out of the likelihood through ``mask``. A batch made here (a dict with
+    ``x``) passes through as it is, so helpers can hand one on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probvae.models import VAE
+    >>> vae = VAE(input_dim=2, latent_dim=1)
+    >>> b = model_batch(vae, np.array([[0.5, np.nan]]), missing="mask")
+    >>> b["x"].tolist(), b["mask"].tolist()
+    ([[0.5, 0.0]], [[True, False]])
+    """
+    missing = check_missing(missing)
+    dim = _model_dim(model)
+    if isinstance(data, dict):
+        if "x" not in data:
+            raise ValueError(f"{what}: a batch needs an entry 'x', got {sorted(data)}")
+        batch = batching.make(**data)
+        if dim is not None and batch["x"].shape[-1] != dim:
+            raise ValueError(f"{what} has {batch['x'].shape[-1]} features but the model's "
+                             f"input_dim is {dim}")
+        return batch
+    split = as_split(data, allow_missing=missing == "mask")
+    x = split.x
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what} has {x.shape[1]} features but the model's input_dim is {dim}")
+    mask = None
+    if missing == "mask":
+        if np.isinf(x).any():
+            raise ValueError(f"{what} has inf values; mark missing cells with NaN")
+        mask = ~np.isnan(x)
+        empty = np.flatnonzero(~mask.any(axis=1))
+        if len(empty) == len(x):
+            raise ValueError(f"{what} has no observed value at all; every cell is NaN")
+    lik = getattr(model, "likelihood", None)
+    if lik is not None:
+        x = lik.check(x, mask)
+    elif mask is not None:
+        x = np.where(mask, x, np.float32(0.0))
+    return batching.make(x=x, mask=mask)
+
+
+def labelled_batch(model, data, labels, missing=None) -> dict:
+    """The labelled examples of ``data`` as a batch with ``y``: ``labels`` is a boolean mask
+    (N,) or an integer index of the examples whose label ``data.y`` is observed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probvae.data import from_arrays
+    >>> from probvae.models import SSVAE
+    >>> ss = SSVAE(input_dim=2, num_classes=2)
+    >>> split = from_arrays(np.full((4, 2), 0.5), y=[0, 1, 0, 1])
+    >>> labelled_batch(ss, split, [0, 1])["y"].tolist()
+    [0, 1]
+    >>> labelled_batch(ss, split, np.array([0, 1, 0, 1]))
+    Traceback (most recent call last):
+    ...
+    ValueError: labels= looks like a 0/1 mask stored as integers (values 0 and 1, one per example); pass it as booleans, labels=np.asarray(labels, dtype=bool), or pass the indices of the labelled examples
+    """
+    k = getattr(model, "num_classes", None)
+    if not getattr(model, "is_classifier", False):
+        raise ValueError("labels= is for models that learn from labels (e.g. SSVAE); "
+                         f"{type(model).__name__} does not use them")
+    split = as_split(data, allow_missing=missing == "mask")
+    if split.y is None:
+        raise ValueError("labels= needs data with labels: pass a Split whose y is set "
+                         "(e.g. data.train)")
+    n = len(split)
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        if labels.shape != (n,):
+            raise ValueError(f"a labels mask needs one entry per example ({n}), got shape "
+                             f"{labels.shape}")
+        idx = np.flatnonzero(labels)
+    elif labels.ndim == 1 and (labels.size == 0 or np.issubdtype(labels.dtype, np.integer)):
+        if (n > 2 and labels.shape == (n,) and set(np.unique(labels).tolist()) <= {0, 1}):
+            raise ValueError("labels= looks like a 0/1 mask stored as integers (values 0 and 1, "
+                             "one per example); pass it as booleans, labels=np.asarray(labels, "
+                             "dtype=bool), or pass the indices of the labelled examples")
+        if labels.size and (labels.min() < 0 or labels.max() >= n):
+            raise ValueError(f"labels index out of range: the data has {n} examples, got indices "
+                             f"from {labels.min()} to {labels.max()}")
+        idx = np.unique(labels).astype(np.int64)
+    else:
+        raise TypeError("labels= takes a boolean mask (N,) or an integer index of labelled "
+                        f"examples, got dtype {labels.dtype} and shape {labels.shape}")
+    if len(idx) == 0:
+        raise ValueError("labels= selects no example; label at least one per class, e.g. "
+                         "labels=data.train.label_subset(n_per_class=5)")
+    y = split.y[idx]
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        raise ValueError(f"labels must lie in 0..{k - 1} for num_classes={k}; found "
+                         f"{sorted(set(y[bad].tolist()))[:5]}")
+    missing_classes = sorted(set(range(k)) - set(y.tolist()))
+    if missing_classes:
+        raise ValueError(f"no labelled example of class(es) {missing_classes}; label at least "
+                         "one example per class (data.train.label_subset(n_per_class=...))")
+    out = model_batch(model, split.x[idx], "labelled data", missing)
+    out["y"] = y.astype(np.int64)
+    return out
+
+
+def check_labels(model, y, n) -> np.ndarray:
+    """``y`` as ``n`` integer labels in ``0..num_classes-1`` (one label is repeated ``n`` times).
+
+    Examples
+    --------
+    >>> from probvae.models import SSVAE
+    >>> check_labels(SSVAE(input_dim=2, num_classes=3), 2, 4).tolist()
+    [2, 2, 2, 2]
+    """
+    k = getattr(model, "num_classes", None)
+    if k is None:
+        raise ValueError(f"{type(model).__name__} has no labels; drop y=")
+    y = np.asarray(y)
+    if y.ndim == 0:
+        y = np.full(n, y)
+    if y.shape != (n,) or not (np.issubdtype(y.dtype, np.integer)
+                               or (y.dtype.kind == "f" and np.all(y == np.round(y)))):
+        raise ValueError(f"y must be one integer label or {n} integer labels, got shape "
+                         f"{y.shape} and dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"y must lie in 0..{k - 1}, got values from {y.min()} to {y.max()}")
+    return y
+
+
+def check_batch_keys(model, batch: dict):
+    """Raise a clear error when ``batch`` has an input the model's functions do not take.
+
+    Examples
+    --------
+    >>> from probvae.models import CustomModel
+    >>> pair = CustomModel(lambda x: None, lambda x: None, backend="numpyro")
+    >>> check_batch_keys(pair, {"x": 0, "mask": 1})
+    Traceback (most recent call last):
+    ...
+    ValueError: the data has mask but the model's functions take only x; add a mask=None keyword to model and guide (a mask is True where x is observed)
+    """
+    keys = getattr(model, "batch_keys", None)
+    if keys is None:
+        return
+    extra = [k for k in batch if k not in keys]
+    if extra:
+        hint = (" (a mask is True where x is observed)" if "mask" in extra else "")
+        raise ValueError(f"the data has {', '.join(extra)} but the model's functions take only "
+                         f"{', '.join(keys)}; add a {'=None, '.join(extra)}=None keyword to model "
+                         f"and guide{hint}")

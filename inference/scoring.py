@@ -1,0 +1,312 @@
+"""Scoring helpers shared by evaluation, prediction, generation, imputation and the diagnostics.
+
+The central one is :func:`log_weights`: per-example importance weights
+log p(x, z) - log q(z|x). The guide runs under a ``"particles"`` plate, the model is replayed
+against it, and every site's log density is read off the traces; on a backend with
+``fixed_shapes`` (NumPyro) the chunk function is compiled once and chunks are padded, on Pyro it
+runs eagerly without autograd. Batches come from :mod:`probvae.inference.inputs`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from probvae import batch as batching
+from probvae.priors import factorised_log_prob, unwrap
+
+from .inputs import check_labels, model_batch
+
+__all__ = ["log_weights", "log_mean_exp", "active_units", "class_probabilities",
+           "posterior_means", "site_means", "labels_for", "example_batch", "missing_of", "CHUNK"]
+
+#: rows (particles x examples) pushed through the decoder in one call
+_MAX_ROWS = 1 << 16
+#: examples per call for single-pass functions (encode, reconstruct, classify, decode)
+CHUNK = 4096
+#: ``missing=`` default: whatever the result was trained with
+_TRAINED = object()
+
+
+def log_mean_exp(a, axis=-1):
+    """log(mean(exp(a))) along ``axis``, computed stably: the IWAE bound from log weights.
+
+    Examples
+    --------
+    >>> round(float(log_mean_exp(np.log([1.0, 3.0]))), 6)
+    0.693147
+    """
+    a = np.asarray(a, dtype=np.float64)
+    return logsumexp(a, axis=axis) - np.log(a.shape[axis])
+
+
+def active_units(z, threshold=0.01):
+    """Which latent dims are active: the variance over examples of the posterior mean
+    E_q[z_d|x] exceeds ``threshold`` (Burda et al. 2016). Returns ``(variance, active)``.
+
+    Examples
+    --------
+    >>> var, active = active_units(np.array([[0.0, 1.0], [0.0, -1.0]]))
+    >>> active.tolist()
+    [False, True]
+    """
+    var = np.asarray(z, dtype=np.float64).var(axis=0)
+    return var, var > threshold
+
+
+def missing_of(res, missing=_TRAINED):
+    """The ``missing=`` setting to score with: the given one, else the one ``res`` was trained
+    with (``None`` for results trained on complete data)."""
+    return res.options.get("missing") if missing is _TRAINED else missing
+
+
+def _shared_draws(bk, fn, eps):
+    """z = loc + scale * eps for a (diagonal) Normal guide: the same ``eps`` for every example."""
+    fn = unwrap(bk, fn)
+    if isinstance(fn, bk.dist.Independent):
+        fn = unwrap(bk, fn.base_dist)
+    if not isinstance(fn, bk.dist.Normal):
+        raise ValueError(f"common_noise=True needs a Normal guide for 'z', got "
+                         f"{type(fn).__name__}; use common_noise=False")
+    return fn.loc + fn.scale * eps
+
+
+def _make_chunk_fn(res, num_particles, keep=()):
+    """``(params, seed, batch, eps) -> dict`` of (particles, examples) arrays for one chunk;
+    ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them).
+
+    Kept on the built model, so repeated calls reuse NumPyro's compilation."""
+    cache = res.model.__dict__.setdefault("_chunk_fns", {})
+    key = (int(num_particles), tuple(keep))
+    if key not in cache:
+        cache[key] = _build_chunk_fn(res.bk, res.model, *key)
+    return cache[key]
+
+
+def _build_chunk_fn(bk, model, num_particles, keep):
+    dim = -(model.max_plate_nesting + 1)
+    prior = getattr(model, "prior", None)
+    marginal = prior.marginal_log_prob if prior is not None else (
+        lambda bk, fn, value: factorised_log_prob(bk, fn, value))
+
+    def vectorized(fn):
+        def run(**kwargs):
+            with bk.plate("particles", num_particles, dim=dim):
+                return fn(**kwargs)
+        return run
+
+    def chunk(params, seed, batch, eps=None):
+        guide = bk.with_params(vectorized(model.guide), params)
+        gtr = bk.get_trace(bk.seed(guide, seed), **batch)
+        if eps is not None:
+            z = _shared_draws(bk, gtr["z"]["fn"], eps)
+            gtr = bk.get_trace(bk.seed(bk.condition(guide, {"z": z}), seed), **batch)
+            gtr["z"] = {**gtr["z"], "is_observed": False}     # a draw of q, for replay
+        mdl = bk.with_params(vectorized(model.model), params)
+        mtr = bk.get_trace(bk.replay(bk.seed(mdl, seed), gtr), **batch)
+        out = {"log_q": 0.0, "log_prior": 0.0, "log_lik": 0.0}
+        for tr, key in ((gtr, "log_q"), (mtr, None)):
+            for name, site in bk.sample_sites(tr).items():
+                if name in model.training_sites:       # e.g. M2's auxiliary classifier term
+                    continue
+                if model.data_plate not in {f.name for f in site["cond_indep_stack"]}:
+                    raise ValueError(f"site {name!r} is outside plate {model.data_plate!r}; "
+                                     "per-example scores need every sample site inside it")
+                lp = site["fn"].log_prob(site["value"])
+                k = key or ("log_lik" if site["is_observed"] else "log_prior")
+                out[k] = out[k] + lp
+        for name in keep:
+            if name in gtr:
+                out[f"value_{name}"] = gtr[name]["value"]
+        if "z" in gtr and "z" in mtr:
+            q = factorised_log_prob(bk, gtr["z"]["fn"], gtr["z"]["value"])
+            p = marginal(bk, mtr["z"]["fn"], mtr["z"]["value"])
+            if q is not None and p is not None:
+                out["kl_dim"] = (q - p).mean(0)                               # (examples, D)
+        return out
+
+    return bk.compile(chunk)
+
+
+def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
+                missing=_TRAINED):
+    """Log importance weights log p(x, z) - log q(z|x) for each example and draw.
+
+    Parameters
+    ----------
+    res : FitResult
+    x : Split or array (N, D)
+        With NaN for missing cells when the model was trained with ``missing="mask"``: only
+        the observed cells are scored.
+    num_samples : int
+        Draws z ~ q(z|x) per example.
+    seed : int
+    keep : tuple of str
+        Guide sites whose draws to return as well (e.g. ``("z",)``).
+    y : array (N,), optional
+        Labels to condition on, for models with labels (``log_w`` is then that of p(x, y, z)).
+    common_noise : bool
+        Draw z = loc(x) + scale(x) * eps with the same standard-normal ``eps`` (from ``seed``)
+        for every example (common random numbers; needs a Normal guide for ``z``). Each
+        example's weights then depend only on that example and ``seed``, not on which other
+        examples share the call, so a score for one row matches its score in a batch.
+    missing : None or "mask"
+        Default: as the model was trained (``res.options["missing"]``).
+
+    Returns
+    -------
+    dict of NumPy arrays
+        ``log_w``, ``log_lik``, ``log_prior``, ``log_q``: shape (N, num_samples);
+        ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals; and
+        ``value_<site>`` (N, num_samples, ...) for each kept site.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> data = pv.data.load("digits", seed=0)
+    >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(32,)), data.train,
+    ...              epochs=1, progress=False)
+    >>> log_weights(res, data.test.x[:5], num_samples=10)["log_w"].shape
+    (5, 10)
+    """
+    if int(num_samples) < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    batch = model_batch(res.model, x, "evaluation data", missing_of(res, missing))
+    if y is not None:
+        n = batching.size(batch)
+        batch["y"] = (check_labels(res.model, y, n) if hasattr(res.model, "num_classes")
+                      else batching.make(y=y)["y"])
+    bk = res.bk
+    x = batch["x"]
+    s_chunk = min(int(num_samples), 100)
+    width = max([x.shape[1], *getattr(res.model, "hidden", (256,))])
+    n_chunk = max(1, min(len(x), _MAX_ROWS * 64 // (s_chunk * width)))
+    fn = _make_chunk_fn(res, s_chunk, tuple(keep))
+    if common_noise and getattr(res.model, "latent_dim", None) is None:
+        raise ValueError("common_noise=True needs a model with a latent_dim attribute (VAE, "
+                         "SSVAE); use common_noise=False for this model")
+    rows = []
+    for start, part, n_keep in batching.chunks(batch, n_chunk, padded=bk.fixed_shapes):
+        part = batching.to_backend(bk, part)
+        parts = []
+        for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
+            chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
+            eps = None
+            if common_noise:
+                rng = np.random.default_rng([int(seed), j])
+                eps = bk.asarray(rng.standard_normal((s_chunk, 1, res.model.latent_dim))
+                                 .astype(np.float32))
+            out = fn(res.params, chunk_seed, part, eps)
+            parts.append({k: bk.to_numpy(v) for k, v in out.items()})
+        chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
+                                   axis=0)[:num_samples, :n_keep]
+                 for k in ("log_q", "log_prior", "log_lik")}
+        for k in parts[0]:
+            if k.startswith("value_"):
+                vals = np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape + p[k].shape[2:])
+                                       for p in parts], axis=0)[:num_samples, :n_keep]
+                chunk[k] = np.swapaxes(vals, 0, 1)
+        if "kl_dim" in parts[0]:
+            chunk["kl_dim"] = np.mean([p["kl_dim"][:n_keep] for p in parts], axis=0)
+        rows.append(chunk)
+    out = {k: np.concatenate([r[k] for r in rows], axis=-1 if k in ("log_q", "log_prior",
+                                                                        "log_lik") else 0)
+           for k in rows[0]}
+    for k in ("log_q", "log_prior", "log_lik"):
+        out[k] = out[k].T.astype(np.float64)
+    out["log_w"] = out["log_lik"] + out["log_prior"] - out["log_q"]
+    return out
+
+
+def _site_mean(site):
+    fn = site["fn"]
+    try:
+        return fn.mean
+    except NotImplementedError:
+        return site["value"]
+
+
+def class_probabilities(model, params, x):
+    """q(y|x) for a built model with a classifier and given parameters (used during training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probvae import backends
+    >>> from probvae.models import SSVAE
+    >>> ss = SSVAE(input_dim=4, num_classes=3, latent_dim=2, hidden=(8,)).build(0)
+    >>> params = backends.init_params(ss.bk, ss, {"x": ss.bk.asarray(np.full((2, 4), .5))}, 0)
+    >>> class_probabilities(ss, params, np.full((5, 4), 0.5)).shape
+    (5, 3)
+    """
+    fn = model.__dict__.get("_class_probs")
+    if fn is None:
+        bk = model.bk
+
+        def probs(params, xb):
+            return bk.with_params(lambda v: model._classify(v).probs, params)(xb)
+
+        fn = model.__dict__["_class_probs"] = bk.compile(probs)
+    bk = model.bk
+    return np.concatenate([np.asarray(bk.to_numpy(fn(params, bk.asarray(x[i:i + CHUNK]))))
+                           for i in range(0, len(x), CHUNK)])
+
+
+def labels_for(res, batch, y=None):
+    """Labels to condition on, for models with labels: given ones (checked), else the
+    classifier's best guess; ``None`` for models without labels."""
+    if not getattr(res.model, "is_classifier", False):
+        return None
+    n = batching.size(batch)
+    if y is None:
+        return class_probabilities(res.model, res.params, batch["x"]).argmax(axis=1)
+    return check_labels(res.model, y, n)
+
+
+def posterior_means(res, batch, seed=0):
+    """E_q[z|x] for every example of ``batch`` (its ``y`` conditions models with labels)."""
+    bk = res.bk
+    out = []
+    for _, part, _ in batching.chunks(batch, CHUNK):
+        tr = bk.get_trace(bk.seed(res.bound(res.model.guide), seed),
+                          **batching.to_backend(bk, part))
+        out.append(bk.to_numpy(_site_mean(tr["z"])))
+    return np.asarray(np.concatenate(out), dtype=np.float32)
+
+
+def site_means(res, batch, z, site="x", seed=0):
+    """The mean of model site ``site`` for each example of ``batch`` with the latent fixed at
+    ``z`` (reconstructions), chunked."""
+    bk = res.bk
+    out = []
+    for start, part, _ in batching.chunks(batch, CHUNK):
+        fn = bk.condition(res.bound(res.model.model),
+                          {"z": bk.asarray(z[start:start + batching.size(part)])})
+        tr = bk.get_trace(bk.seed(fn, seed), **batching.to_backend(bk, part))
+        out.append(bk.to_numpy(_site_mean(tr[site])))
+    return np.asarray(np.concatenate(out), dtype=np.float32)
+
+
+def example_batch(res, data, what="data", y=None) -> dict:
+    """The batch for per-example calls (encode, reconstruct, the diagnostics): ``data`` checked
+    as the model was trained (missing values included), one 1-D row taken as one example, and
+    ``y`` for models with labels (given, else the classifier's best guess).
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> res = pv.fit(pv.models.VAE(input_dim=4, latent_dim=1, hidden=(4,)),
+    ...              np.full((8, 4), 0.5), epochs=1, progress=False)
+    >>> example_batch(res, np.full(4, 0.5))["x"].shape
+    (1, 4)
+    """
+    if isinstance(data, np.ndarray) and data.ndim == 1:
+        dim = getattr(res.model, "input_dim", None)
+        if dim is not None and data.shape[0] != dim:
+            raise ValueError(f"{what}: a 1-D array is one example and needs {dim} values, got "
+                             f"{data.shape[0]}; pass a 2-D array (N, {dim}) for several")
+        data = data[None]
+    batch = model_batch(res.model, data, what, missing_of(res))
+    labels = labels_for(res, batch, batch.get("y") if y is None else y)
+    if labels is not None:
+        batch["y"] = labels
+    return batch

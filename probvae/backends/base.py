@@ -1,0 +1,104 @@
+"""The backend contract: what every backend namespace ``bk`` provides, declared once.
+
+Model code, scoring, generation and diagnostics use only these names; a capability flag, never
+the backend's name, says where the libraries behave differently. Both
+:class:`~probvae.backends.pyro_backend.PyroBackend` and
+:class:`~probvae.backends.numpyro_backend.NumPyroBackend` implement :class:`Backend` (a test
+checks every member).
+
+Examples
+--------
+>>> from probvae import backends
+>>> isinstance(backends.get("pyro"), Backend), backends.get("numpyro").fixed_shapes
+(True, True)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+__all__ = ["Backend", "init_params"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The members a backend namespace has (see :mod:`probvae.backends`).
+
+    Capability flags
+    ----------------
+    fixed_shapes : bool
+        Compiled functions want one input shape: chunks are padded to a fixed size (NumPyro's
+        ``jit``); Pyro runs eagerly on any shape.
+    shared_param_store : bool
+        The library keeps parameters in one global store that must be swapped per model
+        (Pyro); NumPyro passes them explicitly.
+    """
+
+    name: str
+    fixed_shapes: bool
+    shared_param_store: bool
+    dist: Any
+    constraints: Any
+
+    # model-facing primitives, shared by Pyro and NumPyro
+    sample: Callable
+    plate: Callable
+    factor: Callable
+    deterministic: Callable
+
+    def module(self, name, net): ...
+    def scale(self, factor): ...
+    def param(self, name, init=None, constraint=None): ...
+
+    # arrays
+    def asarray(self, x): ...
+    def asarray_int(self, x): ...
+    def asarray_bool(self, x): ...
+    def to_numpy(self, x): ...
+    def logsumexp(self, x, axis): ...
+    def log_softmax(self, x): ...
+
+    # networks and flows
+    def build_mlp(self, spec, seed): ...
+    def build_flow(self, dim, hidden, num_layers, seed): ...
+    def flow_transforms(self, name, layers): ...
+    def mixture_logits(self, fn): ...
+
+    # parameters, randomness, tracing and compilation
+    def new_params(self): ...
+    def collect_params(self, state, traces): ...
+    def params_to_numpy(self, params): ...
+    def params_from_numpy(self, template, flat): ...
+    def with_params(self, fn, params): ...
+    def seed(self, fn, seed): ...
+    def get_trace(self, fn, *args, **kwargs): ...
+    def sample_sites(self, trace): ...
+    def replay(self, fn, trace): ...
+    def condition(self, fn, data): ...
+    def compile(self, fn): ...
+
+    # inference the libraries ship
+    def nuts(self, fn, params, kwargs, chains, num_samples, num_warmup, seed): ...
+    def run_svi(self, model, guide, params, kwargs, steps, lr, num_particles, seed): ...
+
+
+def init_params(bk, model, kwargs: dict, seed: int):
+    """Create a model's parameters by tracing its guide, then its model against the guide's
+    draws, once; returns the backend's parameter state (a dict on NumPyro, a param-store
+    state on Pyro). ``kwargs`` is a batch (see :mod:`probvae.batch`) in backend arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probvae import backends
+    >>> from probvae.models import VAE
+    >>> bk = backends.get("numpyro")
+    >>> vae = VAE(input_dim=4, latent_dim=2, hidden=(8,)).build(0)
+    >>> params = init_params(bk, vae, {"x": bk.asarray(np.full((2, 4), 0.5))}, seed=0)
+    >>> sorted(params)
+    ['decoder$params', 'encoder$params']
+    """
+    state = bk.new_params()
+    gtr = bk.get_trace(bk.seed(bk.with_params(model.guide, state), seed), **kwargs)
+    mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(model.model, state), seed), gtr),
+                       **kwargs)
+    return bk.collect_params(state, (gtr, mtr))

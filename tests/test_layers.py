@@ -1,0 +1,116 @@
+"""The layers of DESIGN.md, checked on the source: imports only go down, and no module imports
+itself back through others (function-level imports included; package faces excluded)."""
+import ast
+import os
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"probvae": "probvae", "probvae.models": "models", "probvae.inference": "inference"}
+#: the four layers, bottom up: a module may import only from its own layer or below
+LAYERS = [
+    ("parts", ["probvae/backends/", "probvae/networks/", "probvae/distributions/",
+               "probvae/registry.py", "probvae/data.py", "probvae/priors.py",
+               "probvae/likelihoods.py", "probvae/batch.py", "probvae/outputs.py",
+               "probvae/plots.py"]),
+    ("models", ["models/"]),
+    ("inference", ["inference/"]),
+    ("applications", ["probvae/diagnostics/", "probvae/anomaly.py", "probvae/features.py",
+                      "probvae/_estimator.py", "probvae/cli.py"]),
+]
+
+
+def layer_of(path):
+    for i, (_, prefixes) in enumerate(LAYERS):
+        if any(path == p or path.startswith(p) for p in prefixes):
+            return i
+    return None
+
+
+def module_file(mod):
+    """The file of project module ``mod``; None for a package face or anything else."""
+    for pkg in sorted(PACKAGES, key=len, reverse=True):
+        if mod == pkg or mod.startswith(pkg + "."):
+            rest = mod[len(pkg):].lstrip(".").replace(".", "/")
+            base = os.path.join(PACKAGES[pkg], rest) if rest else PACKAGES[pkg]
+            return base + ".py" if (ROOT / (base + ".py")).is_file() else None
+    return None
+
+
+def import_graph():
+    files = sorted(str(p.relative_to(ROOT)) for top in PACKAGES.values()
+                   for p in (ROOT / top).rglob("*.py"))
+    edges = defaultdict(set)
+    for path in files:
+        if path.endswith("__init__.py"):
+            continue
+        parts = path[:-3].split("/")
+        dotted = next(k for k, v in PACKAGES.items() if v == parts[0]) + "." + ".".join(parts[1:])
+        for node in ast.walk(ast.parse((ROOT / path).read_text(), path)):
+            mods = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = dotted.split(".")[:-node.level]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                mods = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            for m in mods:
+                f = module_file(m)
+                if f and f != path:
+                    edges[path].add(f)
+    return files, edges
+
+
+def test_every_module_has_a_layer():
+    files, _ = import_graph()
+    unplaced = [f for f in files if not f.endswith("__init__.py") and layer_of(f) is None]
+    assert not unplaced, f"modules outside every layer of tests/test_layers.py: {unplaced}"
+
+
+def test_imports_only_go_down():
+    _, edges = import_graph()
+    upward = sorted(f"{a} (layer {LAYERS[layer_of(a)][0]}) imports {b} "
+                    f"(layer {LAYERS[layer_of(b)][0]})"
+                    for a in edges for b in edges[a] if layer_of(b) > layer_of(a))
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    _, edges = import_graph()
+    index, low, stack, on, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def strong(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in list(edges):
+        if v not in index:
+            strong(v)
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_check_can_fail():
+    """The layer map really orders things: inference sits above models, apps above both."""
+    assert layer_of("inference/fit.py") > layer_of("models/vae.py") > layer_of("probvae/priors.py")
+    assert layer_of("probvae/cli.py") > layer_of("inference/fit.py")
