@@ -1,39 +1,36 @@
-"""Checkpoints: a folder of JSON and NumPy arrays (no pickled code), written atomically.
+"""Saved models: a run folder of JSON and NumPy arrays (no pickled code), written atomically and
+checked field by field when read.
 
 Layout of ``DIR``: ``config.json`` (model config, objective, settings, data), ``params.npz``
-(parameters as plain arrays) and ``history.json``. Loading rebuilds the model from its config and
-fills in the arrays, so a checkpoint made on a GPU machine loads on a CPU-only one.
+(parameters as plain arrays) and ``history.json``; a checkpointed fit adds ``checkpoint.json``
+and ``state-NNNNNN.npz`` (:mod:`.train_state`). Loading rebuilds the model from its config and
+fills in the arrays, so a checkpoint made on a GPU machine loads on a CPU-only one. Every
+damaged or hostile file (truncated or empty arrays, invalid JSON, missing or extra fields,
+wrong shapes, NaN, absurd sizes) gets an error that names the file and the field, before
+anything large is allocated.
 """
 from __future__ import annotations
 
-import json
+import inspect
 from pathlib import Path
 
 import numpy as np
 
+from probvae import backends
 from probvae.backends import init_params
-from probvae.models.base import Model
-from probvae.outputs import FORMAT, atomic_write, write_run
+from probvae.models.base import MODELS
+from probvae.outputs import FORMAT, DamagedFileError, json_text, read_json, read_npz, write_run
 
+from . import train_state
 from .result import FitResult
 
-__all__ = ["save", "load", "write_json_atomic", "to_state", "from_state"]
+__all__ = ["save", "load", "read_config", "to_state", "from_state"]
 
 VERSION = 1
-
-
-def write_json_atomic(path, obj):
-    """Write JSON to ``path`` via a temporary file and rename (never half-written)."""
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2,
-                                                                     default=_jsonable)))
-
-
-def _jsonable(v):
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"not JSON serialisable: {type(v)}")
+#: the fields of config.json: required ones, and the others probvae may write
+_REQUIRED = {"format": str, "version": int, "model": dict, "objective": str, "options": dict}
+_OPTIONAL = {"best_epoch": (int, type(None)), "seed": int, "files": list, "data": dict,
+             "status": str, "cli": dict}
 
 
 def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = False,
@@ -43,7 +40,8 @@ def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = Fals
     ``path`` may be new or an empty folder. An earlier run there is replaced only with
     ``overwrite=True``, and then only the files probvae wrote (files of yours in it stay); a
     folder holding anything else is refused (:class:`~probvae.outputs.OutputError`), with
-    nothing written. The folder appears complete or not at all.
+    nothing written. The folder appears complete or not at all. Saving into the folder the
+    fit checkpointed to keeps its training checkpoint, so the run can still be resumed.
 
     Parameters
     ----------
@@ -70,18 +68,18 @@ def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = Fals
     ...
     probvae.outputs.OutputError: output folder ... holds an earlier probvae run; pass overwrite=True (CLI: --overwrite) to replace it, or choose a new folder
     """
+    path = Path(path)
     state = to_state(res)
     files = {"params.npz": lambda tmp: _savez(tmp, state["params"]),
-             "history.json": lambda tmp: _dump_json(tmp, state["history"])}
+             "history.json": lambda tmp: tmp.write_text(json_text(state["history"]))}
     if metrics is not None:
-        files["metrics.json"] = lambda tmp: _dump_json(tmp, metrics)
-    config = {**state["config"], **(extra or {}), "files": ["config.json", *files]}
-    files["config.json"] = lambda tmp: _dump_json(tmp, config)
-    return write_run(path, files, overwrite=overwrite)
-
-
-def _dump_json(tmp, obj):
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+        files["metrics.json"] = lambda tmp: tmp.write_text(json_text(metrics))
+    keep = []
+    if res.checkpoint is not None and Path(res.checkpoint).resolve() == path.resolve():
+        keep = [train_state.POINTER, train_state.PATTERN]
+    config = {**state["config"], **(extra or {}), "files": ["config.json", *files, *keep]}
+    files["config.json"] = lambda tmp: tmp.write_text(json_text(config))
+    return write_run(path, files, overwrite=overwrite, keep=keep)
 
 
 def _savez(tmp, arrays):
@@ -89,24 +87,77 @@ def _savez(tmp, arrays):
         np.savez(f, **arrays)
 
 
+def _model_class(cfg, where):
+    model = cfg["model"]
+    name = model.get("class")
+    if name not in MODELS:
+        raise DamagedFileError(f"{where}: field 'model.class' is {name!r}; known model classes: "
+                               f"{sorted(MODELS)}")
+    cls = MODELS[name]
+    params = inspect.signature(cls.__init__).parameters
+    accepted = {k for k in params if k != "self"}
+    extra = sorted(set(model) - accepted - {"class"})
+    if extra:
+        raise DamagedFileError(f"{where}: field 'model.{extra[0]}' is not a setting of {name} "
+                               f"(its settings: {sorted(accepted)})")
+    missing = [k for k, p in params.items() if k != "self" and p.default is p.empty
+               and k not in model]
+    if missing:
+        raise DamagedFileError(f"{where}: field 'model.{missing[0]}' is missing")
+    return cls
+
+
 def read_config(path) -> dict:
-    """The ``config.json`` of a checkpoint folder, checked for format."""
+    """The ``config.json`` of a run folder, checked field by field.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, json
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "config.json").write_text(json.dumps({"format": "probvae-checkpoint"}))
+    >>> read_config(run)
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.DamagedFileError: .../config.json: field 'version' is missing
+    """
     path = Path(path)
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path} is not a probvae checkpoint: {cfg_file} is missing "
                                 "(make one with `probvae train --out DIR` or probvae.save)")
-    cfg = json.loads(cfg_file.read_text())
+    cfg = read_json(cfg_file)
     if cfg.get("format") != FORMAT:
-        raise ValueError(f"{cfg_file} is not a probvae checkpoint (format={cfg.get('format')!r})")
-    if cfg.get("version", 0) > VERSION:
-        raise ValueError(f"{cfg_file} has checkpoint version {cfg['version']}; this probvae "
-                         f"reads up to {VERSION}: upgrade probvae")
+        raise DamagedFileError(f"{cfg_file} is not a probvae checkpoint "
+                               f"(format={cfg.get('format')!r})")
+    for field, kind in _REQUIRED.items():
+        if field not in cfg:
+            raise DamagedFileError(f"{cfg_file}: field {field!r} is missing")
+        if field == "model" and cfg[field] is None:
+            raise DamagedFileError(f"{cfg_file}: this run trained a custom (model, guide) pair, "
+                                   "which is Python code and cannot be rebuilt from a file; "
+                                   "continue it with pv.fit((model, guide), ..., resume=DIR)")
+        if not isinstance(cfg[field], kind) or isinstance(cfg[field], bool):
+            raise DamagedFileError(f"{cfg_file}: field {field!r} should be {kind.__name__}, "
+                                   f"found {type(cfg[field]).__name__}")
+    for field in sorted(set(cfg) - set(_REQUIRED)):
+        if field not in _OPTIONAL:
+            raise DamagedFileError(f"{cfg_file}: field {field!r} is not one probvae writes "
+                                   f"(fields: {sorted([*_REQUIRED, *_OPTIONAL])})")
+        if not isinstance(cfg[field], _OPTIONAL[field]) or isinstance(cfg[field], bool):
+            raise DamagedFileError(f"{cfg_file}: field {field!r} has the wrong type "
+                                   f"({type(cfg[field]).__name__})")
+    if cfg["version"] > VERSION:
+        raise DamagedFileError(f"{cfg_file} has checkpoint version {cfg['version']}; this "
+                               f"probvae reads up to {VERSION}: upgrade probvae")
+    _model_class(cfg, cfg_file)
     return cfg
 
 
 def load(path) -> FitResult:
-    """Load a checkpoint folder written by :func:`save` into a :class:`FitResult`.
+    """Load a run folder written by :func:`save`, ``probvae train`` or a checkpointed fit.
+
+    A run that was killed, interrupted or diverged loads too: its ``params.npz`` holds the best
+    parameters written so far.
 
     Examples
     --------
@@ -118,11 +169,75 @@ def load(path) -> FitResult:
     """
     path = Path(path)
     cfg = read_config(path)
-    with np.load(path / "params.npz") as npz:
-        flat = {k: npz[k] for k in npz.files}
-    history_file = path / "history.json"
-    history = json.loads(history_file.read_text()) if history_file.is_file() else {}
-    return from_state({"config": cfg, "params": flat, "history": history})
+    with _backend(cfg, path / "config.json").lock:
+        model = _build(cfg, path / "config.json")
+        flat = read_npz(path / "params.npz", max_bytes=_max_bytes(model))
+        history_file = path / "history.json"
+        history = read_json(history_file) if history_file.is_file() else {}
+        return _result(cfg, model, flat, history, path / "params.npz", path / "config.json")
+
+
+def _backend(cfg, where):
+    name = cfg["model"].get("backend", "numpyro")
+    if name not in backends.names():
+        raise DamagedFileError(f"{where}: field 'model.backend' is {name!r}; known backends: "
+                               f"{list(backends.names())}")
+    return backends.get(name)
+
+
+def _max_bytes(model) -> int:
+    """Generous room for a model's arrays: float64 and twice the counted networks."""
+    return 16 * model.parameter_count() + (1 << 24)
+
+
+def _build(cfg, where):
+    cls = _model_class(cfg, where)
+    model_cfg = {k: v for k, v in cfg["model"].items() if k != "class"}
+    seed = cfg.get("seed", 0)
+    try:
+        model = cls(**model_cfg)
+        model.check_size()
+        return model.build(int(seed))
+    except (ValueError, TypeError) as err:
+        raise DamagedFileError(f"{where}: field 'model' does not describe a usable "
+                               f"{cls.__name__}: {err}") from None
+
+
+def _result(cfg, model, flat, history, params_file, cfg_file) -> FitResult:
+    bk = model.bk
+    dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
+    template = init_params(bk, model, {"x": dummy}, int(cfg.get("seed", 0)))
+    expected = {k: tuple(v.shape) for k, v in
+                bk.params_to_numpy(template).items()} if not bk.shared_param_store else {
+        k: tuple(v.shape) for k, v in template["params"].items()}
+    missing, extra = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
+    if missing or extra:
+        what = (f"parameter {missing[0]!r} is missing" if missing else
+                f"parameter {extra[0]!r} is not one of this model's")
+        raise DamagedFileError(f"{params_file}: {what}; the arrays do not belong to the model in "
+                               f"{cfg_file}")
+    for name, shape in expected.items():
+        a = flat[name]
+        if tuple(a.shape) != shape:
+            raise DamagedFileError(
+                f"{params_file}: parameter {name!r} has shape {tuple(a.shape)} but the model in "
+                f"{cfg_file} (field 'model': {_sizes(cfg['model'])}) needs {shape}")
+        if not np.issubdtype(a.dtype, np.number):
+            raise DamagedFileError(f"{params_file}: parameter {name!r} has dtype {a.dtype}, "
+                                   "not a number")
+        if not np.all(np.isfinite(a)):
+            raise DamagedFileError(f"{params_file}: parameter {name!r} has "
+                                   f"{int((~np.isfinite(a)).sum())} NaN/inf values (a diverged "
+                                   "run?); retrain with a lower lr or clip_norm, or restore the "
+                                   "file")
+    params = bk.params_from_numpy(template, flat)
+    return FitResult(model, params, history, cfg["objective"], cfg.get("options", {}),
+                     cfg.get("best_epoch"), status=cfg.get("status", "completed"))
+
+
+def _sizes(model_cfg) -> str:
+    keys = ("input_dim", "latent_dim", "hidden", "num_classes")
+    return ", ".join(f"{k}={model_cfg[k]}" for k in keys if k in model_cfg)
 
 
 def to_state(res: FitResult) -> dict:
@@ -141,7 +256,7 @@ def to_state(res: FitResult) -> dict:
     """
     config = {"format": FORMAT, "version": VERSION, "model": res.model.config(),
               "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
-              "seed": getattr(res.model, "seed", 0)}
+              "seed": getattr(res.model, "seed", 0), "status": res.status}
     return {"config": config, "params": res.bk.params_to_numpy(res.params),
             "history": res.history}
 
@@ -150,11 +265,8 @@ def from_state(state: dict) -> FitResult:
     """Rebuild a :class:`FitResult` from :func:`to_state`'s output: the model from its config,
     then its parameters filled in from the arrays (on whatever device this machine has)."""
     cfg = state["config"]
-    seed = int(cfg.get("seed", 0))
-    model = Model.from_config(cfg["model"]).build(seed)
-    bk = model.bk
-    dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
-    template = init_params(bk, model, {"x": dummy}, seed)
-    params = bk.params_from_numpy(template, state["params"])
-    return FitResult(model, params, state.get("history", {}), cfg["objective"],
-                     cfg.get("options", {}), cfg.get("best_epoch"))
+    with _backend(cfg, "the model config").lock:
+        model = _build(cfg, "the model config")
+        return _result(cfg, model, state["params"], state.get("history", {}),
+                       "the parameters", "the model config")
+

@@ -1,72 +1,40 @@
-"""``fit``: one function for both backends, dispatching to a per-backend loop."""
+"""``fit``: one function for both backends, dispatching to a per-backend loop.
+
+``fit`` owns what is the same on both backends: checking the arguments, the epoch loop,
+history and early stopping (:mod:`.tracker`), divergence, Ctrl-C, and checkpoints
+(:mod:`.train_state`); each backend's ``Loop`` runs epochs and moves its state in and out.
+"""
 from __future__ import annotations
 
+import contextlib
+import difflib
 import importlib
-import math
-import time
-
-import numpy as np
-from tqdm.auto import tqdm
+import inspect
+import sys
+import warnings
+from pathlib import Path
 
 from probvae.data import as_split
 from probvae.models import CustomModel
+from probvae.outputs import (FORMAT, check_run_dir, is_run, json_text, read_json, write_json,
+                             write_npz, write_run)
 
-from . import objectives
-from .inputs import check_batch_keys, check_missing, labelled_batch, model_batch
+from . import objectives, train_state
+from .inputs import (check_batch_keys, check_count, check_missing, check_positive, check_seed,
+                     labelled_batch, model_batch)
 from .result import FitResult
 from .scoring import class_probabilities
+from .tracker import StopRequest, Tracker
 
-__all__ = ["fit"]
+__all__ = ["fit", "run_config"]
 
-#: the training loop of each backend (a module with a ``run`` function), imported on first use
+#: the training loop of each backend (a module with a ``Loop`` class), imported on first use
 _LOOPS = {"pyro": "probvae.inference.pyro_loop", "numpyro": "probvae.inference.numpyro_loop"}
-
-
-class Tracker:
-    """History, progress bar and early stopping, shared by both loops."""
-
-    def __init__(self, epochs, patience, has_valid, progress, desc, metric_fn=None):
-        self.history = {"train_loss": [], "valid_loss": [], "kl_weight": [], "seconds": []}
-        self.patience, self.has_valid, self.metric_fn = patience, has_valid, metric_fn
-        self.best, self.best_epoch, self.bad_epochs = math.inf, None, 0
-        self.bar = tqdm(total=epochs, desc=desc, disable=not progress, unit="epoch",
-                        dynamic_ncols=True, leave=True)
-        self._t0 = time.perf_counter()
-
-    def record(self, epoch, train_loss, valid_loss, kl_weight, params=None) -> tuple:
-        """Log an epoch; returns ``(improved, stop)``. ``params()`` gives the current
-        parameters, for extra validation metrics (e.g. a classifier's accuracy)."""
-        h = self.history
-        now = time.perf_counter()
-        h["seconds"].append(now - self._t0)
-        self._t0 = now
-        h["train_loss"].append(float(train_loss))
-        h["kl_weight"].append(float(kl_weight))
-        post = {"loss": f"{train_loss:.3f}"}
-        if not np.isfinite(train_loss):
-            self.bar.close()
-            raise FloatingPointError(
-                f"training loss became {train_loss} at epoch {epoch + 1}; lower lr, check the "
-                f"data against the likelihood's support, or use a fixed likelihood scale")
-        if self.metric_fn is not None and params is not None:
-            for key, value in self.metric_fn(params()).items():
-                h.setdefault(key, []).append(float(value))
-                post[key.replace("valid_", "")] = f"{value:.3f}"
-        improved, stop = False, False
-        if self.has_valid:
-            h["valid_loss"].append(float(valid_loss))
-            post["valid"] = f"{valid_loss:.3f}"
-            if valid_loss < self.best:
-                self.best, self.best_epoch, self.bad_epochs, improved = valid_loss, epoch, 0, True
-            else:
-                self.bad_epochs += 1
-                stop = self.patience is not None and self.bad_epochs >= self.patience
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.update(1)
-        return improved, stop
-
-    def close(self):
-        self.bar.close()
+#: the run-folder files a checkpointed fit writes (config.json's manifest)
+RUN_FILES = ["config.json", "params.npz", "history.json", train_state.POINTER,
+             train_state.PATTERN]
+#: settings a resumed fit may change; every other one must match the checkpoint
+_CHANGEABLE = ("epochs", "lr", "clip_norm", "patience")
 
 
 def _as_model(model, backend):
@@ -97,9 +65,98 @@ def _accuracy_metric(model, validation, valid_batch):
     return metric
 
 
+def _check_keywords(objective, bk_name, options):
+    """Unknown keywords of fit: a misspelled fit argument gets a "did you mean"."""
+    try:
+        allowed_obj = objectives.get(objective).options(bk_name)
+    except ValueError:
+        return
+    unknown = [k for k in options if k not in allowed_obj]
+    if not unknown:
+        return
+    fit_args = [p for p in inspect.signature(fit).parameters if p not in ("model", "data")]
+    for key in unknown:
+        close = difflib.get_close_matches(key, fit_args + list(allowed_obj), n=1, cutoff=0.75)
+        if close:
+            raise TypeError(f"fit() got an unexpected keyword argument {key!r}; did you mean "
+                            f"{close[0]!r}?")
+
+
+def run_config(model, objective, options, status="running", best_epoch=None, extra=None):
+    """The ``config.json`` of a run folder: model config, objective, settings, manifest."""
+    config = {"format": FORMAT, "version": 1,
+              "model": model.config() if hasattr(model, "config") and not isinstance(
+                  model, CustomModel) else None,
+              "objective": objective, "options": options, "best_epoch": best_epoch,
+              "seed": options.get("seed", 0), "status": status, "files": list(RUN_FILES)}
+    return {**config, **(extra or {})}
+
+
+def _dump(obj):
+    return lambda tmp: tmp.write_text(json_text(obj))
+
+
+class _Run:
+    """The run folder of a checkpointed fit: its config, checkpoints and the result files."""
+
+    def __init__(self, path, config):
+        self.path, self.config = Path(path), config
+        self.counter = 0
+
+    def start(self, overwrite):
+        write_run(self.path, {"config.json": _dump(self.config)}, overwrite=overwrite)
+
+    def write(self, loop, tracker, epoch, best, status, fit_meta, result_params):
+        loop_meta, arrays = loop.state()
+        if best is not None:
+            arrays.update({f"best/{k}": v for k, v in loop.snapshot_to_arrays(best).items()})
+        self.counter += 1
+        train_state.write(self.path, {"epoch": epoch, "counter": self.counter, "status": status,
+                                      "history": tracker.history, "tracker": tracker.state(),
+                                      "loop": loop_meta, "fit": fit_meta,
+                                      "has_best": best is not None}, arrays)
+        self.finish(loop, tracker, status, result_params)
+
+    def finish(self, loop, tracker, status, params):
+        """The result files (what ``pv.load`` reads): parameters, history, config."""
+        write_npz(self.path / "params.npz", loop.bk.params_to_numpy(loop.result(params)))
+        write_json(self.path / "history.json", tracker.history)
+        write_json(self.path / "config.json",
+                   {**self.config, "status": status, "best_epoch": tracker.best_epoch})
+
+
+def _resolve_dirs(checkpoint, resume):
+    """``(run_dir, resume_dir)`` from ``checkpoint=`` and ``resume=``."""
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True continues the run in checkpoint=DIR; pass checkpoint "
+                             "too, or resume='runs/NAME'")
+        return Path(checkpoint), (Path(checkpoint) if train_state.exists(checkpoint) else None)
+    if resume in (None, False):
+        return (Path(checkpoint) if checkpoint is not None else None), None
+    resume = Path(resume)
+    if not train_state.exists(resume):
+        raise FileNotFoundError(f"cannot resume: {resume} holds no training checkpoint "
+                                f"({train_state.POINTER} is missing)")
+    return (Path(checkpoint) if checkpoint is not None else resume), resume
+
+
+def _check_resumable(meta, fit_meta, path):
+    """A resumed fit must train the same model on the same data with the same settings."""
+    saved = meta["fit"]
+    for key, value in fit_meta.items():
+        if key in _CHANGEABLE:
+            continue
+        if saved.get(key) != value:
+            raise ValueError(f"cannot resume from {path}: {key} was {saved.get(key)!r} there "
+                             f"and is {value!r} now; resume with the same {key} (settings "
+                             f"that may change: {', '.join(_CHANGEABLE)})")
+
+
 def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
-        missing=None, **objective_options):
+        missing=None, clip_norm=None, checkpoint=None, checkpoint_every=1, resume=None,
+        overwrite=False, run_info=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -116,7 +173,7 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         dropped); Adam learning rate.
     seed : int
         Seeds networks, parameter initialisation, shuffling and sampling: the same seed on the
-        same backend gives the same numbers.
+        same backend gives the same numbers. An integer in 0..2**32-1.
     validation : Split or array, optional
         Validation data: its loss is recorded each epoch, and the best epoch's parameters are
         kept.
@@ -136,12 +193,34 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         bound covers the observed cells only; the encoder sees the likelihood's ``fill``
         value there). ``None`` (default): NaN is an error. Scoring functions later use the
         same setting.
+    clip_norm : float, optional
+        Clip the gradient's global norm to this value before each step (both backends).
+    checkpoint : str or Path, optional
+        A run folder (new, empty, or an earlier run with ``overwrite=True``) that receives,
+        atomically, every ``checkpoint_every`` epochs and when training stops: parameters,
+        optimizer and random state, epoch, history and the best parameters so far (JSON and
+        NumPy arrays). ``pv.load`` reads it at any time, also after a kill.
+    checkpoint_every : int
+        Epochs between checkpoints.
+    resume : str, Path or True, optional
+        Continue the run saved in this folder (``True``: in ``checkpoint``, if it holds one,
+        else start it) where its last checkpoint left it. Model, data and settings must be the
+        same; ``epochs``, ``lr``, ``clip_norm`` and ``patience`` may change. A resumed run
+        ends with the same parameters and history as one never stopped.
+    overwrite : bool
+        Allow ``checkpoint`` to replace an earlier run (only the files probvae wrote there).
+    run_info : dict, optional
+        JSON-able records for the run folder's ``config.json``: ``"data"`` (which data set)
+        and ``"cli"`` (the command's settings), as ``probvae train`` writes them.
     **objective_options
         Passed to the objective (``num_particles``, ``alpha``, ``beta``, ``warmup``).
 
     Returns
     -------
     FitResult
+        ``status`` says how training ended (``"completed"``, ``"stopped_early"``,
+        ``"interrupted"`` by Ctrl-C, ``"diverged"`` on a non-finite loss: the parameters are
+        then the best ones before it) and ``message`` what to do next.
 
     Examples
     --------
@@ -150,19 +229,32 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     >>> vae = pv.models.VAE(input_dim=64, latent_dim=4, hidden=(64,), backend="numpyro")
     >>> res = pv.fit(vae, data.train, objective="iwae", num_particles=4, epochs=2,
     ...              validation=data.valid, progress=False)
-    >>> sorted(res.history)
-    ['kl_weight', 'seconds', 'train_loss', 'valid_loss']
+    >>> sorted(res.history), res.status
+    (['kl_weight', 'seconds', 'train_loss', 'valid_loss'], 'completed')
     """
     model = _as_model(model, backend)
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if patience is not None and validation is None:
-        raise ValueError("patience (early stopping) needs validation data: pass validation=")
+    _check_keywords(objective, model.bk.name, objective_options)
+    epochs = check_count(epochs, "epochs")
+    batch_size = check_count(batch_size, "batch_size")
+    lr = check_positive(lr, "lr")
+    seed = check_seed(seed)
+    checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+    if clip_norm is not None:
+        clip_norm = check_positive(clip_norm, "clip_norm")
+    if patience is not None:
+        patience = check_count(patience, "patience")
+        if validation is None:
+            raise ValueError("patience (early stopping) needs validation data: pass validation=")
     missing = check_missing(missing)
+    if run_info is not None and (not isinstance(run_info, dict) or set(run_info) - {"data", "cli"}):
+        raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
+    run_dir, resume_dir = _resolve_dirs(checkpoint, resume)
+    if run_dir is not None and resume_dir is None:
+        if is_run(run_dir) and train_state.exists(run_dir) and not overwrite:
+            raise ValueError(f"{run_dir} holds an earlier run with a checkpoint: pass "
+                             f"resume={str(run_dir)!r} to continue it, or overwrite=True to "
+                             "start again")
+        check_run_dir(run_dir, overwrite=overwrite)       # before any work: nothing lost
     elbo, schedule = objectives.build(objective, model.bk,
                                       max_plate_nesting=model.max_plate_nesting,
                                       **objective_options)
@@ -177,20 +269,137 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     valid = (model_batch(model, validation, "validation data", missing)
              if validation is not None else None)
     labelled = labelled_batch(model, data, labels, missing) if labels is not None else None
-    built = model.build(int(seed))
-    metric = _accuracy_metric(built, validation, valid) if validation is not None else None
-    tracker = Tracker(int(epochs), patience, valid is not None, progress,
-                      desc=f"{type(model).__name__}[{model.backend}] {objective}", metric_fn=metric)
-    loop = importlib.import_module(_LOOPS[model.backend])
-    try:
-        params = loop.run(built, train, valid, elbo, schedule, labelled=labelled,
-                          epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                          seed=int(seed), tracker=tracker)
-    finally:
-        tracker.close()
-    options = dict(objective_options, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                   seed=int(seed), patience=patience, missing=missing)
+    objective_name = objective if isinstance(objective, str) else objective.name
+    options = dict(objective_options, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                   patience=patience, missing=missing)
+    if clip_norm is not None:
+        options["clip_norm"] = clip_norm
     if labelled is not None:
         options["num_labelled"] = int(len(labelled["y"]))
-    return FitResult(built, params, tracker.history, objective if isinstance(objective, str)
-                     else objective.name, options, tracker.best_epoch)
+    fit_meta = {"objective": objective_name, "objective_options": objective_options,
+                "batch_size": batch_size, "seed": seed, "missing": missing,
+                "model": run_config(model, objective_name, options)["model"],
+                "data": train_state.fingerprint(train, labelled),
+                "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
+                "clip_norm": clip_norm, "patience": patience}
+    loop_cls = importlib.import_module(_LOOPS[model.backend]).Loop
+    with model.bk.lock:             # building networks touches the library's global RNG too
+        built = model.build(seed)
+        metric = _accuracy_metric(built, validation, valid) if validation is not None else None
+        loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
+                        seed=seed, labelled=labelled, clip_norm=clip_norm)
+        with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
+            return _train(model, built, loop, epochs, patience, progress, metric, options,
+                          objective_name, fit_meta, run_dir, resume_dir, overwrite,
+                          checkpoint_every, run_info)
+
+
+def _train(model, built, loop, epochs, patience, progress, metric, options, objective_name,
+           fit_meta, run_dir, resume_dir, overwrite, every, run_info):
+    start, best, counter = 0, None, 0
+    meta = None
+    if resume_dir is not None:
+        meta, arrays = train_state.read(resume_dir)
+        _check_resumable(meta, fit_meta, resume_dir)
+        loop.restore(meta["loop"], arrays)
+        best_arrays = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
+        best = loop.snapshot_from_arrays(best_arrays) if meta.get("has_best") else None
+        start, counter = meta["epoch"], meta["counter"]
+    tracker = Tracker(epochs, patience, loop.valid is not None, progress,
+                      desc=f"{type(model).__name__}[{model.backend}] {objective_name}",
+                      metric_fn=metric, initial=min(start, epochs))
+    run = None
+    if run_dir is not None:
+        extra = dict(run_info or {})
+        if resume_dir is not None and is_run(resume_dir):
+            old = read_json(Path(resume_dir) / "config.json")
+            extra = {**{k: v for k, v in old.items() if k in ("data", "cli")}, **extra}
+        run = _Run(run_dir, run_config(model, objective_name, options, extra=extra))
+        if resume_dir is None:
+            run.start(overwrite)
+        elif Path(run_dir).resolve() != Path(resume_dir).resolve():
+            check_run_dir(run_dir, overwrite=overwrite)
+            run.start(overwrite)
+        run.counter = counter
+    if meta is not None:
+        tracker.restore(meta["tracker"])
+    else:
+        tracker.initial_loss = loop.initial_loss()
+    status, where = "completed", None
+    epoch = start
+    last_good = loop.snapshot()
+    try:
+        with StopRequest() as stop:
+            for epoch in range(start, epochs):
+                tracker.restart_clock()
+                last_good = loop.snapshot()
+                loss, finished = loop.epoch(epoch, stop)
+                if not finished:
+                    status, where = "interrupted", epoch
+                    break
+                valid_loss = loop.validate()
+                improved, halt = tracker.record(epoch, loss, valid_loss, loop.kl_weight(epoch),
+                                                params=loop.params)
+                if tracker.diverged_at is not None:
+                    status = "diverged"
+                    break
+                if improved:
+                    best = loop.snapshot()
+                if run is not None and ((epoch + 1) % every == 0 or halt
+                                        or epoch + 1 == epochs):
+                    run.write(loop, tracker, epoch + 1, best,
+                              "running" if epoch + 1 < epochs else "completed", fit_meta,
+                              best if best is not None else loop.snapshot())
+                if halt:
+                    status = "stopped_early"
+                    break
+                if stop.requested and epoch + 1 < epochs:
+                    status, where = "interrupted", epoch + 1
+                    break
+    finally:
+        tracker.close()
+    if status == "diverged":
+        kept = best if best is not None else last_good
+        params = loop.result(kept)
+    else:
+        kept = best if best is not None else loop.snapshot()
+        params = loop.result(kept)
+    message = _message(status, tracker, where, epochs, options, run_dir, loop)
+    if run is not None and status in ("interrupted", "diverged", "stopped_early"):
+        if status == "interrupted":
+            run.write(loop, tracker, where if where is not None else epoch, best, status,
+                      fit_meta, kept)
+        else:                         # keep the last good training state; update the result
+            run.finish(loop, tracker, status, kept)
+    if status == "diverged":
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    elif status == "interrupted":
+        print(message, file=sys.stderr)
+    return FitResult(built, params, tracker.history, objective_name, options,
+                     tracker.best_epoch, status=status, message=message,
+                     checkpoint=None if run_dir is None else str(run_dir))
+
+
+def _message(status, tracker, where, epochs, options, run_dir, loop):
+    if status == "completed":
+        return ""
+    if status == "stopped_early":
+        return (f"stopped early: the validation loss did not improve for {options['patience']} "
+                f"epochs; kept epoch {tracker.best_epoch + 1}")
+    if status == "diverged":
+        e = tracker.diverged_at
+        loss = tracker.history["train_loss"][-1]
+        kept = (f"the best validation epoch {tracker.best_epoch + 1}"
+                if tracker.best_epoch is not None else
+                (f"epoch {e}" if e > 0 else "the initial parameters"))
+        clip = "" if options.get("clip_norm") else " or pass clip_norm=10"
+        return (f"training diverged at epoch {e + 1} (loss {loss}); stopped and kept the "
+                f"parameters of {kept}. Lower lr (now {options['lr']:g}, e.g. "
+                f"lr={options['lr'] / 10:g}){clip}")
+    done = where if where is not None else len(tracker.history["train_loss"])
+    step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"
+            if getattr(loop, "pending", None) else "")
+    how = (f"resume with pv.fit(..., resume={str(run_dir)!r}) or probvae train --resume "
+           f"{run_dir}" if run_dir is not None else
+           "pass checkpoint='runs/NAME' to fit to be able to resume")
+    return f"stopped by Ctrl-C after {done} of {epochs} epochs{step}; {how}"

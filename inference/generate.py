@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inputs import check_labels, model_batch
+from .inputs import check_labels, check_seed, model_batch
 from .predict import _check_count, encode, predict, sample
-from .scoring import CHUNK, _site_mean
+from .scoring import CHUNK, _checked, _site_mean, exclusive
 
 __all__ = ["decode", "interpolate", "traverse", "synthesize"]
 
@@ -26,6 +26,7 @@ def _labels(res, y, n):
     return None if y is None else check_labels(res.model, y, n)
 
 
+@exclusive
 def decode(res, z, y=None, mean=True, seed=0):
     """Decode latent vectors: the likelihood's mean (or a draw) of p(x | z) for each row of z.
 
@@ -61,14 +62,14 @@ def decode(res, z, y=None, mean=True, seed=0):
         raise ValueError(f"z must have shape (N, {dim}) with N >= 1, got {z.shape}")
     if not np.all(np.isfinite(z)):
         raise ValueError("z contains NaN or infinite values")
-    y = _labels(res, y, len(z))
+    y, seed = _labels(res, y, len(z)), check_seed(seed)
     bk = res.bk
     out = []
     for i in range(0, len(z), CHUNK):
         zb = z[i:i + CHUNK]
         kw = {} if y is None else {"y": bk.asarray_int(y[i:i + CHUNK])}
         fn = bk.condition(res.bound(res.model.model), {"z": bk.asarray(zb)})
-        site = bk.get_trace(bk.seed(fn, seed), None, n=len(zb), **kw)["x"]
+        site = _checked(bk.get_trace, bk.seed(fn, seed), None, n=len(zb), **kw)["x"]
         out.append(bk.to_numpy(_site_mean(site) if mean else site["value"]))
     return np.asarray(np.concatenate(out), dtype=np.float32)
 

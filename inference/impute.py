@@ -80,7 +80,7 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     original = _original(data)
     batch = model_batch(res.model, data, "data to impute", missing="mask")
     mask = batch["mask"]
-    n, s = batching.size(batch), int(num_samples)
+    s = int(num_samples)
     width = batch["x"].shape[1]
     rng = np.random.default_rng(seed)
     rows = max(1, _MAX_VALUES // (s * width))

@@ -6,13 +6,70 @@ so a shape, a NaN or a label out of range fails the same way, with the fix in th
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from probvae import batch as batching
 from probvae.data import as_split
 
 __all__ = ["MISSING", "check_missing", "model_batch", "labelled_batch", "check_labels",
-           "check_batch_keys"]
+           "check_batch_keys", "check_seed", "check_count", "check_positive", "MAX_SEED"]
+
+#: seeds are integers 0..MAX_SEED on both backends (no silent wrap-around)
+MAX_SEED = 2 ** 32 - 1
+
+
+def check_seed(seed, name="seed") -> int:
+    """``seed`` as an int in 0..2**32-1, the same rule on both backends.
+
+    Examples
+    --------
+    >>> check_seed(2 ** 32)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be an integer in 0..4294967295 (2**32 - 1), got 4294967296
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
+            or not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in 0..{MAX_SEED} (2**32 - 1), got {seed!r}")
+    return int(seed)
+
+
+def check_count(value, name, minimum=1) -> int:
+    """``value`` as an int >= ``minimum`` (a whole-number float is accepted).
+
+    Examples
+    --------
+    >>> check_count("5", "epochs")
+    Traceback (most recent call last):
+    ...
+    ValueError: epochs must be an integer >= 1, got '5' (a str); write epochs=5
+    """
+    ok = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not ok or int(value) < minimum:
+        hint = f"; write {name}={value}" if isinstance(value, str) else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}"
+                         f"{f' (a {type(value).__name__})' if isinstance(value, str) else ''}"
+                         f"{hint}")
+    return int(value)
+
+
+def check_positive(value, name) -> float:
+    """``value`` as a float > 0 (and finite).
+
+    Examples
+    --------
+    >>> check_positive("0.01", "lr")
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a number > 0, got '0.01' (a str); write lr=0.01
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not np.isfinite(value) or not value > 0:
+        hint = f" (a str); write {name}={value}" if isinstance(value, str) else ""
+        raise ValueError(f"{name} must be a number > 0, got {value!r}{hint}")
+    return float(value)
 
 #: what ``missing=`` accepts: ``None`` (NaN is an error) or ``"mask"`` (NaN cells are left out)
 MISSING = (None, "mask")

@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, softmax
 
-from .inputs import check_labels, model_batch
-from .scoring import (_site_mean, class_probabilities, example_batch, log_weights, missing_of,
-                      posterior_means, site_means)
+from .inputs import check_labels, check_seed, model_batch
+from .scoring import (_checked, _site_mean, class_probabilities, example_batch, exclusive, log_weights,
+                      missing_of, posterior_means, site_means)
 
 __all__ = ["sample", "encode", "reconstruct", "predict"]
 
 
+@exclusive
 def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     """Generate ``n`` new examples: z from the prior, then x from the decoder.
 
@@ -38,12 +39,13 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     >>> sample(res, n=16, seed=1).shape
     (16, 64)
     """
-    n = _check_count(n)
+    n, seed = _check_count(n), check_seed(seed)
     bk = res.bk
     if model_kwargs.get("y") is not None:
         model_kwargs["y"] = bk.asarray_int(check_labels(res.model, model_kwargs["y"], n))
     try:
-        tr = bk.get_trace(bk.seed(res.bound(res.model.model), seed), None, n=int(n), **model_kwargs)
+        tr = _checked(bk.get_trace, bk.seed(res.bound(res.model.model), seed), None, n=int(n),
+                      **model_kwargs)
     except TypeError as err:
         raise TypeError("sample needs a model that accepts model(x=None, n=N): "
                         f"{err}") from None
@@ -115,8 +117,8 @@ def encode(res, data, seed=0, y=None):
 
     For models with labels, z is encoded given ``y`` (default: the classifier's best guess).
 
-    ``data`` may be one example as a 1-D row. With a model trained on data with missing
-    values, NaN cells are missing.
+    ``data`` is 2-D (examples, features); with a model trained on data with missing values,
+    NaN cells are missing.
 
     Returns
     -------

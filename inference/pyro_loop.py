@@ -4,27 +4,35 @@ Pyro's ``Jit*`` ELBOs rely on ``torch.jit.trace``, deprecated in torch 2.13 and 
 with some models; eager Pyro with vectorised particles is used instead (``bench/backends.py``
 measures it).
 
-:func:`probvae.fit` runs it for models made with ``backend="pyro"``:
+:func:`probvae.fit` drives it for models made with ``backend="pyro"``:
 
 >>> import probvae as pv
 >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro"),
 ...              pv.data.load("digits").train, epochs=2, progress=False)
 >>> len(res.history["train_loss"]), sorted(res.params["params"])[:2]
 (2, ['decoder$$$net.0.bias', 'decoder$$$net.0.weight'])
+
+Everything that changes during training (parameters, Adam's moments per parameter, the
+shuffling generator, torch's global random state, and the position inside an unfinished
+epoch) goes in and out of a checkpoint as arrays, so a run stopped after any step resumes
+where it was.
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 
+import numpy as np
 import pyro
+import pyro.poutine as poutine
 import torch
-from pyro.infer import SVI
+from pyro.infer.util import torch_item, zero_grads
 
 from probvae import batch as batching
 from probvae.backends import init_params
 from probvae.backends.pyro_backend import param_scope
 
-__all__ = ["run"]
+__all__ = ["Loop"]
 
 # First-seen values of live parameter tensors (a user's torch modules outlive a fit): a refit of
 # the same (model, guide) pair starts from them, so the same seed gives the same numbers.
@@ -42,58 +50,196 @@ def _reset_to_initial(params):
                                    t.detach().clone())
 
 
-def _batches(n, batch_size, generator):
-    b = min(batch_size, n)
-    perm = torch.randperm(n, generator=generator)
-    return [perm[i * b:(i + 1) * b] for i in range(n // b)]
+def _encode(obj, arrays, prefix):
+    """A JSON-able tree for ``obj`` with its tensors moved into ``arrays`` (keys kept typed)."""
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        key = f"{prefix}{len(arrays)}"
+        arrays[key] = obj.detach().cpu().numpy() if isinstance(obj, torch.Tensor) else obj
+        return {"__array__": key}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, prefix) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, prefix) for v in obj]
+    if isinstance(obj, dict):
+        return {"__items__": [[k, _encode(v, arrays, prefix)] for k, v in obj.items()]}
+    return obj
 
 
-def run(model, data, valid, elbo, schedule, *, epochs, batch_size, lr, seed, tracker,
-        labelled=None):
-    """Train ``model`` (built) with its own param-store state; return that state.
+def _decode(tree, arrays):
+    if isinstance(tree, list):
+        return [_decode(v, arrays) for v in tree]
+    if isinstance(tree, dict):
+        if "__array__" in tree:
+            if tree["__array__"] not in arrays:
+                raise ValueError(f"optimizer state array {tree['__array__']!r} is missing")
+            return torch.as_tensor(arrays[tree["__array__"]])
+        if "__tuple__" in tree:
+            return tuple(_decode(v, arrays) for v in tree["__tuple__"])
+        if "__items__" in tree:
+            return {k: _decode(v, arrays) for k, v in tree["__items__"]}
+    return tree
 
-    ``data``, ``valid`` and ``labelled`` are batches (see :mod:`probvae.batch`). With
-    ``labelled`` (which has ``y``) every unlabelled step is followed by a step on a labelled
-    batch drawn anew from the labelled examples.
+
+class Loop:
+    """One model's training on Pyro with its own param-store state (see ``param_scope``).
+
+    Use it as a context manager: inside, Pyro's global store holds this model's parameters
+    and torch's global random state is this fit's own (forked and seeded).
     """
-    bk = model.bk
-    data = batching.to_backend(bk, data)
-    valid = batching.to_backend(bk, valid) if valid is not None else None
-    if labelled is not None:
-        labelled = batching.to_backend(bk, labelled)
-        nl = batching.size(labelled)
-    n = batching.size(data)
-    gen = torch.Generator().manual_seed(seed)
-    best = None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        kw0 = {"kl_weight": schedule(0)} if schedule else {}
-        state = init_params(bk, model, {**batching.take(data, slice(0, min(batch_size, n))),
-                                        **kw0}, seed)
-        with param_scope(state) as store:
-            _reset_to_initial(store.get_state()["params"])
-            svi = SVI(model.model, model.guide, pyro.optim.Adam({"lr": lr}), loss=elbo)
-            for epoch in range(epochs):
-                kw = {"kl_weight": schedule(epoch)} if schedule else {}
-                batches = _batches(n, batch_size, gen)
-                total = 0.0
-                for idx in batches:
-                    total += svi.step(**batching.take(data, idx), **kw)
-                    if labelled is not None:
-                        j = torch.randperm(nl, generator=gen)[:min(batch_size, nl)]
-                        svi.step(**batching.take(labelled, j), **kw)
-                train_loss = total / (len(batches) * len(batches[0]))
-                valid_loss = None
-                if valid is not None:
-                    vkw = {"kl_weight": schedule.final} if schedule else {}
-                    with torch.no_grad():
-                        valid_loss = sum(svi.evaluate_loss(**part, **vkw) for _, part, _
-                                         in batching.chunks(valid, batch_size))
-                        valid_loss /= batching.size(valid)
-                improved, stop = tracker.record(epoch, train_loss, valid_loss,
-                                                kw.get("kl_weight", 1.0), params=store.get_state)
-                if improved:
-                    best = bk.snapshot(store.get_state())
-                if stop:
-                    break
-    return bk.finalize(state, best if best is not None else bk.snapshot(state))
+
+    #: a Ctrl-C stops after the current SVI step, even inside an epoch
+    steps_interruptible = True
+
+    def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
+                 labelled=None, clip_norm=None):
+        self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
+        self.batch_size, self.lr, self.seed = batch_size, lr, seed
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.data = batching.to_backend(self.bk, data)
+        self.valid = batching.to_backend(self.bk, valid) if valid is not None else None
+        self.labelled = batching.to_backend(self.bk, labelled) if labelled is not None else None
+        self.n = batching.size(self.data)
+        self.b = min(batch_size, self.n)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.pending = None         # an unfinished epoch: {"epoch", "perm", "step", "total"}
+        self._stack = None
+
+    # ---- scope ------------------------------------------------------------------------------
+    def __enter__(self):
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.random.fork_rng(devices=[]))
+        torch.manual_seed(self.seed)
+        self.state_dict = init_params(
+            self.bk, self.model, {**batching.take(self.data, slice(0, self.b)), **self._kw(0)},
+            self.seed)
+        self.store = stack.enter_context(param_scope(self.state_dict))
+        _reset_to_initial(self.store.get_state()["params"])
+        self.optim = pyro.optim.Adam({"lr": self.lr})
+        self._stack = stack
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        return False
+
+    def _kw(self, epoch, final=False):
+        if not self.schedule:
+            return {}
+        return {"kl_weight": self.schedule.final if final else self.schedule(epoch)}
+
+    def kl_weight(self, epoch) -> float:
+        return float(self.schedule(epoch)) if self.schedule else 1.0
+
+    # ---- training -------------------------------------------------------------------------
+    def _step(self, batch, kw) -> float:
+        """One SVI step (as ``pyro.infer.SVI.step``), with parameters in name order so that
+        the global-norm clip sums in the same order in every process."""
+        with poutine.trace(param_only=True) as capture:
+            loss = self.elbo.loss_and_grads(self.model.model, self.model.guide, **batch, **kw)
+        params = [site["value"].unconstrained()
+                  for _, site in sorted(capture.trace.nodes.items())]
+        if self.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+        self.optim(params)
+        zero_grads(params)
+        return torch_item(loss)
+
+    def epoch(self, epoch, stop=None) -> tuple:
+        """Run (or finish) epoch ``epoch``; returns ``(train_loss, finished)``. With ``stop``
+        requested it returns ``(None, False)`` after the current step, keeping its place."""
+        steps = self.n // self.b
+        kw = self._kw(epoch)
+        if self.pending is not None and self.pending["epoch"] == epoch:
+            perm, start, total = self.pending["perm"], self.pending["step"], self.pending["total"]
+        else:
+            perm, start, total = torch.randperm(self.n, generator=self.gen), 0, 0.0
+        self.pending = None
+        try:
+            for s in range(start, steps):
+                total += self._step(batching.take(self.data, perm[s * self.b:(s + 1) * self.b]),
+                                    kw)
+                if self.labelled is not None:
+                    nl = batching.size(self.labelled)
+                    j = torch.randperm(nl, generator=self.gen)[:min(self.batch_size, nl)]
+                    self._step(batching.take(self.labelled, j), kw)
+                if stop is not None and stop.requested and s + 1 < steps:
+                    self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total}
+                    return None, False
+        except ValueError as err:
+            # torch's argument checks fail once parameters are NaN: that is divergence
+            if "invalid values" not in str(err) and self.finite():
+                raise
+            return float("nan"), True
+        return total / (steps * self.b), True
+
+    def initial_loss(self) -> float:
+        """The objective per example on the first training batch, before any step."""
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            loss = self.elbo.loss(self.model.model, self.model.guide,
+                                  **batching.take(self.data, slice(0, self.b)), **self._kw(0))
+        return float(loss) / self.b
+
+    def validate(self):
+        if self.valid is None:
+            return None
+        kw = self._kw(0, final=True)
+        with torch.no_grad():
+            total = sum(self.elbo.loss(self.model.model, self.model.guide, **part, **kw)
+                        for _, part, _ in batching.chunks(self.valid, self.batch_size))
+        return total / batching.size(self.valid)
+
+    def params(self):
+        """The live parameter state (Pyro's param-store state)."""
+        return self.store.get_state()
+
+    def snapshot(self):
+        return self.bk.snapshot(self.store.get_state())
+
+    def finite(self) -> bool:
+        return all(bool(torch.isfinite(v).all()) for v in self.store.get_state()["params"].values())
+
+    def result(self, snapshot):
+        return self.bk.finalize(self.state_dict, snapshot)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def state(self) -> tuple:
+        arrays = {f"param/{k}": v.detach().cpu().numpy()
+                  for k, v in self.store.get_state()["params"].items()}
+        optim = _encode(self.optim.get_state(), arrays, "optim/")
+        arrays["rng/torch"] = torch.get_rng_state().numpy()
+        arrays["rng/gen"] = self.gen.get_state().numpy()
+        meta = {"optim": optim, "pending": None}
+        if self.pending is not None:
+            arrays["epoch/perm"] = self.pending["perm"].numpy()
+            meta["pending"] = {k: self.pending[k] for k in ("epoch", "step", "total")}
+        return meta, arrays
+
+    def restore(self, meta, arrays):
+        params = self.store.get_state()["params"]
+        saved = {k[len("param/"):] for k in arrays if k.startswith("param/")}
+        if saved != set(params):
+            raise ValueError("the checkpoint's parameters do not match this model: "
+                             f"{sorted(saved ^ set(params))}")
+        with torch.no_grad():
+            for k, t in params.items():
+                a = arrays[f"param/{k}"]
+                if tuple(a.shape) != tuple(t.shape):
+                    raise ValueError(f"parameter {k!r}: expected shape {tuple(t.shape)}, "
+                                     f"found {a.shape}")
+                t.copy_(torch.as_tensor(a, dtype=t.dtype))
+        state = _decode(meta["optim"], arrays)
+        for group_state in state.values():            # a new lr given on resume wins
+            for group in group_state.get("param_groups", []):
+                group["lr"] = self.lr
+        self.optim.set_state(state)
+        torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8))
+        self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8))
+        pending = meta.get("pending")
+        self.pending = None if pending is None else {
+            **pending, "perm": torch.as_tensor(arrays["epoch/perm"], dtype=torch.long)}
+
+    def snapshot_to_arrays(self, snapshot) -> dict:
+        return {k: v.detach().cpu().numpy() for k, v in snapshot.items()}
+
+    def snapshot_from_arrays(self, arrays):
+        return {k: torch.as_tensor(v, dtype=torch.get_default_dtype()) for k, v in arrays.items()}

@@ -24,6 +24,14 @@ class FitResult:
         Objective options and training settings (epochs, batch_size, lr, seed, ...).
     best_epoch : int or None
         Epoch whose parameters were kept (with validation), else None.
+    status : str
+        How training ended: ``"completed"`` (all epochs), ``"stopped_early"`` (patience),
+        ``"interrupted"`` (Ctrl-C), ``"diverged"`` (a non-finite loss; the parameters are the
+        best ones before it).
+    message : str
+        What happened and what to do next, for any status but ``"completed"``.
+    checkpoint : str or None
+        The run folder that holds this fit's checkpoints (``fit(checkpoint=...)``).
 
     Examples
     --------
@@ -41,6 +49,14 @@ class FitResult:
     objective: str
     options: dict = field(default_factory=dict)
     best_epoch: Optional[int] = None
+    status: str = "completed"
+    message: str = ""
+    checkpoint: Optional[str] = None
+
+    @property
+    def diverged(self) -> bool:
+        """True when training stopped on a non-finite loss (the parameters predate it)."""
+        return self.status == "diverged"
 
     @property
     def backend(self) -> str:
@@ -57,6 +73,7 @@ class FitResult:
     def __repr__(self):
         h = self.history
         last = h["train_loss"][-1] if h.get("train_loss") else float("nan")
+        status = "" if self.status == "completed" else f", status={self.status!r}"
         return (f"FitResult({type(self.model).__name__}, backend={self.backend!r}, "
                 f"objective={self.objective!r}, epochs={len(h.get('train_loss', []))}, "
-                f"train_loss={last:.3f})")
+                f"train_loss={last:.3f}{status})")

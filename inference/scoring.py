@@ -8,15 +8,17 @@ runs eagerly without autograd. Batches come from :mod:`probvae.inference.inputs`
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.special import logsumexp
 
 from probvae import batch as batching
 from probvae.priors import factorised_log_prob, unwrap
 
-from .inputs import check_labels, model_batch
+from .inputs import check_labels, check_seed, model_batch
 
-__all__ = ["log_weights", "log_mean_exp", "active_units", "class_probabilities",
+__all__ = ["exclusive", "log_weights", "log_mean_exp", "active_units", "class_probabilities",
            "posterior_means", "site_means", "labels_for", "example_batch", "missing_of", "CHUNK"]
 
 #: rows (particles x examples) pushed through the decoder in one call
@@ -25,6 +27,27 @@ _MAX_ROWS = 1 << 16
 CHUNK = 4096
 #: ``missing=`` default: whatever the result was trained with
 _TRAINED = object()
+
+
+def exclusive(fn):
+    """Run ``fn(obj, ...)`` holding the lock of ``obj.bk`` (a FitResult or a model): Pyro and
+    NumPyro keep their handler stacks (and Pyro its param store) in globals, so calls from
+    several threads take turns, each with its own parameters.
+
+    Examples
+    --------
+    >>> @exclusive
+    ... def backend_name(res):
+    ...     return res.bk.name
+    >>> import probvae as pv
+    >>> backend_name(pv.models.VAE(input_dim=2))
+    'numpyro'
+    """
+    @functools.wraps(fn)
+    def run(obj, *args, **kwargs):
+        with obj.bk.lock:
+            return fn(obj, *args, **kwargs)
+    return run
 
 
 def log_mean_exp(a, axis=-1):
@@ -127,6 +150,21 @@ def _build_chunk_fn(bk, model, num_particles, keep):
     return bk.compile(chunk)
 
 
+def _checked(fn, *args, **kwargs):
+    """Run a scoring function; a distribution rejecting NaN/inf arguments becomes an error that
+    says what it means."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as err:
+        text = str(err)
+        if "invalid" not in text and "Expected parameter" not in text:
+            raise
+        raise ValueError(f"the model's networks give NaN or infinite values for these data "
+                         f"({text.splitlines()[0][:120]}); its parameters are not usable: "
+                         "retrain it with a lower lr or with clip_norm") from None
+
+
+@exclusive
 def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
                 missing=_TRAINED):
     """Log importance weights log p(x, z) - log q(z|x) for each example and draw.
@@ -170,6 +208,7 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     """
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    seed = check_seed(seed)
     batch = model_batch(res.model, x, "evaluation data", missing_of(res, missing))
     if y is not None:
         n = batching.size(batch)
@@ -195,7 +234,7 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
                 rng = np.random.default_rng([int(seed), j])
                 eps = bk.asarray(rng.standard_normal((s_chunk, 1, res.model.latent_dim))
                                  .astype(np.float32))
-            out = fn(res.params, chunk_seed, part, eps)
+            out = _checked(fn, res.params, chunk_seed, part, eps)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
                                    axis=0)[:num_samples, :n_keep]
@@ -225,6 +264,7 @@ def _site_mean(site):
         return site["value"]
 
 
+@exclusive
 def class_probabilities(model, params, x):
     """q(y|x) for a built model with a classifier and given parameters (used during training).
 
@@ -262,49 +302,52 @@ def labels_for(res, batch, y=None):
     return check_labels(res.model, y, n)
 
 
+@exclusive
 def posterior_means(res, batch, seed=0):
     """E_q[z|x] for every example of ``batch`` (its ``y`` conditions models with labels)."""
-    bk = res.bk
+    bk, seed = res.bk, check_seed(seed)
     out = []
     for _, part, _ in batching.chunks(batch, CHUNK):
-        tr = bk.get_trace(bk.seed(res.bound(res.model.guide), seed),
-                          **batching.to_backend(bk, part))
+        tr = _checked(bk.get_trace, bk.seed(res.bound(res.model.guide), seed),
+                      **batching.to_backend(bk, part))
         out.append(bk.to_numpy(_site_mean(tr["z"])))
     return np.asarray(np.concatenate(out), dtype=np.float32)
 
 
+@exclusive
 def site_means(res, batch, z, site="x", seed=0):
     """The mean of model site ``site`` for each example of ``batch`` with the latent fixed at
     ``z`` (reconstructions), chunked."""
-    bk = res.bk
+    bk, seed = res.bk, check_seed(seed)
     out = []
     for start, part, _ in batching.chunks(batch, CHUNK):
         fn = bk.condition(res.bound(res.model.model),
                           {"z": bk.asarray(z[start:start + batching.size(part)])})
-        tr = bk.get_trace(bk.seed(fn, seed), **batching.to_backend(bk, part))
+        tr = _checked(bk.get_trace, bk.seed(fn, seed), **batching.to_backend(bk, part))
         out.append(bk.to_numpy(_site_mean(tr[site])))
     return np.asarray(np.concatenate(out), dtype=np.float32)
 
 
 def example_batch(res, data, what="data", y=None) -> dict:
     """The batch for per-example calls (encode, reconstruct, the diagnostics): ``data`` checked
-    as the model was trained (missing values included), one 1-D row taken as one example, and
-    ``y`` for models with labels (given, else the classifier's best guess).
+    as the model was trained (missing values included), and ``y`` for models with labels
+    (given, else the classifier's best guess).
 
     Examples
     --------
     >>> import probvae as pv
     >>> res = pv.fit(pv.models.VAE(input_dim=4, latent_dim=1, hidden=(4,)),
     ...              np.full((8, 4), 0.5), epochs=1, progress=False)
-    >>> example_batch(res, np.full(4, 0.5))["x"].shape
+    >>> example_batch(res, np.full((1, 4), 0.5))["x"].shape
     (1, 4)
+    >>> example_batch(res, np.full(4, 0.5), "data to encode")
+    Traceback (most recent call last):
+    ...
+    ValueError: data to encode is one 1-D row of 4 values; pass a 2-D array (examples, features): x.reshape(1, -1) for one example
     """
     if isinstance(data, np.ndarray) and data.ndim == 1:
-        dim = getattr(res.model, "input_dim", None)
-        if dim is not None and data.shape[0] != dim:
-            raise ValueError(f"{what}: a 1-D array is one example and needs {dim} values, got "
-                             f"{data.shape[0]}; pass a 2-D array (N, {dim}) for several")
-        data = data[None]
+        raise ValueError(f"{what} is one 1-D row of {data.shape[0]} values; pass a 2-D array "
+                         "(examples, features): x.reshape(1, -1) for one example")
     batch = model_batch(res.model, data, what, missing_of(res))
     labels = labels_for(res, batch, batch.get("y") if y is None else y)
     if labels is not None:

@@ -4,10 +4,42 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import numbers
+import os
 
 from probvae import backends
 
-__all__ = ["Model", "CustomModel"]
+__all__ = ["Model", "CustomModel", "check_hidden", "memory_bytes"]
+
+
+def check_hidden(hidden, owner="the model") -> tuple:
+    """``hidden`` as a tuple of positive layer widths, with a clear error otherwise.
+
+    Examples
+    --------
+    >>> check_hidden([256, 128])
+    (256, 128)
+    >>> check_hidden(16)
+    Traceback (most recent call last):
+    ...
+    ValueError: hidden takes a tuple of layer widths, e.g. hidden=(16,) for one layer of 16 units; got 16
+    """
+    if isinstance(hidden, (numbers.Number, str)):
+        raise ValueError(f"hidden takes a tuple of layer widths, e.g. hidden=({hidden},) for one "
+                         f"layer of {hidden} units; got {hidden!r}")
+    widths = tuple(hidden)
+    if any(isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1 for w in widths):
+        raise ValueError(f"hidden takes positive integer layer widths, got {hidden!r} for "
+                         f"{owner}")
+    return tuple(int(w) for w in widths)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 when it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 MODELS: dict = {}
 
@@ -49,10 +81,33 @@ class Model:
         >>> VAE(input_dim=4, latent_dim=2, hidden=(8,)).build(seed=0).nets is not None
         True
         """
+        self.check_size()
         built = copy.copy(self)
         built.nets = self._build_nets(seed)
         built.seed = seed
         return built
+
+    def parameter_count(self) -> int:
+        """Parameters of the model's networks, counted from their specs (nothing built).
+
+        Examples
+        --------
+        >>> from probvae.models import VAE
+        >>> VAE(input_dim=4, latent_dim=2, hidden=(8,)).parameter_count()
+        136
+        """
+        return sum(spec.num_params for name, spec in vars(self).items()
+                   if name.endswith("_spec") and hasattr(spec, "num_params"))
+
+    def check_size(self):
+        """Refuse, before anything is allocated, a model too large for this machine (float32
+        parameters, gradients and two Adam moments: 16 bytes each)."""
+        count, total = self.parameter_count(), memory_bytes()
+        if total and 16 * count > total:
+            raise ValueError(f"{type(self).__name__} would have {count:.3g} parameters "
+                             f"({16 * count / 2**30:.3g} GiB to train), more than this "
+                             f"machine's {total / 2**30:.3g} GiB of memory: check input_dim, "
+                             "latent_dim and hidden")
 
     def _require_built(self):
         if self.nets is None:

@@ -8,7 +8,7 @@ from probvae.networks import Head, Input, MLPSpec
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
-from .base import Model, register_model
+from .base import Model, check_hidden, register_model
 
 __all__ = ["SSVAE"]
 
@@ -72,7 +72,7 @@ class SSVAE(Model):
             raise ValueError(f"SSVAE needs alpha >= 0 (auxiliary loss weight), got {alpha}")
         self.input_dim, self.latent_dim = int(input_dim), int(latent_dim)
         self.num_classes, self.alpha = int(num_classes), float(alpha)
-        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
+        self.hidden, self.activation = check_hidden(hidden, type(self).__name__), activation
         self.prior = priors.get(prior)
         self.likelihood = likelihoods.get(likelihood)
         x_in, y_in = Input("x", self.input_dim), Input("y", self.num_classes, "one_hot")

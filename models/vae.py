@@ -4,9 +4,9 @@ from __future__ import annotations
 from probvae import likelihoods, priors
 from probvae.networks import Head, Input, MLPSpec
 from probvae.priors import PriorContext
-from probvae.registry import to_config
+from probvae.registry import check_int, to_config
 
-from .base import Model, register_model
+from .base import Model, check_hidden, register_model
 
 __all__ = ["VAE"]
 
@@ -55,10 +55,9 @@ class VAE(Model):
                  activation: str = "relu", prior="normal", likelihood="continuous_bernoulli",
                  backend: str = "numpyro"):
         super().__init__(backend)
-        if int(input_dim) < 1 or int(latent_dim) < 1:
-            raise ValueError(f"input_dim and latent_dim must be >= 1, got {input_dim}, {latent_dim}")
+        check_int("VAE", input_dim=input_dim, latent_dim=latent_dim)
         self.input_dim, self.latent_dim = int(input_dim), int(latent_dim)
-        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
+        self.hidden, self.activation = check_hidden(hidden, type(self).__name__), activation
         self.prior = priors.get(prior)
         self.likelihood = likelihoods.get(likelihood)
         self.encoder_spec = MLPSpec((Input("x", self.input_dim),), self.hidden,

@@ -307,6 +307,9 @@ def _load_idx_dataset(path, seed, valid_fraction, test_fraction, *, name) -> Dat
         if imgs.ndim != 3 or labs.ndim != 1:
             raise ValueError(f"expected images of shape (N, H, W) in {found[img_stem]} and labels "
                              f"of shape (N,) in {found[lab_stem]}; found {imgs.shape} and {labs.shape}.")
+        if len(imgs) == 0:
+            raise ValueError(f"{found[img_stem]} holds 0 images (its header says N = 0); the "
+                             "file is empty or damaged: restore it from the original archive")
         if len(imgs) != len(labs):
             raise ValueError(f"image/label count mismatch: expected equal counts, found "
                              f"{len(imgs)} images in {found[img_stem]} and {len(labs)} labels "

@@ -30,14 +30,19 @@ probvae.outputs.OutputError: ... holds files probvae did not write (thesis.tex);
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
-__all__ = ["OutputError", "FORMAT", "DIAGNOSTICS_FORMAT", "is_run", "run_manifest", "check_run_dir",
-           "check_new_file", "check_writable", "atomic_write", "write_run"]
+import numpy as np
+
+__all__ = ["OutputError", "DamagedFileError", "FORMAT", "DIAGNOSTICS_FORMAT", "is_run",
+           "run_manifest", "check_run_dir", "check_new_file", "check_writable", "atomic_write",
+           "write_run", "read_json", "read_npz", "owned_files", "write_npz", "write_json"]
 
 #: the marker in ``config.json`` that makes a folder a probvae run folder
 FORMAT = "probvae-checkpoint"
@@ -48,6 +53,11 @@ _MARKERS = {FORMAT: "config.json", DIAGNOSTICS_FORMAT: "report.json"}
 
 class OutputError(ValueError):
     """An output location probvae refuses to write to; the message names the fix."""
+
+
+class DamagedFileError(ValueError):
+    """A file probvae reads is damaged or not what it should be; the message names the file
+    (and the field) and what to do."""
 
 
 def _listing(path: Path, limit: int = 4) -> str:
@@ -80,6 +90,26 @@ def run_manifest(path, kind: str = FORMAT) -> list | None:
         files = ["config.json", "params.npz", "history.json", "metrics.json"]   # version 1 runs
         files = files if kind == FORMAT else [_MARKERS[kind]]
     return [f for f in files if f and "/" not in f and "\\" not in f and not f.startswith(".")]
+
+
+def owned_files(path, manifest) -> list:
+    """The files in ``path`` that a manifest names (entries may be ``*`` patterns, such as the
+    numbered training states ``state-*.npz``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("state-000001.npz", "notes.txt"):
+    ...     _ = (d / name).write_text("")
+    >>> [p.name for p in owned_files(d, ["state-*.npz", "config.json"])]
+    ['state-000001.npz']
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    names = sorted(p.name for p in path.iterdir() if p.is_file())
+    return [path / n for n in names if any(fnmatch.fnmatchcase(n, m) for m in manifest)]
 
 
 def is_run(path, kind: str = FORMAT) -> bool:
@@ -250,7 +280,47 @@ def atomic_write(path, write) -> Path:
     return path
 
 
-def write_run(path, files: dict, overwrite: bool = False, protect=(), kind: str = FORMAT) -> Path:
+def write_npz(path, arrays: dict) -> Path:
+    """Write ``{name: ndarray}`` to ``path`` as ``.npz``, atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = write_npz(pathlib.Path(tempfile.mkdtemp()) / "a.npz", {"w": np.zeros(2)})
+    >>> sorted(read_npz(f))
+    ['w']
+    """
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return atomic_write(path, write)
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` to ``path`` as indented JSON, atomically (NumPy values become lists).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> read_json(write_json(pathlib.Path(tempfile.mkdtemp()) / "a.json", {"a": np.int64(2)}))
+    {'a': 2}
+    """
+    return atomic_write(path, lambda tmp: tmp.write_text(json_text(obj)))
+
+
+def json_text(obj) -> str:
+    """``obj`` as indented JSON text; NumPy arrays and scalars become lists and numbers."""
+    def plain(v):
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, np.generic):
+            return v.item()
+        raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+    return json.dumps(obj, indent=2, default=plain)
+
+
+def write_run(path, files: dict, overwrite: bool = False, protect=(), kind: str = FORMAT,
+              keep=()) -> Path:
     """Write a run folder: ``files`` maps a file name to ``write(tmp_path)``.
 
     The marker file (``config.json`` for a run) must be among the files and is written last;
@@ -279,8 +349,9 @@ def write_run(path, files: dict, overwrite: bool = False, protect=(), kind: str 
             if name != marker:
                 atomic_write(path / name, files[name])
         atomic_write(path / marker, files[marker])
-        for name in set(old) - set(names):
-            (path / name).unlink(missing_ok=True)
+        stale = [m for m in old if m not in names and m not in keep]
+        for f in owned_files(path, stale):
+            f.unlink(missing_ok=True)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -295,3 +366,97 @@ def write_run(path, files: dict, overwrite: bool = False, protect=(), kind: str 
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return path
+
+
+def read_json(path, what: str = "") -> dict:
+    """A JSON object from ``path``; a missing, unreadable or invalid file raises an error that
+    names the file (:class:`DamagedFileError`, or FileNotFoundError when it is absent).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "config.json"
+    >>> _ = f.write_text('{"a": 1,')
+    >>> read_json(f)
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.DamagedFileError: .../config.json is not valid JSON (line 1, column 9: Expecting property name enclosed in double quotes); the file is damaged: restore it or retrain
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing{what and ' (' + what + ')'}")
+    try:
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise DamagedFileError(f"{path} is not a text file; the file is damaged: restore it "
+                               "or retrain") from None
+    except json.JSONDecodeError as err:
+        raise DamagedFileError(f"{path} is not valid JSON (line {err.lineno}, column "
+                               f"{err.colno}: {err.msg}); the file is damaged: restore it or "
+                               "retrain") from None
+    if not isinstance(data, dict):
+        raise DamagedFileError(f"{path} should hold a JSON object, found {type(data).__name__}")
+    return data
+
+
+def read_npz(path, max_bytes: int | None = None) -> dict:
+    """The arrays of a ``.npz`` file as ``{name: ndarray}``, checked before they are read.
+
+    Every array's header is read first: an object (pickled) array, a header that declares more
+    data than the file holds, or more than ``max_bytes`` in all is refused with the file and
+    array named, before anything large is allocated; a truncated or empty file gets an error
+    that says so.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "params.npz"
+    >>> np.savez(f, w=np.ones(3))
+    >>> read_npz(f)["w"].tolist()
+    [1.0, 1.0, 1.0]
+    >>> _ = f.write_bytes(f.read_bytes()[:40])
+    >>> read_npz(f)
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.DamagedFileError: .../params.npz is damaged (truncated or not a NumPy .npz archive: ...); restore it or retrain
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing")
+    fmt = np.lib.format
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            if not infos and zf.infolist():
+                raise DamagedFileError(f"{path} holds no arrays; restore it or retrain")
+            total = 0
+            for info in infos:
+                name = info.filename[:-4]
+                with zf.open(info) as f:
+                    version = fmt.read_magic(f)
+                    read_header = (fmt.read_array_header_1_0 if version == (1, 0)
+                                   else fmt.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                    if dtype.hasobject:
+                        raise DamagedFileError(f"{path}: array {name!r} holds Python objects "
+                                               "(pickled data), which probvae never writes "
+                                               "nor loads")
+                    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    if nbytes > info.file_size:
+                        raise DamagedFileError(
+                            f"{path}: array {name!r} declares shape {shape} ({nbytes} bytes) "
+                            f"but holds {info.file_size} bytes; the file is damaged")
+                    total += nbytes
+                    if max_bytes is not None and total > max_bytes:
+                        raise DamagedFileError(f"{path}: the arrays need more than {max_bytes} "
+                                               "bytes, far more than the model they belong to")
+            for info in infos:
+                with zf.open(info) as f:
+                    out[info.filename[:-4]] = fmt.read_array(f, allow_pickle=False)
+    except DamagedFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, zipfile.LargeZipFile) as err:
+        raise DamagedFileError(f"{path} is damaged (truncated or not a NumPy .npz archive: "
+                               f"{err}); restore it or retrain") from None
+    return out

@@ -31,11 +31,16 @@ class Backend(Protocol):
     shared_param_store : bool
         The library keeps parameters in one global store that must be swapped per model
         (Pyro); NumPyro passes them explicitly.
+
+    ``lock`` is a re-entrant lock that every probvae call tracing or training on the backend
+    holds: both libraries keep their effect-handler stack in a global, so fits and samples
+    from several threads run one at a time, each on its own parameters.
     """
 
     name: str
     fixed_shapes: bool
     shared_param_store: bool
+    lock: Any
     dist: Any
     constraints: Any
 

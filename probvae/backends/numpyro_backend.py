@@ -15,6 +15,8 @@ Examples
 """
 from __future__ import annotations
 
+import threading
+
 from types import SimpleNamespace
 
 import jax
@@ -51,6 +53,9 @@ class NumPyroBackend:
     name = "numpyro"
     fixed_shapes = True          # jit compiles one shape: chunks are padded
     shared_param_store = False
+    #: held by every probvae call that traces or trains on this backend: the library's handler
+    #: stack (and Pyro's param store) are global, so calls from several threads take turns
+    lock = threading.RLock()
     sample = staticmethod(numpyro.sample)
     plate = staticmethod(numpyro.plate)
     factor = staticmethod(numpyro.factor)

@@ -16,6 +16,8 @@ Examples
 """
 from __future__ import annotations
 
+import threading
+
 import contextlib
 
 import numpy as np
@@ -89,6 +91,9 @@ class PyroBackend:
     name = "pyro"
     fixed_shapes = False         # eager: any shape
     shared_param_store = True    # swapped per model by param_scope
+    #: held by every probvae call that traces or trains on this backend: the library's handler
+    #: stack (and Pyro's param store) are global, so calls from several threads take turns
+    lock = threading.RLock()
     sample = staticmethod(pyro.sample)
     plate = staticmethod(pyro.plate)
     factor = staticmethod(pyro.factor)

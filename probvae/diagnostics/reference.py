@@ -10,7 +10,7 @@ import numpy as np
 
 from probvae import batch as batching
 from probvae.inference import FitResult, encode, log_weights
-from probvae.inference.scoring import example_batch
+from probvae.inference.scoring import example_batch, exclusive
 from probvae.models import CustomModel
 
 from .amortized import _inputs
@@ -18,6 +18,7 @@ from .amortized import _inputs
 __all__ = ["reference_posterior", "compare_posteriors", "amortization_gap"]
 
 
+@exclusive
 def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=0, y=None):
     """Reference draws from the exact p(z|x) by NUTS, with the trained decoder and prior.
 
@@ -135,6 +136,7 @@ def local_gaussian_guide(bk, loc, scale, learn=True):
     return guide
 
 
+@exclusive
 def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=500, seed=0,
                      batch=100, y=None):
     """ELBO of a per-example optimised Gaussian q*(z|x) minus the amortized q(z|x)'s ELBO.

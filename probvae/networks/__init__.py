@@ -116,3 +116,15 @@ class MLPSpec:
     @property
     def out_size(self) -> int:
         return sum(h.size for h in self.heads)
+
+    @property
+    def num_params(self) -> int:
+        """Weights and biases of the built network (computed, nothing allocated).
+
+        Examples
+        --------
+        >>> MLPSpec((Input("x", 4),), (8,), (Head("loc", 2),)).num_params
+        58
+        """
+        sizes = [self.in_size, *[int(w) for w in self.hidden], self.out_size]
+        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))

@@ -1,0 +1,123 @@
+"""The ``probvae`` command: train, evaluate, sample from and diagnose runs from the shell.
+
+Examples
+--------
+    probvae train --prior vamp --likelihood continuous_bernoulli --objective elbo \\
+        --backend numpyro --dataset digits --epochs 50 --out runs/demo
+    probvae train --resume runs/demo --epochs 80
+    probvae evaluate runs/demo
+    probvae sample runs/demo --n 64 --png runs/demo/samples.png
+    probvae diagnose runs/demo --out runs/demo/diagnostics
+
+A user's mistake is an error message and a non-zero exit, never a traceback:
+
+>>> main(["evaluate", "no/such/run"])
+2
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import DEFAULTS, EXIT_INTERRUPTED, parse_hidden
+from .inspect_run import cmd_diagnose, cmd_evaluate, cmd_sample
+from .train import cmd_train
+
+__all__ = ["main", "console", "build_parser", "DEFAULTS"]
+
+
+def build_parser():
+    """The argument parser of the ``probvae`` command."""
+    p = argparse.ArgumentParser(prog="probvae", description="VAEs as Pyro/NumPyro programs")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = DEFAULTS
+    t = sub.add_parser("train", help="train a model and save it to --out",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--model", default=d["model"])
+    t.add_argument("--prior", default=d["prior"])
+    t.add_argument("--likelihood", default=d["likelihood"])
+    t.add_argument("--objective", default=d["objective"])
+    t.add_argument("--backend", default=d["backend"], choices=["numpyro", "pyro"])
+    t.add_argument("--dataset", default=d["dataset"], help="digits, mnist or fashion_mnist")
+    t.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist, fashion_mnist)")
+    t.add_argument("--epochs", type=int, default=None, help=f"(default {d['epochs']})")
+    t.add_argument("--batch-size", type=int, default=d["batch_size"])
+    t.add_argument("--lr", type=float, default=None, help=f"Adam's learning rate (default "
+                   f"{d['lr']})")
+    t.add_argument("--clip-norm", type=float, default=None,
+                   help="clip the gradient's global norm to this value")
+    t.add_argument("--latent-dim", type=int, default=d["latent_dim"])
+    t.add_argument("--hidden", type=parse_hidden, default=parse_hidden(d["hidden"]))
+    t.add_argument("--num-particles", type=int, default=None)
+    t.add_argument("--alpha", type=float, default=None, help="renyi's alpha")
+    t.add_argument("--beta", type=float, default=None, help="beta objective's KL weight")
+    t.add_argument("--warmup", type=int, default=None, help="beta objective's warm-up epochs")
+    t.add_argument("--patience", type=int, default=None, help="early stopping on validation loss")
+    t.add_argument("--seed", type=int, default=d["seed"])
+    t.add_argument("--eval-samples", type=int, default=d["eval_samples"])
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--checkpoint-every", type=int, default=1,
+                   help="epochs between checkpoints in --out")
+    t.add_argument("--out", default=None, help="run folder to write (new or empty; an "
+                   "earlier run there is replaced only with --overwrite)")
+    t.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue the run in folder RUN from its last checkpoint (its recorded "
+                   "settings are used; --epochs, --lr, --clip-norm, --patience may change)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier probvae run in --out (other files there stay)")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="test scores of a saved run")
+    e.add_argument("run")
+    e.add_argument("--num-samples", type=int, default=d["eval_samples"])
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    e.set_defaults(func=cmd_evaluate)
+    s = sub.add_parser("sample", help="generate from a saved run")
+    s.add_argument("run")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--png", default=None, help="write an image grid")
+    s.add_argument("--npy", default=None, help="write the samples as a .npy array")
+    s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z), not its mean")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --png/--npy")
+    s.set_defaults(func=cmd_sample)
+    g = sub.add_parser("diagnose", help="ArviZ diagnostics of a saved run's latent posterior")
+    g.add_argument("run")
+    g.add_argument("--out", required=True, help="folder for the table and the plots (new or "
+                   "empty; an earlier diagnosis there is replaced only with --overwrite)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier diagnosis in --out (other files there stay)")
+    g.add_argument("--n", type=int, default=100, help="test examples to diagnose")
+    g.add_argument("--num-samples", type=int, default=1000)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_diagnose)
+    return p
+
+
+def main(argv=None):
+    """Entry point of the ``probvae`` command; returns its exit status.
+
+    0: done; 2: a mistake in the command or its files (a message, never a traceback);
+    3: training diverged (the parameters before it are saved); 130: stopped by Ctrl-C.
+
+    Examples
+    --------
+    >>> main(["sample", "no/such/run"])
+    2
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.func(args)
+    except KeyboardInterrupt:
+        print(f"probvae {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, TypeError, MemoryError) as err:
+        print(f"probvae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+def console():
+    """Console-script wrapper: exit with :func:`main`'s status."""
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""What the ``probvae`` commands share: defaults, data loading, score checks and printing.
+
+Examples
+--------
+>>> parse_hidden("256,128")
+(256, 128)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from probvae import data as pvdata
+from probvae import likelihoods
+
+__all__ = ["DEFAULTS", "EXIT_INTERRUPTED", "EXIT_DIVERGED", "parse_hidden", "load_data",
+           "needs_binary", "finite", "print_scores"]
+
+#: defaults of `probvae train` (and so of `make demo`); bench/backends.py measures them
+DEFAULTS = dict(model="vae", prior="vamp", likelihood="continuous_bernoulli", objective="elbo",
+                backend="numpyro", dataset="digits", epochs=50, batch_size=32, lr=1e-3,
+                latent_dim=8, hidden="256,256", seed=0, eval_samples=1000)
+#: exit status of a run stopped by Ctrl-C (the shell's convention for SIGINT)
+EXIT_INTERRUPTED = 130
+#: exit status of a run that diverged (its best parameters so far are saved)
+EXIT_DIVERGED = 3
+
+
+def parse_hidden(text):
+    """``--hidden 256,256`` as a tuple of widths."""
+    try:
+        sizes = tuple(int(h) for h in str(text).split(",") if h.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated widths like 256,256, "
+                                         f"got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden needs positive widths, got {text!r}")
+    return sizes
+
+
+def load_data(dataset, data_dir, seed, binarize):
+    """A registered data set, its pixels binarized at 0.5 when asked."""
+    ds = pvdata.load(dataset, path=data_dir, seed=seed)
+    if binarize:
+        ds = type(ds)(ds.train.binarize(), ds.valid.binarize(), ds.test.binarize(), ds.name,
+                      ds.image_shape, ds.num_classes)
+    return ds
+
+
+def needs_binary(likelihood_name):
+    """True when the likelihood is for {0, 1} data (Bernoulli)."""
+    return likelihoods.get(likelihood_name).support == "{0, 1}"
+
+
+def finite(scores, run):
+    """The scores, unless they are NaN or infinite: then an error, not a printed result."""
+    bad = [k for k in ("elbo", "log_likelihood") if not np.isfinite(scores[k])]
+    if bad:
+        raise ValueError(f"the test scores of {run} are not finite ({bad[0]} = "
+                         f"{scores[bad[0]]}): the model's parameters give NaN or infinite "
+                         "densities on the test data; retrain (lower lr, or clip_norm)")
+    return scores
+
+
+def print_scores(scores, out=sys.stdout):
+    """The test scores of a run, one per line."""
+    kl = np.asarray(scores["kl_per_dim"], dtype=float)
+    print(f"test ELBO            {scores['elbo']:10.3f} nats/example", file=out)
+    print(f"test log-likelihood  {scores['log_likelihood']:10.3f} nats/example "
+          f"(IWAE bound, {scores['num_samples']} samples)", file=out)
+    print(f"reconstruction       {scores['reconstruction']:10.3f}   KL {scores['kl']:.3f}", file=out)
+    print("KL per latent dim    " + " ".join(f"{v:.2f}" for v in kl), file=out)
+    if "active_units" in scores:
+        print(f"active units         {scores['active_units']} of {len(kl)}", file=out)

@@ -1,0 +1,120 @@
+"""``probvae train``: train a model into a run folder, with checkpoints; ``--resume`` continues one.
+
+Examples
+--------
+>>> import tempfile
+>>> run = tempfile.mkdtemp() + "/run"
+>>> from probvae.cli import main
+>>> main(["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--prior", "normal",
+...       "--eval-samples", "4", "--no-progress", "--out", run])  # doctest: +ELLIPSIS
+training VAE ...
+0
+>>> main(["train", "--resume", run, "--epochs", "2", "--no-progress"])  # doctest: +ELLIPSIS
+resuming VAE ...
+0
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import probvae as pv
+from probvae.inference.checkpoint import read_config
+from probvae.models.base import MODELS
+from probvae.outputs import check_run_dir
+
+from .common import (DEFAULTS, EXIT_DIVERGED, EXIT_INTERRUPTED, finite, load_data, needs_binary,
+                     print_scores)
+
+__all__ = ["cmd_train"]
+
+#: the `probvae train` settings recorded in a run's config.json, so --resume needs no others
+_TRAIN_SETTINGS = ("model", "prior", "likelihood", "objective", "backend", "dataset", "data_dir",
+                   "epochs", "batch_size", "lr", "latent_dim", "hidden", "num_particles",
+                   "alpha", "beta", "warmup", "patience", "seed", "eval_samples", "clip_norm",
+                   "checkpoint_every")
+
+
+def _resume_settings(args):
+    """``args`` completed from the run folder's recorded settings (``--resume RUN``)."""
+    cfg = read_config(args.resume)
+    recorded = cfg.get("cli")
+    if not recorded:
+        raise ValueError(f"{args.resume} was not written by `probvae train`; resume it in Python "
+                         "with pv.fit(model, data, resume=...)")
+    if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise ValueError("--resume continues the run in its own folder; drop --out")
+    given = {k: getattr(args, k) for k in ("epochs", "lr", "clip_norm", "patience")
+             if getattr(args, k) is not None}
+    for key in _TRAIN_SETTINGS:
+        setattr(args, key, recorded.get(key))
+    for key, value in given.items():
+        setattr(args, key, value)
+    args.hidden = tuple(args.hidden)
+    args.out = args.resume
+    return args
+
+
+def cmd_train(args):
+    """Train (or with ``--resume`` continue) a run; returns the exit status."""
+    if args.resume:
+        args = _resume_settings(args)
+    else:
+        if args.out is None:
+            raise ValueError("train needs --out DIR (a new run folder) or --resume DIR")
+        # the output folder is checked before anything is loaded or trained: nothing of yours
+        # is ever replaced, and an impossible --out fails now, not after training
+        check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir])
+        for key, default in (("epochs", DEFAULTS["epochs"]), ("lr", DEFAULTS["lr"])):
+            if getattr(args, key) is None:
+                setattr(args, key, default)
+    model_cls = {k.lower(): v for k, v in MODELS.items()}.get(args.model.lower())
+    if model_cls is None:
+        raise ValueError(f"unknown --model {args.model!r}; known: "
+                         f"{sorted(k.lower() for k in MODELS)}")
+    binarize = needs_binary(args.likelihood)
+    ds = load_data(args.dataset, args.data_dir, args.seed, binarize)
+    if binarize:
+        print(f"likelihood {args.likelihood!r} needs binary data: pixels binarized at 0.5")
+    model = model_cls(input_dim=ds.train.x.shape[1], latent_dim=args.latent_dim,
+                      hidden=args.hidden, prior=args.prior, likelihood=args.likelihood,
+                      backend=args.backend)
+    opts = {k: getattr(args, k) for k in ("num_particles", "alpha", "beta", "warmup")
+            if getattr(args, k) is not None}
+    data_info = {"dataset": args.dataset, "data_dir": args.data_dir, "data_seed": args.seed,
+                 "binarize": binarize, "image_shape": ds.image_shape}
+    recorded = {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in ((k, getattr(args, k)) for k in _TRAIN_SETTINGS)}
+    verb = "resuming" if args.resume else "training"
+    print(f"{verb} {type(model).__name__} (prior={args.prior}, likelihood={args.likelihood}) "
+          f"with {args.objective} on {ds!r}, backend {args.backend}; checkpoints in {args.out}/")
+    res = pv.fit(model, ds.train, objective=args.objective, epochs=args.epochs,
+                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, validation=ds.valid,
+                 patience=args.patience, progress=not args.no_progress, clip_norm=args.clip_norm,
+                 checkpoint=args.out, checkpoint_every=args.checkpoint_every,
+                 resume=args.resume or None, overwrite=args.overwrite,
+                 run_info={"data": data_info, "cli": recorded}, **opts)
+    if res.status == "interrupted":
+        return EXIT_INTERRUPTED              # fit printed how to resume
+    if res.status == "diverged":
+        print(f"probvae train: {res.message}\nthe parameters before it are saved in "
+              f"{args.out}/ (pv.load reads them)", file=sys.stderr)
+        return EXIT_DIVERGED
+    t0 = time.perf_counter()
+    scores = finite(pv.evaluate(res, ds.test, num_samples=args.eval_samples, seed=args.seed),
+                     args.out)
+    sec = res.history["seconds"]
+    metrics = {"test": {k: v for k, v in scores.items()}, "eval_seconds": time.perf_counter() - t0,
+               "first_epoch_seconds": sec[0],
+               "epoch_seconds_median": float(np.median(sec[1:])) if len(sec) > 1 else sec[0],
+               "epochs_run": len(sec), "best_epoch": res.best_epoch}
+    out = pv.save(res, args.out, extra={"data": data_info, "cli": recorded}, overwrite=True,
+                  metrics=metrics)
+    print_scores(scores)
+    print(f"seconds per epoch    {metrics['epoch_seconds_median']:.4f} "
+          f"(first epoch, with compilation: {sec[0]:.2f})")
+    print(f"wrote {out}/ (config.json, params.npz, history.json, metrics.json, checkpoint)")
+    return 0
