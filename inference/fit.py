@@ -10,7 +10,9 @@ import contextlib
 import difflib
 import importlib
 import inspect
+import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -283,19 +285,23 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
                 "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
                 "clip_norm": clip_norm, "patience": patience}
     loop_cls = importlib.import_module(_LOOPS[model.backend]).Loop
+    started = time.perf_counter()   # the first epoch's seconds include building and compiling
     with model.bk.lock:             # building networks touches the library's global RNG too
         built = model.build(seed)
         metric = _accuracy_metric(built, validation, valid) if validation is not None else None
+        cache_key = None if fit_meta["model"] is None else json.dumps(
+            [fit_meta["model"], objective_name, objective_options, missing], sort_keys=True,
+            default=str)
         loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
-                        seed=seed, labelled=labelled, clip_norm=clip_norm)
+                        seed=seed, labelled=labelled, clip_norm=clip_norm, cache_key=cache_key)
         with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
             return _train(model, built, loop, epochs, patience, progress, metric, options,
                           objective_name, fit_meta, run_dir, resume_dir, overwrite,
-                          checkpoint_every, run_info)
+                          checkpoint_every, run_info, started)
 
 
 def _train(model, built, loop, epochs, patience, progress, metric, options, objective_name,
-           fit_meta, run_dir, resume_dir, overwrite, every, run_info):
+           fit_meta, run_dir, resume_dir, overwrite, every, run_info, started):
     start, best, counter = 0, None, 0
     meta = None
     if resume_dir is not None:
@@ -323,17 +329,17 @@ def _train(model, built, loop, epochs, patience, progress, metric, options, obje
         run.counter = counter
     if meta is not None:
         tracker.restore(meta["tracker"])
-    else:
-        tracker.initial_loss = loop.initial_loss()
+    tracker.restart_clock(started)
     status, where = "completed", None
     epoch = start
     last_good = loop.snapshot()
     try:
         with StopRequest() as stop:
             for epoch in range(start, epochs):
-                tracker.restart_clock()
                 last_good = loop.snapshot()
                 loss, finished = loop.epoch(epoch, stop)
+                if tracker.initial_loss is None and loop.first_loss is not None:
+                    tracker.initial_loss = loop.first_loss      # the untrained model's loss
                 if not finished:
                     status, where = "interrupted", epoch
                     break

@@ -13,6 +13,9 @@ key) is plain arrays, so a checkpoint holds it exactly and a resumed run continu
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +27,57 @@ from probvae import batch as batching
 __all__ = ["Loop"]
 
 
+#: compiled functions of recent fits, by configuration: a refit of the same model, settings
+#: and data shapes (the estimators, repeated experiments) neither traces nor compiles again
+_COMPILED: "OrderedDict[tuple, tuple]" = OrderedDict()
+_COMPILED_MAX = 16
+#: validation rows scored per compiled call (one shape for a validation set up to this size)
+VALID_CHUNK = 4096
+
+
+def _signature(batch):
+    if batch is None:
+        return None
+    return tuple((k, tuple(v.shape), str(v.dtype)) for k, v in sorted(batch.items()))
+
+
+class _PerShape:
+    """A compiled program for one input shape, falling back to the jitted function."""
+
+    def __init__(self, jitted, compiled, example):
+        self.jitted, self.compiled = jitted, compiled
+        self.shape = _signature(example)
+
+    def __call__(self, state, part, kw):
+        fn = self.compiled if _signature(part) == self.shape else self.jitted
+        return fn(state, part, kw)
+
+
+def _compile(svi, n, b, nl, bl):
+    """The jitted init, epoch and evaluation functions of one configuration."""
+    nb = n // b
+
+    @jax.jit
+    def epoch_fn(state, key, data, kw, labelled):
+        key_perm, key_lab = jax.random.split(key)
+        idx = jax.random.permutation(key_perm, n)[: nb * b].reshape(nb, b)
+
+        def step(state, inputs):
+            i, k = inputs
+            state, loss = svi.update(state, **batching.take(data, i), **kw)
+            if labelled is not None:
+                j = jax.random.permutation(k, nl)[:bl]
+                state, _ = svi.update(state, **batching.take(labelled, j), **kw)
+            return state, loss
+
+        state, losses = jax.lax.scan(step, state, (idx, jax.random.split(key_lab, nb)))
+        return state, losses.sum() / (nb * b), losses[0] / b
+
+    init_fn = jax.jit(svi.init)
+    eval_fn = jax.jit(lambda state, part, kw: svi.evaluate(state, **part, **kw))
+    return init_fn, epoch_fn, eval_fn
+
+
 class Loop:
     """One model's training on NumPyro: ``epoch`` runs a compiled epoch, ``state``/``restore``
     move everything that changes between epochs in and out as NumPy arrays."""
@@ -32,45 +86,58 @@ class Loop:
     steps_interruptible = False
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None):
+                 labelled=None, clip_norm=None, cache_key=None):
         bk = self.bk = model.bk
-        optim = optax.adam(lr)
-        if clip_norm is not None:
-            optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
-        self.svi = svi = SVI(model.model, model.guide, optim, loss=elbo)
         self.schedule = schedule
         n = batching.size(data)
         b = self.b = min(batch_size, n)
-        nb = n // b
         self.data = batching.to_backend(bk, data)
-        key_init, self.key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
-        self.svi_state = svi.init(key_init, **batching.take(self.data, slice(0, b)),
-                                  **self._kw(0))
         self.labelled = None
+        nl = bl = None
         if labelled is not None:
             self.labelled = batching.to_backend(bk, labelled)
             nl = batching.size(self.labelled)
             bl = min(b, nl)
-
-        @jax.jit
-        def epoch_fn(state, key, data, kw, labelled):
-            key_perm, key_lab = jax.random.split(key)
-            idx = jax.random.permutation(key_perm, n)[: nb * b].reshape(nb, b)
-
-            def step(state, inputs):
-                i, k = inputs
-                state, loss = svi.update(state, **batching.take(data, i), **kw)
-                if labelled is not None:
-                    j = jax.random.permutation(k, nl)[:bl]
-                    state, _ = svi.update(state, **batching.take(labelled, j), **kw)
-                return state, loss
-
-            state, losses = jax.lax.scan(step, state, (idx, jax.random.split(key_lab, nb)))
-            return state, losses.sum() / (nb * b)
-
-        self._epoch_fn = epoch_fn
-        self._eval_fn = jax.jit(lambda state, part, kw: svi.evaluate(state, **part, **kw))
         self.valid = batching.to_backend(bk, valid) if valid is not None else None
+        key = None if cache_key is None else (cache_key, lr, clip_norm, seed, n, b, nl, bl,
+                                              _signature(data), _signature(labelled))
+        if key is not None and key in _COMPILED:
+            _COMPILED.move_to_end(key)
+            self.svi, fns = _COMPILED[key]
+        else:
+            optim = optax.adam(lr)
+            if clip_norm is not None:
+                optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
+            self.svi = SVI(model.model, model.guide, optim, loss=elbo)
+            fns = _compile(self.svi, n, b, nl, bl)
+            if key is not None:
+                _COMPILED[key] = (self.svi, fns)
+                while len(_COMPILED) > _COMPILED_MAX:
+                    _COMPILED.popitem(last=False)
+        init_fn, self._epoch_fn, self._eval_fn = fns
+        key_init, self.key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
+        first_batch = batching.take(self.data, slice(0, b))
+        with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
+            jobs = self._compile_ahead(pool, init_fn, key_init, first_batch)   # while init runs
+            self.svi_state = init_fn(key_init, **first_batch, **self._kw(0))
+            self._epoch_fn, self._eval_fn = (job.result() for job in jobs)
+        self.first_loss = None
+
+    def _compile_ahead(self, pool, init_fn, key_init, first_batch):
+        """Trace the epoch and validation programs from abstract shapes here, then compile
+        them on the pool while this thread traces, compiles and runs init: XLA compiles in
+        parallel on two cores. (Tracing itself stays on one thread: NumPyro's effect handlers
+        live on one global stack.)"""
+        state = jax.eval_shape(lambda k, part: init_fn(k, **part, **self._kw(0)),
+                               key_init, first_batch)
+        key = jax.eval_shape(jax.random.fold_in, self.key_shuffle, 0)
+        epoch = self._epoch_fn.lower(state, key, self.data, self._kw(0), self.labelled)
+        jobs = [pool.submit(epoch.compile)]
+        if self.valid is None:
+            return jobs + [pool.submit(lambda: self._eval_fn)]
+        part = next(batching.chunks(self.valid, VALID_CHUNK))[1]
+        lowered = self._eval_fn.lower(state, part, self._kw(0, final=True))
+        return jobs + [pool.submit(lambda: _PerShape(self._eval_fn, lowered.compile(), part))]
 
     def _kw(self, epoch, final=False):
         if not self.schedule:
@@ -83,22 +150,18 @@ class Loop:
     # ---- training -------------------------------------------------------------------------
     def epoch(self, epoch, stop=None) -> tuple:
         """Run epoch ``epoch``; returns ``(train_loss, finished)`` (always finished here)."""
-        self.svi_state, loss = self._epoch_fn(self.svi_state,
-                                              jax.random.fold_in(self.key_shuffle, epoch),
-                                              self.data, self._kw(epoch), self.labelled)
+        self.svi_state, loss, first = self._epoch_fn(self.svi_state,
+                                                     jax.random.fold_in(self.key_shuffle, epoch),
+                                                     self.data, self._kw(epoch), self.labelled)
+        self.first_loss = float(first)         # the loss before the epoch's first step
         return float(loss), True
-
-    def initial_loss(self) -> float:
-        """The objective per example on the first training batch, before any step."""
-        part = batching.take(self.data, slice(0, self.b))
-        return float(self._eval_fn(self.svi_state, part, self._kw(0))) / self.b
 
     def validate(self):
         if self.valid is None:
             return None
         kw = self._kw(0, final=True)
         total = sum(float(self._eval_fn(self.svi_state, part, kw))
-                    for _, part, _ in batching.chunks(self.valid, self.b))
+                    for _, part, _ in batching.chunks(self.valid, VALID_CHUNK))
         return total / batching.size(self.valid)
 
     def params(self):

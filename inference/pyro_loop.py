@@ -91,7 +91,7 @@ class Loop:
     steps_interruptible = True
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None):
+                 labelled=None, clip_norm=None, cache_key=None):
         self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
         self.clip_norm = None if clip_norm is None else float(clip_norm)
@@ -102,6 +102,7 @@ class Loop:
         self.b = min(batch_size, self.n)
         self.gen = torch.Generator().manual_seed(seed)
         self.pending = None         # an unfinished epoch: {"epoch", "perm", "step", "total"}
+        self.first_loss = None      # the loss before the current epoch's first step
         self._stack = None
 
     # ---- scope ------------------------------------------------------------------------------
@@ -151,19 +152,24 @@ class Loop:
         kw = self._kw(epoch)
         if self.pending is not None and self.pending["epoch"] == epoch:
             perm, start, total = self.pending["perm"], self.pending["step"], self.pending["total"]
+            self.first_loss = self.pending.get("first")
         else:
             perm, start, total = torch.randperm(self.n, generator=self.gen), 0, 0.0
         self.pending = None
         try:
             for s in range(start, steps):
-                total += self._step(batching.take(self.data, perm[s * self.b:(s + 1) * self.b]),
-                                    kw)
+                loss = self._step(batching.take(self.data, perm[s * self.b:(s + 1) * self.b]),
+                                  kw)
+                if s == 0:
+                    self.first_loss = loss / self.b
+                total += loss
                 if self.labelled is not None:
                     nl = batching.size(self.labelled)
                     j = torch.randperm(nl, generator=self.gen)[:min(self.batch_size, nl)]
                     self._step(batching.take(self.labelled, j), kw)
                 if stop is not None and stop.requested and s + 1 < steps:
-                    self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total}
+                    self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total,
+                                    "first": self.first_loss}
                     return None, False
         except ValueError as err:
             # torch's argument checks fail once parameters are NaN: that is divergence
@@ -171,13 +177,6 @@ class Loop:
                 raise
             return float("nan"), True
         return total / (steps * self.b), True
-
-    def initial_loss(self) -> float:
-        """The objective per example on the first training batch, before any step."""
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            loss = self.elbo.loss(self.model.model, self.model.guide,
-                                  **batching.take(self.data, slice(0, self.b)), **self._kw(0))
-        return float(loss) / self.b
 
     def validate(self):
         if self.valid is None:
@@ -211,7 +210,7 @@ class Loop:
         meta = {"optim": optim, "pending": None}
         if self.pending is not None:
             arrays["epoch/perm"] = self.pending["perm"].numpy()
-            meta["pending"] = {k: self.pending[k] for k in ("epoch", "step", "total")}
+            meta["pending"] = {k: self.pending[k] for k in ("epoch", "step", "total", "first")}
         return meta, arrays
 
     def restore(self, meta, arrays):

@@ -18,7 +18,8 @@ class FitResult:
         swapped into the global store only while this result is used.
     history : dict
         Per-epoch lists: ``train_loss`` and ``valid_loss`` (negative objective per example),
-        ``kl_weight`` and ``seconds``.
+        ``kl_weight`` and ``seconds`` (wall time per epoch; the first also counts building the
+        networks and, on NumPyro, compiling).
     objective : str
     options : dict
         Objective options and training settings (epochs, batch_size, lr, seed, ...).

@@ -9,6 +9,8 @@ runs eagerly without autograd. Batches come from :mod:`probvae.inference.inputs`
 from __future__ import annotations
 
 import functools
+import json
+from collections import OrderedDict
 
 import numpy as np
 from scipy.special import logsumexp
@@ -93,16 +95,40 @@ def _shared_draws(bk, fn, eps):
     return fn.loc + fn.scale * eps
 
 
+#: compiled scoring functions by model configuration (LRU): a refit of the same model, as the
+#: scikit-learn estimators do, scores without tracing or compiling again
+_FUNCTIONS: "OrderedDict[tuple, object]" = OrderedDict()
+
+
+def _cached(model, name, make):
+    """``make()`` once per model configuration (and seed) and ``name``; for a model without a
+    config (a user's pair), once per model object."""
+    try:
+        config = model.config()
+    except (AttributeError, ValueError):          # a user's (model, guide) pair
+        config = None
+    if config is None:
+        cache = model.__dict__.setdefault("_functions", {})
+        if name not in cache:
+            cache[name] = make()
+        return cache[name]
+    key = (json.dumps(config, sort_keys=True, default=str), getattr(model, "seed", 0), name)
+    if key not in _FUNCTIONS:
+        _FUNCTIONS[key] = make()
+        while len(_FUNCTIONS) > 32:
+            _FUNCTIONS.popitem(last=False)
+    _FUNCTIONS.move_to_end(key)
+    return _FUNCTIONS[key]
+
+
 def _make_chunk_fn(res, num_particles, keep=()):
     """``(params, seed, batch, eps) -> dict`` of (particles, examples) arrays for one chunk;
     ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them).
 
-    Kept on the built model, so repeated calls reuse NumPyro's compilation."""
-    cache = res.model.__dict__.setdefault("_chunk_fns", {})
-    key = (int(num_particles), tuple(keep))
-    if key not in cache:
-        cache[key] = _build_chunk_fn(res.bk, res.model, *key)
-    return cache[key]
+    Shared by every fitted model of the same configuration, so repeated calls and refits reuse
+    NumPyro's compilation."""
+    key = ("chunk", int(num_particles), tuple(keep))
+    return _cached(res.model, key, lambda: _build_chunk_fn(res.bk, res.model, *key[1:]))
 
 
 def _build_chunk_fn(bk, model, num_particles, keep):
@@ -278,14 +304,13 @@ def class_probabilities(model, params, x):
     >>> class_probabilities(ss, params, np.full((5, 4), 0.5)).shape
     (5, 3)
     """
-    fn = model.__dict__.get("_class_probs")
-    if fn is None:
+    def make():
         bk = model.bk
 
         def probs(params, xb):
             return bk.with_params(lambda v: model._classify(v).probs, params)(xb)
-
-        fn = model.__dict__["_class_probs"] = bk.compile(probs)
+        return bk.compile(probs)
+    fn = _cached(model, "class_probs", make)
     bk = model.bk
     return np.concatenate([np.asarray(bk.to_numpy(fn(params, bk.asarray(x[i:i + CHUNK]))))
                            for i in range(0, len(x), CHUNK)])

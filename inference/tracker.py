@@ -70,8 +70,9 @@ class Tracker:
         self._t0 = time.perf_counter()
 
     # ---- one epoch ------------------------------------------------------------------------
-    def restart_clock(self):
-        self._t0 = time.perf_counter()
+    def restart_clock(self, at=None):
+        """Count the next epoch's seconds from ``at`` (default: now)."""
+        self._t0 = time.perf_counter() if at is None else at
 
     def record(self, epoch, train_loss, valid_loss, kl_weight, params=None) -> tuple:
         """Log an epoch; returns ``(improved, stop)``. ``params()`` gives the current

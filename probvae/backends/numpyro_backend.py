@@ -21,6 +21,10 @@ from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
+import importlib
+import os
+from pathlib import Path
+
 import numpy as np
 import numpyro
 import numpyro.distributions as _nd
@@ -35,6 +39,84 @@ from numpyro.nn import AutoregressiveNN
 
 from ..distributions import ContinuousBernoulli
 from ..networks import jax_mlp
+
+#: environment variables: PROBVAE_COMPILATION_CACHE=0 turns the persistent compilation cache
+#: off; PROBVAE_CACHE_DIR moves it (default: $XDG_CACHE_HOME/probvae, else ~/.cache/probvae)
+CACHE_ENV, CACHE_DIR_ENV = "PROBVAE_COMPILATION_CACHE", "PROBVAE_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """Where compiled XLA programs are kept between runs.
+
+    Examples
+    --------
+    >>> default_cache_dir().name
+    'jax'
+    """
+    root = os.environ.get(CACHE_DIR_ENV)
+    if root:
+        return Path(root).expanduser() / "jax"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "probvae" / "jax"
+
+
+def compilation_cache(path="default"):
+    """Keep NumPyro's compiled programs on disk so a second run skips compilation.
+
+    ``path="default"`` uses :func:`default_cache_dir`; ``None`` turns the cache off. It is on by
+    default when this backend is first used, unless ``PROBVAE_COMPILATION_CACHE=0`` is set or
+    JAX's own ``jax_compilation_cache_dir`` was already configured. Returns the folder in use
+    (None when off or not writable).
+
+    Examples
+    --------
+    >>> compilation_cache() == default_cache_dir()     # on (the default)
+    True
+    """
+    if path is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    folder = default_cache_dir() if path == "default" else Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            return None
+    except OSError:
+        return None
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+def _cache_on_first_use():
+    if os.environ.get(CACHE_ENV, "1").lower() in ("0", "off", "false", "no"):
+        return
+    if jax.config.jax_compilation_cache_dir:          # the user configured JAX's cache
+        return
+    compilation_cache("default")
+
+
+_cache_on_first_use()
+
+
+class _SortedSet(set):
+    """A set that iterates in sorted order (site names, plate frames)."""
+
+    def __iter__(self):
+        return iter(sorted(set.__iter__(self)))
+
+    def union(self, *others):
+        return _SortedSet(set.union(self, *others))
+
+
+# NumPyro's ELBOs sum log p - log q over ``set(model_sites) | set(guide_sites)``, whose order
+# follows Python's per-process string hashing: two processes then trace the same loss with the
+# terms in another order, which changes the compiled program (the persistent compilation cache
+# misses, half the time) and, with three or more terms, the float result (so a resumed run
+# would not be bit for bit). Sets in that module iterate in sorted order instead.
+importlib.import_module("numpyro.infer.elbo").set = _SortedSet
 
 
 class _Distributions(SimpleNamespace):

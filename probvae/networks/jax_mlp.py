@@ -9,6 +9,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import POSITIVE_FLOOR, MLPSpec
 
@@ -73,9 +74,23 @@ class JaxMLP(eqx.Module):
 def build(spec: MLPSpec, seed: int) -> JaxMLP:
     """Build a :class:`JaxMLP` with weights drawn from ``seed``.
 
+    The layers' weights and biases are drawn with NumPy, uniform in +-1/sqrt(fan_in) (the
+    default of ``eqx.nn.Linear`` and ``torch.nn.Linear``), into the structure Equinox would
+    build: nothing is compiled to make a network, which is most of a cold start otherwise.
+
     Examples
     --------
     >>> from probvae.networks import MLPSpec, Input, Head
     >>> net = build(MLPSpec((Input("x", 4),), (8,), (Head("loc", 2),)), seed=0)
+    >>> net.layers[0].weight.shape
+    (8, 4)
     """
-    return JaxMLP(spec, jax.random.PRNGKey(seed))
+    abstract = jax.eval_shape(lambda: JaxMLP(spec, jax.random.PRNGKey(0)))
+    leaves, treedef = jax.tree_util.tree_flatten(abstract)
+    rng = np.random.default_rng(seed)
+    values, bound = [], None
+    for leaf in leaves:                     # each layer: weight (out, in), then bias (out,)
+        if len(leaf.shape) == 2:
+            bound = 1.0 / np.sqrt(leaf.shape[1])
+        values.append(jnp.asarray(rng.uniform(-bound, bound, leaf.shape).astype(leaf.dtype)))
+    return jax.tree_util.tree_unflatten(treedef, values)
