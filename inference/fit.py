@@ -16,14 +16,16 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from probvae.data import as_split
 from probvae.models import CustomModel
 from probvae.outputs import (FORMAT, check_run_dir, is_run, json_text, read_json, write_json,
                              write_npz, write_run)
 
 from . import objectives, train_state
-from .inputs import (check_batch_keys, check_count, check_missing, check_positive, check_seed,
-                     labelled_batch, model_batch)
+from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
+                     check_positive, check_seed, labelled_batch, model_batch)
 from .result import FitResult
 from .scoring import class_probabilities
 from .tracker import StopRequest, Tracker
@@ -157,8 +159,8 @@ def _check_resumable(meta, fit_meta, path):
 
 def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
-        missing=None, clip_norm=None, checkpoint=None, checkpoint_every=1, resume=None,
-        overwrite=False, run_info=None, **objective_options):
+        missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
+        resume=None, overwrite=False, run_info=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -195,6 +197,12 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         bound covers the observed cells only; the encoder sees the likelihood's ``fill``
         value there). ``None`` (default): NaN is an error. Scoring functions later use the
         same setting.
+    binarize : None or "dynamic"
+        ``"dynamic"``: the data are grey values in [0, 1] and every training step draws fresh
+        binary pixels from them (Bernoulli with probability x), the standard for MNIST
+        likelihood tables; needs a likelihood of binary data (``bernoulli``). The validation
+        data are binarized once (from ``seed``); evaluate on a test set binarized once, e.g.
+        ``data.test.binarize(stochastic=True, seed=0)``.
     clip_norm : float, optional
         Clip the gradient's global norm to this value before each step (both backends).
     checkpoint : str or Path, optional
@@ -248,6 +256,7 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         if validation is None:
             raise ValueError("patience (early stopping) needs validation data: pass validation=")
     missing = check_missing(missing)
+    binarize = check_binarize(binarize)
     if run_info is not None and (not isinstance(run_info, dict) or set(run_info) - {"data", "cli"}):
         raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
     run_dir, resume_dir = _resolve_dirs(checkpoint, resume)
@@ -266,20 +275,27 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     if schedule is not None and not model.takes_kl_weight:
         raise ValueError(f"objective {objective!r} weights the KL term, which needs a model that "
                          "takes kl_weight= (the built-in models do)")
-    train = model_batch(model, data, "training data", missing)
+    train = model_batch(model, data, "training data", missing, binarize)
     check_batch_keys(model, train)
-    valid = (model_batch(model, validation, "validation data", missing)
+    valid = (model_batch(model, validation, "validation data", missing, binarize)
              if validation is not None else None)
-    labelled = labelled_batch(model, data, labels, missing) if labels is not None else None
+    if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs
+        rng = np.random.default_rng([seed, 1])
+        valid["x"] = (rng.random(valid["x"].shape) < valid["x"]).astype(np.float32)
+    labelled = (labelled_batch(model, data, labels, missing, binarize)
+                if labels is not None else None)
     objective_name = objective if isinstance(objective, str) else objective.name
     options = dict(objective_options, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                    patience=patience, missing=missing)
+    if binarize is not None:
+        options["binarize"] = binarize
     if clip_norm is not None:
         options["clip_norm"] = clip_norm
     if labelled is not None:
         options["num_labelled"] = int(len(labelled["y"]))
     fit_meta = {"objective": objective_name, "objective_options": objective_options,
                 "batch_size": batch_size, "seed": seed, "missing": missing,
+                "binarize": binarize,
                 "model": run_config(model, objective_name, options)["model"],
                 "data": train_state.fingerprint(train, labelled),
                 "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
@@ -290,10 +306,11 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         built = model.build(seed)
         metric = _accuracy_metric(built, validation, valid) if validation is not None else None
         cache_key = None if fit_meta["model"] is None else json.dumps(
-            [fit_meta["model"], objective_name, objective_options, missing], sort_keys=True,
-            default=str)
+            [fit_meta["model"], objective_name, objective_options, missing, binarize],
+            sort_keys=True, default=str)
         loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
-                        seed=seed, labelled=labelled, clip_norm=clip_norm, cache_key=cache_key)
+                        seed=seed, labelled=labelled, clip_norm=clip_norm, cache_key=cache_key,
+                        binarize=binarize == "dynamic")
         with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
             return _train(model, built, loop, epochs, patience, progress, metric, options,
                           objective_name, fit_meta, run_dir, resume_dir, overwrite,

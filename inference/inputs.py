@@ -14,7 +14,8 @@ from probvae import batch as batching
 from probvae.data import as_split
 
 __all__ = ["MISSING", "check_missing", "model_batch", "labelled_batch", "check_labels",
-           "check_batch_keys", "check_seed", "check_count", "check_positive", "MAX_SEED"]
+           "check_batch_keys", "check_seed", "check_count", "check_positive", "check_binarize",
+           "MAX_SEED"]
 
 #: seeds are integers 0..MAX_SEED on both backends (no silent wrap-around)
 MAX_SEED = 2 ** 32 - 1
@@ -95,13 +96,14 @@ def _model_dim(model):
     return getattr(model, "input_dim", None)
 
 
-def model_batch(model, data, what="data", missing=None) -> dict:
+def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
     """The batch a model trains on or is scored on: ``x`` checked against the model's
     ``input_dim`` and likelihood, plus ``mask`` (True where observed) with ``missing="mask"``.
 
     With ``missing="mask"`` NaN cells are missing: they get the likelihood's ``fill`` value in
-    ``x`` and are left out of the likelihood through ``mask``. A batch made here (a dict with
-    ``x``) passes through as it is, so helpers can hand one on.
+    ``x`` and are left out of the likelihood through ``mask``. With ``binarize="dynamic"`` the
+    grey values in [0, 1] are kept: the training loop draws binary pixels from them each
+    step. A batch made here (a dict with ``x``) passes through as it is.
 
     Examples
     --------
@@ -135,14 +137,39 @@ def model_batch(model, data, what="data", missing=None) -> dict:
         if len(empty) == len(x):
             raise ValueError(f"{what} has no observed value at all; every cell is NaN")
     lik = getattr(model, "likelihood", None)
-    if lik is not None:
+    if binarize is not None:
+        x = _grey(x, mask, lik, what)
+    elif lik is not None:
         x = lik.check(x, mask)
     elif mask is not None:
         x = np.where(mask, x, np.float32(0.0))
     return batching.make(x=x, mask=mask)
 
 
-def labelled_batch(model, data, labels, missing=None) -> dict:
+def _grey(x, mask, lik, what):
+    """Grey pixels for dynamic binarization: in [0, 1], for a likelihood of binary data."""
+    if lik is not None and lik.support != "{0, 1}":
+        raise ValueError(f"binarize='dynamic' draws binary pixels for a likelihood of binary "
+                         f"data (bernoulli); this model's likelihood is {lik.name!r}")
+    if mask is not None:
+        x = np.where(mask, x, np.float32(0.0))
+    bad = ~np.isfinite(x) | (x < 0) | (x > 1)
+    if bad.any():
+        raise ValueError(f"{what}: binarize='dynamic' needs grey values in [0, 1] (each pixel is "
+                         f"drawn with that probability), but {int(bad.sum())} values are "
+                         "outside; rescale x to [0, 1]")
+    return x
+
+
+def check_binarize(binarize):
+    """``binarize`` checked: ``None`` or ``"dynamic"``."""
+    if binarize not in (None, "dynamic"):
+        raise ValueError("binarize must be None (train on the data as it is) or 'dynamic' (a "
+                         f"fresh Bernoulli draw of every pixel at each step), got {binarize!r}")
+    return binarize
+
+
+def labelled_batch(model, data, labels, missing=None, binarize=None) -> dict:
     """The labelled examples of ``data`` as a batch with ``y``: ``labels`` is a boolean mask
     (N,) or an integer index of the examples whose label ``data.y`` is observed.
 
@@ -199,7 +226,7 @@ def labelled_batch(model, data, labels, missing=None) -> dict:
     if missing_classes:
         raise ValueError(f"no labelled example of class(es) {missing_classes}; label at least "
                          "one example per class (data.train.label_subset(n_per_class=...))")
-    out = model_batch(model, split.x[idx], "labelled data", missing)
+    out = model_batch(model, split.x[idx], "labelled data", missing, binarize)
     out["y"] = y.astype(np.int64)
     return out
 

@@ -53,7 +53,13 @@ class _PerShape:
         return fn(state, part, kw)
 
 
-def _compile(svi, n, b, nl, bl):
+def _binary(key, part):
+    """``part`` with its grey pixels replaced by one Bernoulli draw each."""
+    return {**part, "x": (jax.random.uniform(key, part["x"].shape) < part["x"])
+            .astype(part["x"].dtype)}
+
+
+def _compile(svi, n, b, nl, bl, binarize=False):
     """The jitted init, epoch and evaluation functions of one configuration."""
     nb = n // b
 
@@ -64,10 +70,15 @@ def _compile(svi, n, b, nl, bl):
 
         def step(state, inputs):
             i, k = inputs
-            state, loss = svi.update(state, **batching.take(data, i), **kw)
+            part = batching.take(data, i)
+            if binarize:
+                k, k_unlab, k_lab = jax.random.split(k, 3)
+                part = _binary(k_unlab, part)
+            state, loss = svi.update(state, **part, **kw)
             if labelled is not None:
                 j = jax.random.permutation(k, nl)[:bl]
-                state, _ = svi.update(state, **batching.take(labelled, j), **kw)
+                lab = batching.take(labelled, j)
+                state, _ = svi.update(state, **(_binary(k_lab, lab) if binarize else lab), **kw)
             return state, loss
 
         state, losses = jax.lax.scan(step, state, (idx, jax.random.split(key_lab, nb)))
@@ -86,7 +97,7 @@ class Loop:
     steps_interruptible = False
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None, cache_key=None):
+                 labelled=None, clip_norm=None, cache_key=None, binarize=False):
         bk = self.bk = model.bk
         self.schedule = schedule
         n = batching.size(data)
@@ -100,7 +111,7 @@ class Loop:
             bl = min(b, nl)
         self.valid = batching.to_backend(bk, valid) if valid is not None else None
         key = None if cache_key is None else (cache_key, lr, clip_norm, seed, n, b, nl, bl,
-                                              _signature(data), _signature(labelled))
+                                              _signature(data), _signature(labelled), binarize)
         if key is not None and key in _COMPILED:
             _COMPILED.move_to_end(key)
             self.svi, fns = _COMPILED[key]
@@ -109,7 +120,7 @@ class Loop:
             if clip_norm is not None:
                 optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
             self.svi = SVI(model.model, model.guide, optim, loss=elbo)
-            fns = _compile(self.svi, n, b, nl, bl)
+            fns = _compile(self.svi, n, b, nl, bl, binarize)
             if key is not None:
                 _COMPILED[key] = (self.svi, fns)
                 while len(_COMPILED) > _COMPILED_MAX:
@@ -117,6 +128,8 @@ class Loop:
         init_fn, self._epoch_fn, self._eval_fn = fns
         key_init, self.key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
         first_batch = batching.take(self.data, slice(0, b))
+        if binarize:                                 # init sees binary pixels too
+            first_batch = _binary(jax.random.PRNGKey(seed), first_batch)
         with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
             jobs = self._compile_ahead(pool, init_fn, key_init, first_batch)   # while init runs
             self.svi_state = init_fn(key_init, **first_batch, **self._kw(0))

@@ -91,7 +91,7 @@ class Loop:
     steps_interruptible = True
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None, cache_key=None):
+                 labelled=None, clip_norm=None, cache_key=None, binarize=False):
         self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
         self.clip_norm = None if clip_norm is None else float(clip_norm)
@@ -101,6 +101,7 @@ class Loop:
         self.n = batching.size(self.data)
         self.b = min(batch_size, self.n)
         self.gen = torch.Generator().manual_seed(seed)
+        self.binarize = binarize
         self.pending = None         # an unfinished epoch: {"epoch", "perm", "step", "total"}
         self.first_loss = None      # the loss before the current epoch's first step
         self._stack = None
@@ -110,9 +111,11 @@ class Loop:
         stack = contextlib.ExitStack()
         stack.enter_context(torch.random.fork_rng(devices=[]))
         torch.manual_seed(self.seed)
-        self.state_dict = init_params(
-            self.bk, self.model, {**batching.take(self.data, slice(0, self.b)), **self._kw(0)},
-            self.seed)
+        first = batching.take(self.data, slice(0, self.b))
+        if self.binarize:                            # init sees binary pixels too
+            first = {**first, "x": torch.bernoulli(
+                first["x"], generator=torch.Generator().manual_seed(self.seed))}
+        self.state_dict = init_params(self.bk, self.model, {**first, **self._kw(0)}, self.seed)
         self.store = stack.enter_context(param_scope(self.state_dict))
         _reset_to_initial(self.store.get_state()["params"])
         self.optim = pyro.optim.Adam({"lr": self.lr})
@@ -158,15 +161,15 @@ class Loop:
         self.pending = None
         try:
             for s in range(start, steps):
-                loss = self._step(batching.take(self.data, perm[s * self.b:(s + 1) * self.b]),
-                                  kw)
+                loss = self._step(self._binary(
+                    batching.take(self.data, perm[s * self.b:(s + 1) * self.b])), kw)
                 if s == 0:
                     self.first_loss = loss / self.b
                 total += loss
                 if self.labelled is not None:
                     nl = batching.size(self.labelled)
                     j = torch.randperm(nl, generator=self.gen)[:min(self.batch_size, nl)]
-                    self._step(batching.take(self.labelled, j), kw)
+                    self._step(self._binary(batching.take(self.labelled, j)), kw)
                 if stop is not None and stop.requested and s + 1 < steps:
                     self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total,
                                     "first": self.first_loss}
@@ -177,6 +180,12 @@ class Loop:
                 raise
             return float("nan"), True
         return total / (steps * self.b), True
+
+    def _binary(self, part):
+        """With dynamic binarization, ``part`` with one Bernoulli draw per grey pixel."""
+        if not self.binarize:
+            return part
+        return {**part, "x": torch.bernoulli(part["x"], generator=self.gen)}
 
     def validate(self):
         if self.valid is None:

@@ -14,13 +14,14 @@ from collections import OrderedDict
 
 import numpy as np
 from scipy.special import logsumexp
+from tqdm.auto import tqdm
 
 from probvae import batch as batching
 from probvae.priors import factorised_log_prob, unwrap
 
 from .inputs import check_labels, check_seed, model_batch
 
-__all__ = ["exclusive", "log_weights", "log_mean_exp", "active_units", "class_probabilities",
+__all__ = ["exclusive", "log_weights", "weight_chunks", "log_mean_exp", "active_units", "class_probabilities",
            "posterior_means", "site_means", "labels_for", "example_batch", "missing_of", "CHUNK"]
 
 #: rows (particles x examples) pushed through the decoder in one call
@@ -232,6 +233,16 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     >>> log_weights(res, data.test.x[:5], num_samples=10)["log_w"].shape
     (5, 10)
     """
+    rows = list(weight_chunks(res, x, num_samples, seed, keep, y, common_noise, missing))
+    out = {k: np.concatenate([r[k] for r in rows], axis=0) for k in rows[0]}
+    return out
+
+
+def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
+                  missing=_TRAINED, progress=False):
+    """:func:`log_weights` one block of examples at a time (the same numbers), so that a
+    caller reducing each block (as :func:`~probvae.inference.evaluate` does) holds only
+    ``rows x num_samples`` values at once; ``progress`` shows a bar over the blocks."""
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     seed = check_seed(seed)
@@ -243,14 +254,16 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     bk = res.bk
     x = batch["x"]
     s_chunk = min(int(num_samples), 100)
-    width = max([x.shape[1], *getattr(res.model, "hidden", (256,))])
+    width = max(x.shape[1], _widest(res.model))
     n_chunk = max(1, min(len(x), _MAX_ROWS * 64 // (s_chunk * width)))
     fn = _make_chunk_fn(res, s_chunk, tuple(keep))
     if common_noise and getattr(res.model, "latent_dim", None) is None:
         raise ValueError("common_noise=True needs a model with a latent_dim attribute (VAE, "
                          "SSVAE); use common_noise=False for this model")
-    rows = []
-    for start, part, n_keep in batching.chunks(batch, n_chunk, padded=bk.fixed_shapes):
+    blocks = batching.chunks(batch, n_chunk, padded=bk.fixed_shapes)
+    bar = tqdm(blocks, total=-(-len(x) // n_chunk), disable=not progress, unit="block",
+               desc=f"scoring {len(x)} examples x {int(num_samples)} samples", leave=False)
+    for start, part, n_keep in bar:
         part = batching.to_backend(bk, part)
         parts = []
         for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
@@ -260,11 +273,13 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
                 rng = np.random.default_rng([int(seed), j])
                 eps = bk.asarray(rng.standard_normal((s_chunk, 1, res.model.latent_dim))
                                  .astype(np.float32))
-            out = _checked(fn, res.params, chunk_seed, part, eps)
+            with bk.lock:
+                out = _checked(fn, res.params, chunk_seed, part, eps)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
-                                   axis=0)[:num_samples, :n_keep]
+                                   axis=0)[:num_samples, :n_keep].T.astype(np.float64)
                  for k in ("log_q", "log_prior", "log_lik")}
+        chunk["log_w"] = chunk["log_lik"] + chunk["log_prior"] - chunk["log_q"]
         for k in parts[0]:
             if k.startswith("value_"):
                 vals = np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape + p[k].shape[2:])
@@ -272,14 +287,14 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
                 chunk[k] = np.swapaxes(vals, 0, 1)
         if "kl_dim" in parts[0]:
             chunk["kl_dim"] = np.mean([p["kl_dim"][:n_keep] for p in parts], axis=0)
-        rows.append(chunk)
-    out = {k: np.concatenate([r[k] for r in rows], axis=-1 if k in ("log_q", "log_prior",
-                                                                        "log_lik") else 0)
-           for k in rows[0]}
-    for k in ("log_q", "log_prior", "log_lik"):
-        out[k] = out[k].T.astype(np.float64)
-    out["log_w"] = out["log_lik"] + out["log_prior"] - out["log_q"]
-    return out
+        yield chunk
+
+
+def _widest(model) -> int:
+    """The widest activation per example among a model's networks (sizes the blocks)."""
+    widths = [getattr(spec, "max_width", 0) for name, spec in vars(model).items()
+              if name.endswith("_spec")]
+    return max(widths + list(getattr(model, "hidden", ())) + [256])
 
 
 def _site_mean(site):

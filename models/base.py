@@ -7,9 +7,67 @@ import inspect
 import numbers
 import os
 
-from probvae import backends
+from probvae import backends, networks
+from probvae.registry import to_config
 
-__all__ = ["Model", "CustomModel", "check_hidden", "memory_bytes"]
+__all__ = ["Model", "CustomModel", "check_hidden", "memory_bytes", "image_input", "architecture"]
+
+
+def image_input(input_dim, image_shape) -> tuple:
+    """``(input_dim, image_shape)`` made consistent: an image shape (C, H, W) or (H, W) gives
+    the number of features; a given input_dim must match it.
+
+    Examples
+    --------
+    >>> image_input(None, (28, 28))
+    (784, (1, 28, 28))
+    >>> image_input(64, None)
+    (64, None)
+    """
+    if image_shape is not None:
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"image_shape takes (channels, height, width) or (height, width), "
+                             f"got {image_shape!r}")
+        pixels = shape[0] * shape[1] * shape[2]
+        if input_dim is not None and int(input_dim) != pixels:
+            raise ValueError(f"input_dim={input_dim} does not match image_shape {shape} "
+                             f"({pixels} values); give one of them")
+        return pixels, shape
+    if input_dim is None:
+        raise ValueError("give input_dim (the number of features) or image_shape")
+    return input_dim, None
+
+
+def network_config(model) -> dict:
+    """The image shape and the non-default architectures of a model, for its config (a model
+    with MLPs of its own ``hidden`` widths and no image shape writes nothing new)."""
+    out = {}
+    if model.image_shape is not None:
+        out["image_shape"] = list(model.image_shape)
+    for role in ("encoder", "decoder"):
+        arch = getattr(model, role)
+        if arch != networks.MLP(hidden=model.hidden, activation=model.activation):
+            out[role] = to_config(arch)
+    return out
+
+
+def architecture(spec, hidden, activation):
+    """An encoder/decoder architecture: ``"mlp"`` (with the model's ``hidden`` widths),
+    ``"conv"`` (its defaults), a config dict or an instance from :mod:`probvae.networks`.
+
+    Examples
+    --------
+    >>> architecture("mlp", (64,), "relu")
+    MLP(hidden=(64,), activation='relu')
+    """
+    if spec == "mlp":
+        return networks.MLP(hidden=hidden, activation=activation)
+    if spec == "conv":
+        return networks.Conv(activation=activation)
+    return networks.get(spec)
 
 
 def check_hidden(hidden, owner="the model") -> tuple:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from probvae import likelihoods, priors
-from probvae.networks import Head, Input, MLPSpec
+from probvae.networks import Head, Input
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
-from .base import Model, check_hidden, register_model
+from .base import Model, architecture, check_hidden, image_input, network_config, register_model
 
 __all__ = ["SSVAE"]
 
@@ -36,6 +36,9 @@ class SSVAE(Model):
     alpha : float
         Weight of the auxiliary classification term per labelled example.
     backend : {"numpyro", "pyro"}
+    image_shape, encoder, decoder
+        As for :class:`~probvae.models.VAE`; the encoder's architecture also makes the
+        classifier, and a conv encoder joins the label after its convolutions.
 
     Notes
     -----
@@ -60,11 +63,12 @@ class SSVAE(Model):
     training_sites = ("y_aux",)
     batch_keys = ("x", "y", "mask")
 
-    def __init__(self, input_dim: int, num_classes: int = 10, latent_dim: int = 8,
+    def __init__(self, input_dim: int = None, num_classes: int = 10, latent_dim: int = 8,
                  hidden=(256, 256), activation: str = "relu", prior="normal",
                  likelihood="continuous_bernoulli", alpha: float = 50.0,
-                 backend: str = "numpyro"):
+                 backend: str = "numpyro", image_shape=None, encoder="mlp", decoder="mlp"):
         super().__init__(backend)
+        input_dim, self.image_shape = image_input(input_dim, image_shape)
         check_int("SSVAE", input_dim=input_dim, latent_dim=latent_dim)
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(f"SSVAE needs num_classes to be an integer >= 2, got {num_classes!r}")
@@ -75,14 +79,18 @@ class SSVAE(Model):
         self.hidden, self.activation = check_hidden(hidden, type(self).__name__), activation
         self.prior = priors.get(prior)
         self.likelihood = likelihoods.get(likelihood)
+        self.encoder = architecture(encoder, self.hidden, activation)
+        self.decoder = architecture(decoder, self.hidden, activation)
         x_in, y_in = Input("x", self.input_dim), Input("y", self.num_classes, "one_hot")
-        self.classifier_spec = MLPSpec((x_in,), self.hidden, (Head("logits", self.num_classes),),
-                                       activation)
-        self.encoder_spec = MLPSpec((x_in, y_in), self.hidden,
-                                    (Head("loc", self.latent_dim),
-                                     Head("scale", self.latent_dim, "positive")), activation)
-        self.decoder_spec = MLPSpec((Input("z", self.latent_dim), y_in), self.hidden[::-1],
-                                    self.likelihood.heads(self.input_dim), activation)
+        shape = self.image_shape
+        self.classifier_spec = self.encoder.spec((x_in,), (Head("logits", self.num_classes),),
+                                                 "encoder", shape)
+        self.encoder_spec = self.encoder.spec(
+            (x_in, y_in), (Head("loc", self.latent_dim),
+                           Head("scale", self.latent_dim, "positive")), "encoder", shape)
+        self.decoder_spec = self.decoder.spec((Input("z", self.latent_dim), y_in),
+                                              self.likelihood.heads(self.input_dim), "decoder",
+                                              shape)
 
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
@@ -90,13 +98,13 @@ class SSVAE(Model):
                 "latent_dim": self.latent_dim, "hidden": list(self.hidden),
                 "activation": self.activation, "prior": to_config(self.prior),
                 "likelihood": to_config(self.likelihood), "alpha": self.alpha,
-                "backend": self.backend}
+                "backend": self.backend, **network_config(self)}
 
     def _build_nets(self, seed):
         bk = self.bk
-        return {"classifier": bk.build_mlp(self.classifier_spec, seed),
-                "encoder": bk.build_mlp(self.encoder_spec, seed + 1),
-                "decoder": bk.build_mlp(self.decoder_spec, seed + 2),
+        return {"classifier": bk.build_network(self.classifier_spec, seed),
+                "encoder": bk.build_network(self.encoder_spec, seed + 1),
+                "decoder": bk.build_network(self.decoder_spec, seed + 2),
                 "prior": self.prior.build(bk, self.latent_dim, self.input_dim, seed + 3),
                 "y_logits": np.zeros(self.num_classes, np.float32)}
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from probvae import likelihoods, priors
-from probvae.networks import Head, Input, MLPSpec
+from probvae.networks import Head, Input
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
-from .base import Model, check_hidden, register_model
+from .base import Model, architecture, check_hidden, image_input, network_config, register_model
 
 __all__ = ["VAE"]
 
@@ -18,11 +18,11 @@ class VAE(Model):
     Parameters
     ----------
     input_dim : int
-        Number of features of x.
+        Number of features of x (may be left out when ``image_shape`` is given).
     latent_dim : int
         Size of z.
     hidden : tuple of int
-        Hidden widths of the encoder; the decoder uses them reversed.
+        Hidden widths of an MLP encoder; an MLP decoder uses them reversed.
     activation : str
         Hidden activation (``relu``, ``tanh``, ``elu``, ``gelu``, ``softplus``, ``silu``).
     prior : str, dict or Prior
@@ -30,6 +30,13 @@ class VAE(Model):
     likelihood : str, dict or Likelihood
         A name from :mod:`probvae.likelihoods` or an instance.
     backend : {"numpyro", "pyro"}
+    image_shape : tuple, optional
+        (channels, height, width) or (height, width) of image data, flattened in ``x``;
+        needed by conv networks and used by the plots.
+    encoder, decoder : "mlp", "conv", dict or architecture
+        The networks: ``"mlp"`` (dense layers of ``hidden`` widths), ``"conv"`` (stride-2
+        convolutions; :class:`~probvae.networks.Conv`), or an instance with settings, e.g.
+        ``pv.networks.Conv(channels=(32, 64), hidden=(256,))``.
 
     Notes
     -----
@@ -49,33 +56,40 @@ class VAE(Model):
     ...           backend="numpyro")
     >>> vae.prior.name, vae.likelihood.name
     ('vamp', 'continuous_bernoulli')
+    >>> VAE(image_shape=(1, 28, 28), encoder="conv", decoder="conv").encoder_spec.channels
+    (32, 64)
     """
 
-    def __init__(self, input_dim: int, latent_dim: int = 8, hidden=(256, 256),
+    def __init__(self, input_dim: int = None, latent_dim: int = 8, hidden=(256, 256),
                  activation: str = "relu", prior="normal", likelihood="continuous_bernoulli",
-                 backend: str = "numpyro"):
+                 backend: str = "numpyro", image_shape=None, encoder="mlp", decoder="mlp"):
         super().__init__(backend)
+        input_dim, self.image_shape = image_input(input_dim, image_shape)
         check_int("VAE", input_dim=input_dim, latent_dim=latent_dim)
         self.input_dim, self.latent_dim = int(input_dim), int(latent_dim)
         self.hidden, self.activation = check_hidden(hidden, type(self).__name__), activation
         self.prior = priors.get(prior)
         self.likelihood = likelihoods.get(likelihood)
-        self.encoder_spec = MLPSpec((Input("x", self.input_dim),), self.hidden,
-                                    (Head("loc", self.latent_dim),
-                                     Head("scale", self.latent_dim, "positive")), activation)
-        self.decoder_spec = MLPSpec((Input("z", self.latent_dim),), self.hidden[::-1],
-                                    self.likelihood.heads(self.input_dim), activation)
+        self.encoder = architecture(encoder, self.hidden, activation)
+        self.decoder = architecture(decoder, self.hidden, activation)
+        self.encoder_spec = self.encoder.spec(
+            (Input("x", self.input_dim),),
+            (Head("loc", self.latent_dim), Head("scale", self.latent_dim, "positive")),
+            "encoder", self.image_shape)
+        self.decoder_spec = self.decoder.spec((Input("z", self.latent_dim),),
+                                              self.likelihood.heads(self.input_dim), "decoder",
+                                              self.image_shape)
 
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
         return {"class": "VAE", "input_dim": self.input_dim, "latent_dim": self.latent_dim,
                 "hidden": list(self.hidden), "activation": self.activation,
                 "prior": to_config(self.prior), "likelihood": to_config(self.likelihood),
-                "backend": self.backend}
+                "backend": self.backend, **network_config(self)}
 
     def _build_nets(self, seed):
-        return {"encoder": self.bk.build_mlp(self.encoder_spec, seed),
-                "decoder": self.bk.build_mlp(self.decoder_spec, seed + 1),
+        return {"encoder": self.bk.build_network(self.encoder_spec, seed),
+                "decoder": self.bk.build_network(self.decoder_spec, seed + 1),
                 "prior": self.prior.build(self.bk, self.latent_dim, self.input_dim, seed + 2)}
 
     def prior_distribution(self):

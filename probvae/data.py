@@ -39,15 +39,26 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def binarize(self, threshold: float = 0.5) -> "Split":
-        """Return a copy with ``x > threshold`` as float32 (0.0 / 1.0).
+    def binarize(self, threshold: float = 0.5, stochastic: bool = False,
+                 seed: int = 0) -> "Split":
+        """Return a copy with binary pixels (float32 0.0 / 1.0): ``x > threshold``, or with
+        ``stochastic=True`` one Bernoulli draw per pixel with probability ``x`` (the fixed
+        binarization of a test set that goes with training by ``fit(binarize="dynamic")``).
 
         Examples
         --------
         >>> import numpy as np
         >>> Split(np.array([[0.2, 0.9]], np.float32)).binarize().x
         array([[0., 1.]], dtype=float32)
+        >>> Split(np.array([[0.0, 1.0]], np.float32)).binarize(stochastic=True, seed=3).x
+        array([[0., 1.]], dtype=float32)
         """
+        if stochastic:
+            if (self.x < 0).any() or (self.x > 1).any():
+                raise ValueError("stochastic binarization draws each pixel with probability x, "
+                                 "so x must lie in [0, 1]")
+            u = np.random.default_rng(seed).random(self.x.shape)
+            return replace(self, x=(u < self.x).astype(np.float32))
         return replace(self, x=(self.x > threshold).astype(np.float32))
 
     def label_subset(self, n_per_class: int, seed: int = 0) -> np.ndarray:

@@ -163,7 +163,9 @@ class Bernoulli(Likelihood):
         if bad.any():
             raise ValueError(
                 f"likelihood 'bernoulli' needs binary data (0 or 1), but x has {int(bad.sum())} "
-                f"other values (e.g. {_examples(x, bad)}); binarize first (split.binarize()) or use "
+                f"other values (e.g. {_examples(x, bad)}); binarize first (split.binarize(), or "
+                f"split.binarize(stochastic=True) for a model fitted with binarize='dynamic'), "
+                f"train with fit(..., binarize='dynamic'), or use "
                 f"likelihood='continuous_bernoulli' for values in [0, 1]")
         return x
 

@@ -23,7 +23,7 @@ def _modules():
 
 def test_every_sub_package_is_collected():
     mods = _modules()
-    for name in ("probvae.backends.base", "probvae.networks.jax_mlp", "probvae.networks.torch_mlp",
+    for name in ("probvae.backends.base", "probvae.networks.jax_nets", "probvae.networks.torch_nets",
                  "probvae.distributions.continuous_bernoulli", "probvae.diagnostics.amortized",
                  "probvae.inference.scoring", "probvae.models.vae"):
         assert name in mods

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from probvae.networks import ACTIVATIONS, POSITIVE_FLOOR, Head, Input, MLPSpec, jax_mlp, torch_mlp
+from probvae.networks import ACTIVATIONS, POSITIVE_FLOOR, Head, Input, MLPSpec, jax_nets, torch_nets
 
 SPEC = MLPSpec(inputs=(Input("z", 3), Input("y", 4, "one_hot")), hidden=(8, 6),
                heads=(Head("loc", 5), Head("scale", 5, "positive"), Head("p", 2, "sigmoid"),
@@ -15,11 +15,11 @@ SPEC = MLPSpec(inputs=(Input("z", 3), Input("y", 4, "one_hot")), hidden=(8, 6),
 
 def run(kind, spec, *inputs, seed=0):
     if kind == "torch":
-        net = torch_mlp.build(spec, seed)
+        net = torch_nets.build(spec, seed)
         with torch.no_grad():
             out = net(*(torch.as_tensor(np.asarray(a)) for a in inputs))
         return [o.numpy() for o in out]
-    net = jax_mlp.build(spec, seed)
+    net = jax_nets.build(spec, seed)
     return [np.asarray(o) for o in net(*(jnp.asarray(a) for a in inputs))]
 
 
@@ -81,8 +81,8 @@ def test_head_transforms_respect_their_ranges(kind):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_torch_and_jax_agree_given_the_same_weights(activation):
     spec = MLPSpec(SPEC.inputs, (8, 6), SPEC.heads, activation)
-    tnet = torch_mlp.build(spec, 0)
-    jnet = jax_mlp.build(spec, 0)
+    tnet = torch_nets.build(spec, 0)
+    jnet = jax_nets.build(spec, 0)
     linears = [m for m in tnet.net if isinstance(m, torch.nn.Linear)]
     assert len(linears) == len(jnet.layers) == 3
     for i, lin in enumerate(linears):
@@ -116,7 +116,7 @@ def test_torch_build_leaves_the_global_rng_alone():
     torch.manual_seed(0)
     expected = torch.rand(2)
     torch.manual_seed(0)
-    torch_mlp.build(SPEC, seed=42)
+    torch_nets.build(SPEC, seed=42)
     assert torch.equal(torch.rand(2), expected)
 
 
@@ -143,9 +143,9 @@ def test_bounded_head_stays_inside_its_bound(builder):
     spec = MLPSpec((Input("z", 3),), (8,), (Head("logits", 4, "bounded", bound=2.0),))
     big = 1e3 * np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
     if builder == "torch":
-        out = torch_mlp.build(spec, 0)(torch.as_tensor(big))[0].detach().numpy()
+        out = torch_nets.build(spec, 0)(torch.as_tensor(big))[0].detach().numpy()
     else:
-        out = np.asarray(jax_mlp.build(spec, 0)(jnp.asarray(big))[0])
+        out = np.asarray(jax_nets.build(spec, 0)(jnp.asarray(big))[0])
     assert np.abs(out).max() <= 2.0 and np.abs(out).max() > 1.5
 
 

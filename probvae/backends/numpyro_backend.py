@@ -38,7 +38,7 @@ from numpyro.distributions.flows import InverseAutoregressiveTransform
 from numpyro.nn import AutoregressiveNN
 
 from ..distributions import ContinuousBernoulli
-from ..networks import jax_mlp
+from ..networks import jax_nets
 
 #: environment variables: PROBVAE_COMPILATION_CACHE=0 turns the persistent compilation cache
 #: off; PROBVAE_CACHE_DIR moves it (default: $XDG_CACHE_HOME/probvae, else ~/.cache/probvae)
@@ -183,8 +183,9 @@ class NumPyroBackend:
 
     # ---- networks and flows -------------------------------------------------------------
     @staticmethod
-    def build_mlp(spec, seed):
-        return jax_mlp.build(spec, seed)
+    def build_network(spec, seed):
+        """An Equinox module for a network spec (MLP or conv), weights drawn from ``seed``."""
+        return jax_nets.build(spec, seed)
 
     @staticmethod
     def build_flow(dim, hidden, num_layers, seed):

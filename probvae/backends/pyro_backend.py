@@ -30,7 +30,7 @@ from pyro.distributions import transforms as T
 from pyro.nn import AutoRegressiveNN
 from pyro.poutine.util import site_is_subsample
 
-from ..networks import torch_mlp
+from ..networks import torch_nets
 
 
 def _register_mixture_support():
@@ -137,8 +137,9 @@ class PyroBackend:
 
     # ---- networks and flows -------------------------------------------------------------
     @staticmethod
-    def build_mlp(spec, seed):
-        return torch_mlp.build(spec, seed)
+    def build_network(spec, seed):
+        """A torch module for a network spec (MLP or conv), weights drawn from ``seed``."""
+        return torch_nets.build(spec, seed)
 
     @staticmethod
     def build_flow(dim, hidden, num_layers, seed):

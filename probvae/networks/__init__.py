@@ -1,16 +1,19 @@
-"""Network specifications shared by both backends.
+"""Network specifications shared by both backends, and the architectures that make them.
 
-A model owns :class:`MLPSpec` objects; each backend builds a real network from a spec
-(:mod:`probvae.networks.torch_mlp` for Pyro, :mod:`probvae.networks.jax_mlp` for NumPyro).
-All array math of a model (concatenating inputs, one-hot coding labels, splitting the
-output into named heads, positivity transforms) happens inside these networks, so model
-bodies only sample and observe.
+A model asks an architecture (:class:`MLP`, :class:`Conv`; by name ``"mlp"``, ``"conv"`` or an
+instance with settings) for an encoder or a decoder with given inputs and output heads; the
+architecture answers with a spec (:class:`MLPSpec`, :class:`ConvSpec`) that each backend builds
+into a real network (``bk.build_network``: torch modules for Pyro, Equinox modules for
+NumPyro). All array math of a model (reshaping pixels into images, concatenating inputs,
+one-hot coding labels, splitting the output into named heads, positivity transforms) happens
+inside these networks, so model bodies only sample and observe.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Head", "Input", "MLPSpec", "ACTIVATIONS", "TRANSFORMS"]
+__all__ = ["Head", "Input", "MLPSpec", "ConvSpec", "MLP", "Conv", "get", "names", "register",
+           "ACTIVATIONS", "TRANSFORMS"]
 
 #: Activation names understood by both network builders.
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "silu")
@@ -126,5 +129,119 @@ class MLPSpec:
         >>> MLPSpec((Input("x", 4),), (8,), (Head("loc", 2),)).num_params
         58
         """
-        sizes = [self.in_size, *[int(w) for w in self.hidden], self.out_size]
-        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        return _dense_params([self.in_size, *[int(w) for w in self.hidden], self.out_size])
+
+    @property
+    def max_width(self) -> int:
+        """The widest activation per example (sizes evaluation blocks)."""
+        return max([self.in_size, self.out_size, *[int(w) for w in self.hidden]])
+
+
+def _dense_params(sizes) -> int:
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A convolutional encoder or decoder for images, described without any array library.
+
+    ``role="encoder"``: the first input is the image, flattened (``C*H*W`` features); it goes
+    through ``channels`` stride-2 convolutions (each halves height and width), is flattened,
+    joined by the other inputs (e.g. M2's one-hot label), then through dense ``hidden`` layers
+    to the heads. ``role="decoder"``: all inputs are joined, go through dense ``hidden`` layers
+    to a ``channels[-1]`` x (H / 2^L) x (W / 2^L) image, then through stride-2 transposed
+    convolutions back to (H, W); every head is one image of C channels, returned flattened.
+
+    Examples
+    --------
+    >>> spec = ConvSpec((Input("x", 784),), (Head("loc", 8),), (1, 28, 28), channels=(32, 64))
+    >>> spec.in_size, spec.out_size, spec.grid
+    (784, 8, (7, 7))
+    """
+
+    inputs: tuple
+    heads: tuple
+    image_shape: tuple
+    channels: tuple = (32, 64)
+    kernel: int = 4
+    hidden: tuple = (256,)
+    activation: str = "relu"
+    role: str = "encoder"
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; known: {ACTIVATIONS}")
+        if self.role not in ("encoder", "decoder"):
+            raise ValueError(f"ConvSpec role must be 'encoder' or 'decoder', got {self.role!r}")
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be (channels, height, width), got "
+                             f"{self.image_shape}")
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"conv channels must be positive, got {self.channels}")
+        if int(self.kernel) < 2:
+            raise ValueError(f"conv kernel must be >= 2, got {self.kernel}")
+        c, h, w = self.image_shape
+        step = 2 ** len(self.channels)
+        if h % step or w % step:
+            raise ValueError(f"{len(self.channels)} stride-2 layers need height and width "
+                             f"divisible by {step}, got {h}x{w}: use fewer channels entries")
+        pixels = c * h * w
+        if self.role == "encoder" and self.inputs[0].size != pixels:
+            raise ValueError(f"a conv encoder's first input is the image ({pixels} values for "
+                             f"{self.image_shape}), got size {self.inputs[0].size}")
+        if self.role == "decoder" and any(hd.size != pixels for hd in self.heads):
+            raise ValueError(f"a conv decoder's heads are images of {pixels} values "
+                             f"({self.image_shape}), got {[hd.size for hd in self.heads]}")
+
+    @property
+    def in_size(self) -> int:
+        return sum(i.size for i in self.inputs)
+
+    @property
+    def out_size(self) -> int:
+        return sum(h.size for h in self.heads)
+
+    @property
+    def grid(self) -> tuple:
+        """Height and width after the stride-2 layers."""
+        step = 2 ** len(self.channels)
+        return self.image_shape[1] // step, self.image_shape[2] // step
+
+    @property
+    def max_width(self) -> int:
+        """The widest activation per example: the first (or last) convolution's output."""
+        h, w = self.image_shape[1], self.image_shape[2]
+        convs = [c * (h >> (i + 1)) * (w >> (i + 1)) for i, c in enumerate(self.channels)]
+        return max([self.in_size, self.out_size, *self.hidden, *convs,
+                    len(self.heads) * self.image_shape[0] * h * w])
+
+    @property
+    def padding(self) -> tuple:
+        """``(padding, output_padding)`` that make a stride-2 layer halve or double exactly."""
+        p = (int(self.kernel) - 1) // 2
+        return p, 2 - int(self.kernel) + 2 * p
+
+    @property
+    def num_params(self) -> int:
+        """Weights and biases of the built network (computed, nothing allocated).
+
+        Examples
+        --------
+        >>> ConvSpec((Input("x", 64),), (Head("loc", 2),), (1, 8, 8), channels=(4,),
+        ...          hidden=()).num_params
+        200
+        """
+        k2 = int(self.kernel) ** 2
+        c = self.image_shape[0]
+        flat = self.channels[-1] * self.grid[0] * self.grid[1]
+        if self.role == "encoder":
+            chans = (c, *self.channels)
+            convs = sum((a * k2 + 1) * b for a, b in zip(chans[:-1], chans[1:]))
+            extra = self.in_size - self.inputs[0].size
+            return convs + _dense_params([flat + extra, *self.hidden, self.out_size])
+        chans = (*self.channels[::-1], c * len(self.heads))
+        convs = sum((a * k2 + 1) * b for a, b in zip(chans[:-1], chans[1:]))
+        return convs + _dense_params([self.in_size, *self.hidden, flat])
+
+
+from .architectures import MLP, Conv, get, names, register  # noqa: E402 (built on the specs)

@@ -1,0 +1,215 @@
+"""The JAX networks built from specs (NumPyro backend): :class:`JaxMLP` and :class:`JaxConv`.
+
+Equinox is used because ``numpyro.contrib.module.eqx_module(name, net)`` registers an already
+built network exactly as ``pyro.module(name, net)`` does, so model code is identical on both
+backends; Flax's ``flax_module`` needs an ``input_shape`` and separate mutable state. Equinox
+layers take one example, so the networks ``vmap`` them over every leading dimension
+(examples, particles, enumerated labels).
+
+Examples
+--------
+>>> from probvae.networks import ConvSpec, Head, Input
+>>> net = build(ConvSpec((Input("x", 64),), (Head("loc", 2),), (1, 8, 8), channels=(4,)), 0)
+>>> net(jnp.zeros((3, 64)))[0].shape
+(3, 2)
+"""
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec
+
+__all__ = ["JaxMLP", "JaxConv", "build"]
+
+_ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu,
+        "gelu": lambda h: jax.nn.gelu(h, approximate=False),
+        "softplus": jax.nn.softplus, "silu": jax.nn.silu}
+_OUT = {
+    "identity": lambda h: h,
+    "positive": lambda h: jax.nn.softplus(h) + POSITIVE_FLOOR,
+    "softplus": jax.nn.softplus,
+    "sigmoid": jax.nn.sigmoid,
+}
+
+
+def _join(values, inputs):
+    """The inputs one-hot coded where asked, broadcast over their leading dims, concatenated."""
+    if len(values) != len(inputs):
+        raise ValueError(f"network expects {len(inputs)} inputs ({[i.name for i in inputs]}), "
+                         f"got {len(values)}")
+    parts = []
+    for value, inp in zip(values, inputs):
+        value = jnp.asarray(value)
+        if inp.kind == "one_hot" and not jnp.issubdtype(value.dtype, jnp.floating):
+            value = jax.nn.one_hot(value, inp.size)
+        parts.append(value)
+    lead = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
+    return jnp.concatenate([jnp.broadcast_to(p, lead + p.shape[-1:]) for p in parts], axis=-1)
+
+
+def _heads(out, heads):
+    """Split the last axis into the heads, each through its output transform."""
+    result, start = [], 0
+    for hd in heads:
+        h = out[..., start:start + hd.size]
+        start += hd.size
+        result.append(hd.bound * jnp.tanh(h / hd.bound) if hd.transform == "bounded"
+                      else _OUT[hd.transform](h))
+    return tuple(result)
+
+
+def _per_example(fn, h, width):
+    """``fn`` on each row of ``h`` (..., width), vmapped over all leading dims."""
+    lead = h.shape[:-1]
+    out = jax.vmap(fn)(h.reshape(-1, width))
+    return out.reshape(lead + out.shape[1:])
+
+
+def _dense(sizes, key):
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)]
+
+
+def _run_dense(layers, act, h, last_act=False):
+    for i, layer in enumerate(layers):
+        h = layer(h)
+        if i < len(layers) - 1 or last_act:
+            h = act(h)
+    return h
+
+
+class JaxMLP(eqx.Module):
+    """MLP with named inputs and heads; accepts any extra leading dimensions.
+
+    Examples
+    --------
+    >>> from probvae.networks import MLPSpec, Input, Head
+    >>> net = JaxMLP(MLPSpec((Input("x", 4),), (8,), (Head("loc", 2),)), jax.random.PRNGKey(0))
+    >>> net(jnp.zeros((3, 4)))[0].shape
+    (3, 2)
+    """
+
+    layers: list
+    spec: MLPSpec = eqx.field(static=True)
+
+    def __init__(self, spec: MLPSpec, key):
+        self.layers = _dense([spec.in_size, *[int(w) for w in spec.hidden], spec.out_size], key)
+        self.spec = spec
+
+    def __call__(self, *inputs):
+        h = _join(inputs, self.spec.inputs)
+        act = _ACT[self.spec.activation]
+        out = _per_example(lambda v: _run_dense(self.layers, act, v), h, h.shape[-1])
+        return _heads(out, self.spec.heads)
+
+
+class JaxConv(eqx.Module):
+    """Convolutional encoder or decoder from a :class:`~probvae.networks.ConvSpec`.
+
+    The encoder computes its image features once per image, then joins the other inputs
+    (broadcast over their leading dims, e.g. the 10 enumerated labels of M2).
+
+    Examples
+    --------
+    >>> from probvae.networks import ConvSpec, Head, Input
+    >>> spec = ConvSpec((Input("z", 2),), (Head("logits", 64),), (1, 8, 8), channels=(4,),
+    ...                 role="decoder")
+    >>> JaxConv(spec, jax.random.PRNGKey(0))(jnp.zeros((5, 2)))[0].shape
+    (5, 64)
+    """
+
+    convs: list
+    dense: list
+    spec: ConvSpec = eqx.field(static=True)
+
+    def __init__(self, spec: ConvSpec, key):
+        k_conv, k_dense = jax.random.split(key)
+        c = spec.image_shape[0]
+        pad, out_pad = spec.padding
+        k = int(spec.kernel)
+        flat = spec.channels[-1] * spec.grid[0] * spec.grid[1]
+        if spec.role == "encoder":
+            chans = (c, *spec.channels)
+            keys = jax.random.split(k_conv, len(chans) - 1)
+            self.convs = [eqx.nn.Conv2d(a, b, k, stride=2, padding=pad, key=kk)
+                          for a, b, kk in zip(chans[:-1], chans[1:], keys)]
+            extra = spec.in_size - spec.inputs[0].size
+            self.dense = _dense([flat + extra, *spec.hidden, spec.out_size], k_dense)
+        else:
+            chans = (*spec.channels[::-1], c * len(spec.heads))
+            keys = jax.random.split(k_conv, len(chans) - 1)
+            self.convs = [eqx.nn.ConvTranspose2d(a, b, k, stride=2, padding=pad,
+                                                 output_padding=out_pad, key=kk)
+                          for a, b, kk in zip(chans[:-1], chans[1:], keys)]
+            self.dense = _dense([spec.in_size, *spec.hidden, flat], k_dense)
+        self.spec = spec
+
+    def _features(self, image):
+        act = _ACT[self.spec.activation]
+        h = image.reshape(self.spec.image_shape)
+        for conv in self.convs:
+            h = act(conv(h))
+        return h.reshape(-1)
+
+    def _image(self, h):
+        spec, act = self.spec, _ACT[self.spec.activation]
+        h = _run_dense(self.dense, act, h, last_act=True)
+        h = h.reshape((spec.channels[-1],) + spec.grid)
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i < len(self.convs) - 1:
+                h = act(h)
+        c = spec.image_shape[0]
+        return jnp.concatenate([h[j * c:(j + 1) * c].reshape(-1)
+                                for j in range(len(spec.heads))])
+
+    def __call__(self, *inputs):
+        spec = self.spec
+        act = _ACT[spec.activation]
+        if len(inputs) != len(spec.inputs):
+            raise ValueError(f"network expects {len(spec.inputs)} inputs "
+                             f"({[i.name for i in spec.inputs]}), got {len(inputs)}")
+        if spec.role == "encoder":
+            image = jnp.asarray(inputs[0])
+            feats = _per_example(self._features, image, image.shape[-1])
+            h = _join((feats, *inputs[1:]),
+                      (Input("features", feats.shape[-1]), *spec.inputs[1:]))
+            out = _per_example(lambda v: _run_dense(self.dense, act, v), h, h.shape[-1])
+        else:
+            h = _join(inputs, spec.inputs)
+            out = _per_example(self._image, h, h.shape[-1])
+        return _heads(out, spec.heads)
+
+
+_CLASSES = {MLPSpec: JaxMLP, ConvSpec: JaxConv}
+
+
+def build(spec, seed: int):
+    """Build the network for ``spec`` with weights drawn from ``seed``.
+
+    Weights and biases are drawn with NumPy, uniform in +-1/sqrt(fan_in) (the default of
+    Equinox's and torch's layers), into the structure Equinox builds: nothing is compiled to
+    make a network, which is most of a cold start otherwise.
+
+    Examples
+    --------
+    >>> from probvae.networks import MLPSpec, Input, Head
+    >>> net = build(MLPSpec((Input("x", 4),), (8,), (Head("loc", 2),)), seed=0)
+    >>> net.layers[0].weight.shape
+    (8, 4)
+    """
+    cls = _CLASSES.get(type(spec))
+    if cls is None:
+        raise TypeError(f"no JAX network for {type(spec).__name__}")
+    abstract = jax.eval_shape(lambda: cls(spec, jax.random.PRNGKey(0)))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+    rng = np.random.default_rng(seed)
+    values, bound = [], 1.0
+    for path, leaf in leaves:                   # each layer: its weight, then its bias
+        if jax.tree_util.keystr(path[-1:]).endswith("weight"):
+            bound = 1.0 / np.sqrt(np.prod(leaf.shape[1:]))
+        values.append(jnp.asarray(rng.uniform(-bound, bound, leaf.shape).astype(leaf.dtype)))
+    return jax.tree_util.tree_unflatten(treedef, values)
