@@ -300,6 +300,7 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
                 "data": train_state.fingerprint(train, labelled),
                 "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
                 "clip_norm": clip_norm, "patience": patience}
+    fit_meta = json.loads(json.dumps(fit_meta, default=str))   # as a checkpoint holds it
     loop_cls = importlib.import_module(_LOOPS[model.backend]).Loop
     started = time.perf_counter()   # the first epoch's seconds include building and compiling
     with model.bk.lock:             # building networks touches the library's global RNG too

@@ -47,7 +47,14 @@ def build_parser():
     t.add_argument("--clip-norm", type=float, default=None,
                    help="clip the gradient's global norm to this value")
     t.add_argument("--latent-dim", type=int, default=d["latent_dim"])
-    t.add_argument("--hidden", type=parse_hidden, default=parse_hidden(d["hidden"]))
+    t.add_argument("--hidden", type=parse_hidden, default=parse_hidden(d["hidden"]),
+                   help="widths of an MLP encoder (the decoder reverses them)")
+    t.add_argument("--encoder", choices=["mlp", "conv"], default="mlp",
+                   help="conv: stride-2 convolutions over the images (needs an image data set)")
+    t.add_argument("--decoder", choices=["mlp", "conv"], default="mlp")
+    t.add_argument("--binarize", choices=["threshold", "dynamic"], default="threshold",
+                   help="for --likelihood bernoulli: pixels at 0.5, or a fresh Bernoulli draw "
+                   "of every pixel at each step (the test split is drawn once, seed 0)")
     t.add_argument("--num-particles", type=int, default=None)
     t.add_argument("--alpha", type=float, default=None, help="renyi's alpha")
     t.add_argument("--beta", type=float, default=None, help="beta objective's KL weight")

@@ -41,8 +41,13 @@ def parse_hidden(text):
 
 
 def load_data(dataset, data_dir, seed, binarize):
-    """A registered data set, its pixels binarized at 0.5 when asked."""
+    """A registered data set. ``binarize``: False (as it is), True / ``"threshold"`` (pixels
+    at 0.5), or ``"dynamic"`` (training and validation stay grey for ``fit`` to draw from;
+    the test split is binarized once, stochastically, with seed 0)."""
     ds = pvdata.load(dataset, path=data_dir, seed=seed)
+    if binarize == "dynamic":
+        return type(ds)(ds.train, ds.valid, ds.test.binarize(stochastic=True, seed=0), ds.name,
+                        ds.image_shape, ds.num_classes)
     if binarize:
         ds = type(ds)(ds.train.binarize(), ds.valid.binarize(), ds.test.binarize(), ds.name,
                       ds.image_shape, ds.num_classes)

@@ -35,7 +35,12 @@ __all__ = ["cmd_train"]
 _TRAIN_SETTINGS = ("model", "prior", "likelihood", "objective", "backend", "dataset", "data_dir",
                    "epochs", "batch_size", "lr", "latent_dim", "hidden", "num_particles",
                    "alpha", "beta", "warmup", "patience", "seed", "eval_samples", "clip_norm",
-                   "checkpoint_every")
+                   "checkpoint_every", "binarize", "encoder", "decoder")
+
+
+#: settings runs from earlier versions did not record
+_RECORD_DEFAULTS = {"binarize": "threshold", "encoder": "mlp", "decoder": "mlp",
+                    "checkpoint_every": 1}
 
 
 def _resume_settings(args):
@@ -50,7 +55,7 @@ def _resume_settings(args):
     given = {k: getattr(args, k) for k in ("epochs", "lr", "clip_norm", "patience")
              if getattr(args, k) is not None}
     for key in _TRAIN_SETTINGS:
-        setattr(args, key, recorded.get(key))
+        setattr(args, key, recorded.get(key, _RECORD_DEFAULTS.get(key)))
     for key, value in given.items():
         setattr(args, key, value)
     args.hidden = tuple(args.hidden)
@@ -75,13 +80,17 @@ def cmd_train(args):
     if model_cls is None:
         raise ValueError(f"unknown --model {args.model!r}; known: "
                          f"{sorted(k.lower() for k in MODELS)}")
-    binarize = needs_binary(args.likelihood)
+    binarize = needs_binary(args.likelihood) and (args.binarize or "threshold")
     ds = load_data(args.dataset, args.data_dir, args.seed, binarize)
-    if binarize:
+    if binarize == "threshold":
         print(f"likelihood {args.likelihood!r} needs binary data: pixels binarized at 0.5")
+    elif binarize == "dynamic":
+        print("dynamic binarization: a fresh Bernoulli draw of the pixels at every step")
+    shape = ds.image_shape if args.encoder == "conv" or args.decoder == "conv" else None
     model = model_cls(input_dim=ds.train.x.shape[1], latent_dim=args.latent_dim,
                       hidden=args.hidden, prior=args.prior, likelihood=args.likelihood,
-                      backend=args.backend)
+                      backend=args.backend, image_shape=shape, encoder=args.encoder,
+                      decoder=args.decoder)
     opts = {k: getattr(args, k) for k in ("num_particles", "alpha", "beta", "warmup")
             if getattr(args, k) is not None}
     data_info = {"dataset": args.dataset, "data_dir": args.data_dir, "data_seed": args.seed,
@@ -94,6 +103,7 @@ def cmd_train(args):
     res = pv.fit(model, ds.train, objective=args.objective, epochs=args.epochs,
                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, validation=ds.valid,
                  patience=args.patience, progress=not args.no_progress, clip_norm=args.clip_norm,
+                 binarize="dynamic" if binarize == "dynamic" else None,
                  checkpoint=args.out, checkpoint_every=args.checkpoint_every,
                  resume=args.resume or None, overwrite=args.overwrite,
                  run_info={"data": data_info, "cli": recorded}, **opts)

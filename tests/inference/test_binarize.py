@@ -37,3 +37,17 @@ def test_stochastic_binarization_of_a_split():
     assert np.array_equal(a, split.binarize(stochastic=True, seed=1).x)
     assert not np.array_equal(a, split.binarize(stochastic=True, seed=2).x)
     assert split.binarize().x.max() == 0.0                     # threshold 0.5
+
+
+def test_cli_conv_dynamic_binarization_and_resume(tmp_path, capsys):
+    from probvae.cli import main
+    run = tmp_path / "run"
+    args = ["--likelihood", "bernoulli", "--binarize", "dynamic", "--encoder", "conv",
+            "--decoder", "conv", "--latent-dim", "2", "--prior", "normal", "--eval-samples", "4",
+            "--no-progress", "--batch-size", "64"]
+    assert main(["train", "--epochs", "1", *args, "--out", str(run)]) == 0
+    assert "dynamic binarization" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    res = pv.load(run)
+    assert len(res.history["train_loss"]) == 2 and res.options["binarize"] == "dynamic"
+    assert res.model.encoder_spec.channels == (32, 64)
