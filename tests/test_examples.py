@@ -28,9 +28,10 @@ CASES = {
     "semi_supervised": (["--epochs", "2"],
                         ["Bayes rule p(y|x)", "its classifier q(y|x)", "LabelSpreading"],
                         ["conditional_samples.png", "style_transfer.png", "model/config.json"]),
-    "diagnostics": (["--epochs", "2", "--n", "10", "--nuts-digits", "1"],
-                    ["normal", "vamp", "k-hat"],
-                    ["khat.png", "forest_vamp_digit0.png"]),
+    "diagnostics": (["--epochs", "2", "--n", "10", "--nuts-digits", "1",
+                     "--compare-samples", "10"],
+                    ["normal", "vamp", "k-hat", "paired se", "posterior predictive check"],
+                    ["khat.png", "forest_vamp_digit0.png", "compare.png", "ppc.png"]),
     "custom_model": (["--epochs", "2"], ["pyro", "numpyro", "IWAE log-likelihood"], None),
 }
 

@@ -13,6 +13,10 @@
 * :func:`amortization_gap`: ELBO of a per-example optimised q minus the encoder's (Cremer et
   al. 2018).
 * :func:`report`: all of it in one ``xarray.Dataset``.
+* :func:`compare`: models ranked by held-out elpd with paired standard errors, in
+  ``az.compare``'s shape (``az.plot_compare`` draws it).
+* :func:`posterior_predictive` / :func:`ppc_summary`: replicated data for ``az.plot_ppc`` and
+  where they disagree with the observed data, feature by feature.
 
 Everything is built from ``{site: ndarray}`` dicts with named dims and converted with ArviZ's
 generic ``from_dict``: the same code for both backends and for any model whose latent site is
@@ -29,9 +33,11 @@ Examples
 >>> sorted(pv.diagnostics.__all__)[:3]
 ['KHAT_THRESHOLD', 'amortization_gap', 'collapse']
 """
-from .amortized import (KHAT_THRESHOLD, collapse, format_report, iwae_log_likelihood, khat,
-                        latent_posterior, report)
+from .amortized import collapse, format_report, iwae_log_likelihood, khat, latent_posterior, report
+from .common import KHAT_THRESHOLD
+from .predictive import compare, posterior_predictive, ppc_summary
 from .reference import amortization_gap, compare_posteriors, reference_posterior
 
 __all__ = ["latent_posterior", "khat", "iwae_log_likelihood", "collapse", "reference_posterior",
+           "compare", "posterior_predictive", "ppc_summary",
            "compare_posteriors", "amortization_gap", "report", "format_report", "KHAT_THRESHOLD"]

@@ -9,27 +9,19 @@ import warnings
 
 import numpy as np
 
-from probvae.data import as_split
 from probvae.inference import encode, log_weights
 from probvae.inference.scoring import active_units, log_mean_exp
+
+from .common import KHAT_THRESHOLD, _inputs
+from .predictive import posterior_predictive as _posterior_predictive
 
 __all__ = ["latent_posterior", "khat", "iwae_log_likelihood", "collapse", "report",
            "format_report", "KHAT_THRESHOLD"]
 
-#: k-hat above this: importance sampling from q is unreliable for that observation
-KHAT_THRESHOLD = 0.7
 
 
-def _inputs(x, y):
-    """``(data, x, labels)``: what to score (an array, NaN for missing cells, or a batch), its
-    feature array, and the labels for the ``label`` coordinate (given, else the Split's)."""
-    if isinstance(x, dict):                     # a batch (probvae.batch)
-        return x, x["x"], (x.get("y") if y is None else np.asarray(y))
-    split = as_split(x, allow_missing=True)
-    return split.x, split.x, (split.y if y is None else np.asarray(y))
-
-
-def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
+def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
+                     posterior_predictive=False):
     """Draws from the amortized posterior q(z|x) as ``arviz.InferenceData``.
 
     Parameters
@@ -44,13 +36,18 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
     seed : int
     y : array (N,), optional
         Labels for the ``label`` coordinate.
+    posterior_predictive : bool
+        Also draw x from p(x|z) at every draw (group ``posterior_predictive``, see
+        :func:`~probvae.diagnostics.posterior_predictive`).
 
     Returns
     -------
     arviz.InferenceData
         ``posterior``: ``z`` (chain, draw, obs, latent), and ``y`` (chain, draw, obs) for models
         with labels; ``observed_data``: ``x`` (obs, feature); ``sample_stats``: ``log_weight``
-        (chain, draw, obs) = log p(x, z) - log q(z|x); ``log_likelihood``: ``x`` = log p(x|z).
+        (chain, draw, obs) = log p(x, z) - log q(z|x) and ``log_lik`` = log p(x|z). There is
+        no ``log_likelihood`` group on purpose: z is per example, so ``az.loo`` on these
+        draws would estimate nothing meaningful; use :func:`~probvae.diagnostics.compare`.
 
     Examples
     --------
@@ -85,11 +82,11 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
         posterior["y"] = cd(lw["value_y"]).astype(np.int64)
     coords = {"obs": np.arange(n), "latent": np.arange(z.shape[-1]),
               "feature": np.arange(xs.shape[1])}
+    dims["log_lik"] = ["obs"]
     idata = az.from_dict(
         posterior=posterior,
         observed_data={"x": xs},
-        sample_stats={"log_weight": cd(lw["log_w"])},
-        log_likelihood={"x": cd(lw["log_lik"])},
+        sample_stats={"log_weight": cd(lw["log_w"]), "log_lik": cd(lw["log_lik"])},
         coords=coords, dims=dims)
     if labels is not None:
         if len(labels) != n:
@@ -97,6 +94,8 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None):
         idata = idata.assign_coords(label=("obs", np.asarray(labels)))
     idata.posterior.attrs.update(backend=res.backend, model=type(res.model).__name__,
                                  objective=res.objective)
+    if posterior_predictive:
+        idata = _posterior_predictive(res, idata, seed=seed)
     return idata
 
 

@@ -13,7 +13,7 @@ from probvae.inference import FitResult, encode, log_weights
 from probvae.inference.scoring import example_batch, exclusive
 from probvae.models import CustomModel
 
-from .amortized import _inputs
+from .common import _inputs
 
 __all__ = ["reference_posterior", "compare_posteriors", "amortization_gap"]
 
