@@ -229,7 +229,7 @@ class ConvSpec:
         --------
         >>> ConvSpec((Input("x", 64),), (Head("loc", 2),), (1, 8, 8), channels=(4,),
         ...          hidden=()).num_params
-        200
+        198
         """
         k2 = int(self.kernel) ** 2
         c = self.image_shape[0]
