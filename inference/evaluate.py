@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from probvae.data import as_split
+from probvae import batch as batching
 
 from .predict import encode
 from .scoring import active_units, log_mean_exp, weight_chunks
@@ -61,8 +61,8 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     """
     t0 = time.perf_counter()
     if progress is None:
-        progress = len(as_split(data, allow_missing=True)) * int(num_samples) > PROGRESS_ABOVE \
-            if not isinstance(data, dict) else False
+        rows = batching.size(data) if isinstance(data, dict) else len(data)
+        progress = rows * int(num_samples) > PROGRESS_ABOVE
     sums = {"elbo": 0.0, "log_likelihood": 0.0, "reconstruction": 0.0, "kl": 0.0}
     kl_dim, n = 0.0, 0
     for block in weight_chunks(res, data, num_samples=num_samples, seed=seed,

@@ -180,7 +180,7 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0):
     return out.reshape(len(dims), steps, -1)
 
 
-def synthesize(res, n, y=None, seed=0, mean=True):
+def synthesize(res, n, y=None, seed=0, mean=None):
     """Synthetic examples for data augmentation or release: z from the prior, x from the decoder.
 
     Parameters
@@ -191,8 +191,10 @@ def synthesize(res, n, y=None, seed=0, mean=True):
         Models with labels only: the classes to generate. Default: balanced classes
         (``0, 1, ..., K-1, 0, 1, ...``).
     seed : int
-    mean : bool
-        E[x | z] (default) or a draw from p(x | z).
+    mean : bool, optional
+        E[x | z] or a draw from p(x | z). Default: the mean, except for a model of a table
+        (``VAE.for_table``), which draws every cell and returns a DataFrame with the table's
+        columns, levels and dtypes.
 
     Returns
     -------
@@ -214,9 +216,13 @@ def synthesize(res, n, y=None, seed=0, mean=True):
     """
     n = _check_count(n)
     k = getattr(res.model, "num_classes", None)
+    lik = getattr(res.model, "likelihood", None)
     if k is None:
         if y is not None:
             raise ValueError(f"{type(res.model).__name__} has no labels; drop y=")
-        return sample(res, n=n, seed=seed, mean=mean)
+        if hasattr(lik, "decode"):                        # a table: rows as a DataFrame
+            return lik.decode(sample(res, n=n, seed=seed, mean=bool(mean)))
+        return sample(res, n=n, seed=seed, mean=True if mean is None else mean)
+    mean = True if mean is None else mean
     y = np.resize(np.arange(k), n) if y is None else check_labels(res.model, y, n)
     return sample(res, n=n, seed=seed, mean=mean, y=y), np.asarray(y, dtype=np.int64)

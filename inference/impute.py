@@ -40,8 +40,10 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     ----------
     res : FitResult
         Best trained with ``missing="mask"`` on data with gaps like these.
-    data : Split or array (N, D)
-        NaN marks a missing cell.
+    data : Split, array (N, D) or DataFrame
+        NaN marks a missing cell. A DataFrame (for a model made by ``VAE.for_table``) comes
+        back as a DataFrame like it: same columns, index and dtypes, gaps filled (numbers by
+        their predictive mean, categories and binary columns by their likeliest level).
     num_samples : int
         Importance samples per example.
     multiple : int, optional
@@ -50,8 +52,9 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
 
     Returns
     -------
-    numpy.ndarray
-        (N, D) in the dtype of ``data``; ``(multiple, N, D)`` with ``multiple``.
+    numpy.ndarray or DataFrame
+        (N, D) in the dtype of ``data``; ``(multiple, N, D)`` with ``multiple`` (a list of
+        DataFrames for a DataFrame).
 
     References
     ----------
@@ -77,6 +80,8 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
                                  or int(multiple) < 1):
         raise ValueError(f"multiple must be None (one mean imputation) or an integer >= 1 "
                          f"(that many draws), got {multiple!r}")
+    if type(data).__name__ == "DataFrame":
+        return _impute_frame(res, data, num_samples, multiple, seed)
     original = _original(data)
     batch = model_batch(res.model, data, "data to impute", missing="mask")
     mask = batch["mask"]
@@ -107,3 +112,27 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     out = np.repeat(original[None], len(filled), axis=0).copy()
     out[:, ~mask] = filled[:, ~mask].astype(out.dtype)
     return out[0] if multiple is None else out
+
+
+def _impute_frame(res, df, num_samples, multiple, seed):
+    """Impute in the encoded space, decode, and copy every observed cell from ``df``."""
+    lik = res.model.likelihood
+    if not hasattr(lik, "decode"):
+        raise ValueError("a DataFrame is imputed by a model for tables: build it with "
+                         "VAE.for_table(pv.data.from_frame(df))")
+    x = lik.encode(df)
+    filled = impute(res, x, num_samples=num_samples, multiple=multiple, seed=seed)
+    frames = [lik.decode(f, index=df.index)
+              for f in (filled if multiple is not None else [filled])]
+    out = []
+    for frame in frames:
+        result = df.copy()
+        for name in lik.table().names:
+            gaps = df[name].isna()
+            if gaps.any():
+                if str(result[name].dtype) == "category":
+                    result[name] = result[name].astype(object)
+                result.loc[gaps, name] = frame.loc[gaps, name]
+                result[name] = result[name].astype(df[name].dtype, errors="ignore")
+        out.append(result)
+    return out if multiple is not None else out[0]

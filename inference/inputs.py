@@ -116,6 +116,7 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
     """
     missing = check_missing(missing)
     dim = _model_dim(model)
+    data = _encoded(model, data)
     if isinstance(data, dict):
         if "x" not in data:
             raise ValueError(f"{what}: a batch needs an entry 'x', got {sorted(data)}")
@@ -144,6 +145,21 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
     elif mask is not None:
         x = np.where(mask, x, np.float32(0.0))
     return batching.make(x=x, mask=mask)
+
+
+def _encoded(model, data):
+    """A DataFrame goes through the table encoding of a model for tables (a ``Columns``
+    likelihood); anything else is returned as it is."""
+    if type(data).__name__ != "DataFrame":
+        return data
+    lik = getattr(model, "likelihood", None)
+    if not hasattr(lik, "encode"):
+        numeric = data.select_dtypes("number")
+        if numeric.shape[1] != data.shape[1]:
+            raise ValueError("this model takes numbers; for a table with text or category "
+                             "columns build it with VAE.for_table(pv.data.from_frame(df))")
+        return numeric.to_numpy(np.float32)
+    return lik.encode(data)
 
 
 def _grey(x, mask, lik, what):

@@ -80,6 +80,24 @@ class VAE(Model):
                                               self.likelihood.heads(self.input_dim), "decoder",
                                               self.image_shape)
 
+    @classmethod
+    def for_table(cls, table, latent_dim: int = 4, hidden=(128, 128), **kwargs):
+        """A VAE for a table's rows: its likelihood is one per column
+        (:class:`~probvae.likelihoods.Columns`), and it decodes back to DataFrames.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from probvae.data import from_frame
+        >>> t = from_frame(pd.DataFrame({"a": [0.1, 2.0, 3.0, 4.5], "b": ["x", "y", "z", "x"]}))
+        >>> VAE.for_table(t, latent_dim=2).input_dim
+        4
+        """
+        if "likelihood" in kwargs:
+            raise TypeError("for_table sets the likelihood from the table's columns")
+        return cls(input_dim=table.width, latent_dim=latent_dim, hidden=hidden,
+                   likelihood=likelihoods.Columns(tuple(table.columns)), **kwargs)
+
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
         return {"class": "VAE", "input_dim": self.input_dim, "latent_dim": self.latent_dim,

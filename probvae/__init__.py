@@ -13,9 +13,9 @@ Examples
 from . import backends, batch, data, likelihoods, networks, outputs, plots, priors
 from . import models
 from . import inference
-from . import anomaly, diagnostics, features
-from .inference import (FitResult, decode, encode, evaluate, fit, impute, interpolate, load,
-                        objectives, predict, reconstruct, sample, save, synthesize, traverse)
+from . import anomaly, diagnostics, features, impute
+from .inference import (FitResult, decode, encode, evaluate, fit, interpolate, load, objectives,
+                        predict, reconstruct, sample, save, synthesize, traverse)
 
 __all__ = ["backends", "batch", "outputs", "data", "diagnostics", "likelihoods", "networks",
            "plots", "priors", "models", "inference", "anomaly", "features", "objectives", "fit", "FitResult", "evaluate",

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from probvae.data import from_frame
 from probvae.inference import fit
 from probvae.inference.checkpoint import from_state, to_state
 from probvae.models import VAE
@@ -102,9 +103,20 @@ class VAEEstimatorBase(BaseEstimator):
         self.progress = progress
 
     # ---- training ----------------------------------------------------------------------
-    def _fit_vae(self, X) -> np.ndarray:
-        """Validate X, train the VAE (``result_``); return X as the float32 array trained on."""
-        X = validate_data(self, X, dtype=np.float32)
+    def _fit_vae(self, X, tabular=False) -> np.ndarray:
+        """Validate X, train the VAE (``result_``); return X as the float32 array trained on.
+
+        A table (a DataFrame with text, category or boolean columns, or any X with missing
+        cells; or ``tabular=True``) is encoded by its columns' kinds
+        (``pv.data.from_frame``) and the VAE is one for tables (``VAE.for_table``), trained
+        with ``missing="mask"``; ``table_`` keeps the schema.
+        """
+        self.table_ = None
+        if tabular or _is_table(X):
+            X = self._fit_table(X)
+        else:
+            X = validate_data(self, X, dtype=np.float32)
+            self.likelihood_ = resolve_likelihood(self.likelihood, X)
         frac = self.validation_fraction
         if not (isinstance(frac, numbers.Real) and 0 <= frac < 1):
             raise ValueError(f"validation_fraction must be a number in [0, 1), got {frac!r}; "
@@ -112,9 +124,12 @@ class VAEEstimatorBase(BaseEstimator):
         if self.patience is not None and frac == 0:
             raise ValueError("patience (early stopping) needs held-out data: set "
                              "validation_fraction, e.g. 0.1")
-        self.likelihood_ = resolve_likelihood(self.likelihood, X)
-        vae = VAE(input_dim=X.shape[1], latent_dim=self.latent_dim, hidden=self.hidden,
-                  prior=self.prior, likelihood=self.likelihood_, backend=self.backend)
+        if self.table_ is not None:
+            vae = VAE.for_table(self.table_, latent_dim=self.latent_dim, hidden=self.hidden,
+                                prior=self.prior, backend=self.backend)
+        else:
+            vae = VAE(input_dim=X.shape[1], latent_dim=self.latent_dim, hidden=self.hidden,
+                      prior=self.prior, likelihood=self.likelihood_, backend=self.backend)
         train, valid = X, None
         if frac > 0:
             n_valid = int(round(frac * len(X)))
@@ -127,13 +142,52 @@ class VAEEstimatorBase(BaseEstimator):
         self.result_ = fit(vae, train, objective=self.objective, epochs=self.epochs,
                            batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                            validation=valid, patience=self.patience, progress=self.progress,
-                           num_particles=self.num_particles)
+                           num_particles=self.num_particles,
+                           missing="mask" if self.table_ is not None else None)
         return X
 
-    def _validated(self, X) -> np.ndarray:
-        """X checked against the fitted estimator (fitted, same features, finite), float32."""
+    def _fit_table(self, X) -> np.ndarray:
+        """The table path of ``_fit_vae``: schema from X, encoded rows with NaN gaps."""
+        if type(X).__name__ == "DataFrame":
+            frame = _as_frame(X)
+            if len(frame) < 2:
+                raise ValueError(f"X has {len(frame)} row(s); fitting needs at least 2")
+            self.n_features_in_ = frame.shape[1]
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        else:
+            arr = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan",
+                                ensure_min_samples=2)
+            frame = _as_frame(arr)
+        self.table_ = from_frame(frame, split=False)
+        if self.table_.width == 0:
+            raise ValueError("every column of X holds a single value: there is nothing to learn")
+        self.likelihood_ = "columns"
+        return self.table_.train.x
+
+    def _validated(self, X, unseen="error") -> np.ndarray:
+        """X checked against the fitted estimator (fitted, same features), float32; a table
+        is encoded with the fitted schema (NaN marks missing cells; ``unseen="missing"``
+        treats levels never seen in training as missing, see :meth:`_unseen_rows`)."""
         check_is_fitted(self, "result_")
+        if getattr(self, "table_", None) is not None:
+            frame = self._frame(X)
+            return self.table_.encode(frame, unseen=unseen)
         return validate_data(self, X, dtype=np.float32, reset=False)
+
+    def _frame(self, X):
+        if type(X).__name__ != "DataFrame":
+            X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan",
+                              reset=False)
+        frame = _as_frame(X, getattr(self, "feature_names_in_", None))
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but {type(self).__name__} "
+                             f"is expecting {self.n_features_in_} features as input")
+        return frame
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True        # missing cells: the model leaves them out
+        return tags
 
     # ---- pickling: the model config and NumPy parameters, no backend objects -------------
     def __getstate__(self):
@@ -147,6 +201,40 @@ class VAEEstimatorBase(BaseEstimator):
         if isinstance(state.get("result_"), _PickledResult):
             state["result_"] = from_state(state["result_"].state)
         super().__setstate__(state)
+
+
+def _is_table(X) -> bool:
+    """True for a DataFrame with non-numeric columns, or any X with missing cells."""
+    if type(X).__name__ == "DataFrame":
+        numeric = all(str(t) not in ("object", "category", "bool", "string", "str")
+                      and "string" not in str(t) for t in X.dtypes)
+        return not numeric or bool(X.isna().to_numpy().any())
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isnan(arr).any())
+
+
+def _as_frame(X, names=None):
+    """X as a DataFrame: a DataFrame as it is (its columns checked against ``names``), an
+    array with columns x0, x1, ...; inf is refused (only NaN marks a missing cell)."""
+    import pandas as pd
+    if type(X).__name__ == "DataFrame":
+        if names is not None and list(X.columns) != list(names):
+            raise ValueError(f"X has columns {list(X.columns)}, but the estimator was fitted "
+                             f"with {list(names)}")
+        frame = X
+    else:
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead; reshape your "
+                             "data, e.g. X.reshape(-1, 1) for one feature")
+        frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+    numeric = frame.select_dtypes("number")
+    if np.isinf(numeric.to_numpy(dtype=np.float64)).any():
+        raise ValueError("Input X contains infinity; mark missing cells with NaN")
+    return frame
 
 
 class _PickledResult:

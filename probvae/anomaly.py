@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import OutlierMixin
@@ -38,9 +39,10 @@ def _log_likelihood(det, x):
 
 
 def _reconstruction(det, x):
-    """Minus the squared error between x and the decoded posterior mean of z."""
-    return -np.sum((x - reconstruct(det.result_, x, seed=det.seed)) ** 2, axis=1,
-                   dtype=np.float64)
+    """Minus the squared error between x and the decoded posterior mean of z (over the
+    observed cells of a table)."""
+    err = (x - reconstruct(det.result_, x, seed=det.seed)) ** 2
+    return -np.nansum(err, axis=1, dtype=np.float64)
 
 
 #: method name -> function (detector, float32 X) -> float64 scores, higher = more normal
@@ -63,7 +65,9 @@ class VAEAnomalyDetector(OutlierMixin, VAEEstimatorBase):
 
     Fit on (mostly) normal data; examples the VAE finds unlikely are anomalies. Rows outside
     the likelihood's support (e.g. values above 1 for ``continuous_bernoulli``) have
-    log p(x) = -inf and get score -inf under either ``method``.
+    log p(x) = -inf and get score -inf under either ``method``. A table (a DataFrame with
+    text, category or boolean columns, or any X with NaN) is modelled column by column
+    (``VAE.for_table``): a row is scored by log p of its observed cells.
 
     Parameters
     ----------
@@ -162,6 +166,8 @@ class VAEAnomalyDetector(OutlierMixin, VAEEstimatorBase):
 
     def _scores(self, x):
         out = np.full(len(x), -np.inf)
+        if getattr(self, "table_", None) is not None:    # encoded by the fitted schema
+            return METHODS[self.method](self, x)
         inside = _in_support(self.result_.model.likelihood, x)
         if inside.any():
             out[inside] = METHODS[self.method](self, x[inside])
@@ -170,12 +176,25 @@ class VAEAnomalyDetector(OutlierMixin, VAEEstimatorBase):
     def score_samples(self, X):
         """Per-example score, higher = more normal (the IWAE log-likelihood by default).
 
+        In a table, a row holding a category never seen in training has probability 0 under
+        the model: it scores -inf (the most anomalous), with a warning naming the levels.
+
         Returns
         -------
         numpy.ndarray of float64, shape (n_samples,)
         """
         self._check_settings()
-        return self._scores(self._validated(X))
+        if getattr(self, "table_", None) is None:
+            return self._scores(self._validated(X))
+        frame = self._frame(X)
+        rows, levels = self.table_.unseen_rows(frame)
+        scores = self._scores(self.table_.encode(frame, unseen="missing"))
+        if rows.any():
+            warnings.warn(f"{int(rows.sum())} row(s) hold categories never seen in training "
+                          f"({levels}); they score -inf (most anomalous)", UserWarning,
+                          stacklevel=2)
+            scores[rows] = -np.inf
+        return scores
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers.

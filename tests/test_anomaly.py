@@ -98,7 +98,10 @@ def test_bad_input_fails_clearly(digits):
     with pytest.raises(ValueError, match="64 features"):
         det.predict(x[:, :10])
     x[0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="NaN"):      # fitted on complete numbers
         det.score_samples(x)
-    with pytest.raises(ValueError, match="NaN"):
+    table_det = VAEAnomalyDetector(**TINY).fit(x)      # gaps: modelled as a table
+    assert table_det.table_ is not None and np.isfinite(table_det.score_samples(x)).all()
+    x[1, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
         VAEAnomalyDetector(**TINY).fit(x)

@@ -10,13 +10,13 @@ PACKAGES = {"probvae": "probvae", "probvae.models": "models", "probvae.inference
 #: the four layers, bottom up: a module may import only from its own layer or below
 LAYERS = [
     ("parts", ["probvae/backends/", "probvae/networks/", "probvae/distributions/",
-               "probvae/registry.py", "probvae/data.py", "probvae/priors.py",
+               "probvae/registry.py", "probvae/data/", "probvae/priors.py",
                "probvae/likelihoods.py", "probvae/batch.py", "probvae/outputs.py",
                "probvae/plots.py"]),
     ("models", ["models/"]),
     ("inference", ["inference/"]),
     ("applications", ["probvae/diagnostics/", "probvae/anomaly.py", "probvae/features.py",
-                      "probvae/_estimator.py", "probvae/cli/"]),
+                      "probvae/_estimator.py", "probvae/impute.py", "probvae/cli/"]),
 ]
 
 

@@ -1,4 +1,4 @@
-"""scikit-learn's estimator checks for probvae's estimators (anomaly detector, encoder).
+"""scikit-learn's estimator checks for probvae's estimators (anomaly detector, encoder, imputer).
 
 Every check runs on Pyro (seconds); on NumPyro each fit compiles, so a subset runs by default
 and the whole set (about 150 s) with ``-m slow``. Float32 networks: a row's output may differ in
@@ -10,6 +10,7 @@ from sklearn.utils import estimator_checks as ec
 
 from probvae.anomaly import VAEAnomalyDetector
 from probvae.features import VAEEncoder
+from probvae.impute import VAEImputer
 
 ALLOWED = {"check_methods_subset_invariance": "float32 rounding differs with the batch size"}
 #: (estimator class, tiny settings, checks that run on NumPyro in the default suite)
@@ -17,6 +18,8 @@ ESTIMATORS = [
     (VAEAnomalyDetector, dict(latent_dim=2, hidden=(8,), epochs=2, num_samples=8),
      ("check_outliers_train", "check_n_features_in")),
     (VAEEncoder, dict(latent_dim=3, hidden=(16,), epochs=2),
+     ("check_transformer_general", "check_n_features_in")),
+    (VAEImputer, dict(latent_dim=2, hidden=(8,), epochs=2, num_samples=8),
      ("check_transformer_general", "check_n_features_in")),
 ]
 

@@ -38,6 +38,7 @@ from numpyro.distributions.flows import InverseAutoregressiveTransform
 from numpyro.nn import AutoregressiveNN
 
 from ..distributions import ContinuousBernoulli
+from ..distributions.columns_jax import Columns
 from ..networks import jax_nets
 
 #: environment variables: PROBVAE_COMPILATION_CACHE=0 turns the persistent compilation cache
@@ -142,7 +143,7 @@ class NumPyroBackend:
     plate = staticmethod(numpyro.plate)
     factor = staticmethod(numpyro.factor)
     deterministic = staticmethod(numpyro.deterministic)
-    dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli)
+    dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli, Columns=Columns)
     constraints = _nd.constraints
     infer = numpyro.infer
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 
 import contextlib
+from types import SimpleNamespace
 
 import numpy as np
 import pyro
@@ -30,6 +31,7 @@ from pyro.distributions import transforms as T
 from pyro.nn import AutoRegressiveNN
 from pyro.poutine.util import site_is_subsample
 
+from ..distributions.columns_torch import Columns
 from ..networks import torch_nets
 
 
@@ -74,6 +76,13 @@ def param_scope(state):
         store.set_state(saved)
 
 
+class _Distributions(SimpleNamespace):
+    """``pyro.distributions`` plus probvae's own (a table row, :class:`Columns`)."""
+
+    def __getattr__(self, name):
+        return getattr(dist, name)
+
+
 def _copy_state(params):
     """A scope of its own over a fitted state's values, so new parameters stay out of it."""
     scope = {"params": dict(params["params"]), "constraints": dict(params["constraints"])}
@@ -99,7 +108,7 @@ class PyroBackend:
     factor = staticmethod(pyro.factor)
     deterministic = staticmethod(pyro.deterministic)
     module = staticmethod(pyro.module)
-    dist = dist
+    dist = _Distributions(Columns=Columns)
     constraints = dist.constraints
     infer = pyro.infer
 

@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load"]
+__all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load",
+           "from_frame", "Table", "Column"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -334,3 +335,6 @@ def _load_idx_dataset(path, seed, valid_fraction, test_fraction, *, name) -> Dat
 
 for _name in ("mnist", "fashion_mnist"):
     register(_name)(functools.partial(_load_idx_dataset, name=_name))
+
+
+from .tables import Column, Table, from_frame  # noqa: E402 (tables build on Split)
