@@ -55,8 +55,9 @@ class VAEEstimatorBase(BaseEstimator):
         ``"auto"`` picks ``"continuous_bernoulli"`` when all training values lie in [0, 1] and
         ``"gaussian"`` (learned scale per feature) otherwise; the choice is stored as
         ``likelihood_``. An explicit choice keeps its support check (e.g. ``"bernoulli"`` on
-        non-binary data fails, naming the fix). Put a ``StandardScaler`` before the estimator
-        in a ``Pipeline`` for real-valued features on very different scales.
+        non-binary data fails, naming the fix). With ``"gaussian"`` the features are
+        standardised inside (``center_``, ``scale_``), so features on very different scales
+        (grams beside ratios) train alike; scores stay log-densities in X's own units.
     objective : str
         A registered objective (``"elbo"``, ``"iwae"``, ...), with ``num_particles``.
     num_particles : int
@@ -80,6 +81,9 @@ class VAEEstimatorBase(BaseEstimator):
         takes it.
     likelihood_ : str or Likelihood
         The likelihood used (``"auto"`` resolved).
+    center_, scale_ : numpy.ndarray (n_features,) or None
+        With the ``"gaussian"`` likelihood: the mean and sd the features are standardised by
+        (the model sees ``(X - center_) / scale_``); None otherwise.
     n_features_in_ : int
     """
 
@@ -112,11 +116,17 @@ class VAEEstimatorBase(BaseEstimator):
         with ``missing="mask"``; ``table_`` keeps the schema.
         """
         self.table_ = None
+        self.center_ = self.scale_ = None
         if tabular or _is_table(X):
             X = self._fit_table(X)
         else:
             X = validate_data(self, X, dtype=np.float32)
             self.likelihood_ = resolve_likelihood(self.likelihood, X)
+            if isinstance(self.likelihood_, str) and self.likelihood_ == "gaussian":
+                self.center_ = X.mean(axis=0)
+                sd = X.std(axis=0)
+                self.scale_ = np.where(sd > 0, sd, 1.0).astype(np.float32)
+                X = self._standardized(X)
         frac = self.validation_fraction
         if not (isinstance(frac, numbers.Real) and 0 <= frac < 1):
             raise ValueError(f"validation_fraction must be a number in [0, 1), got {frac!r}; "
@@ -172,7 +182,13 @@ class VAEEstimatorBase(BaseEstimator):
         if getattr(self, "table_", None) is not None:
             frame = self._frame(X)
             return self.table_.encode(frame, unseen=unseen)
-        return validate_data(self, X, dtype=np.float32, reset=False)
+        return self._standardized(validate_data(self, X, dtype=np.float32, reset=False))
+
+    def _standardized(self, x):
+        """x as the model sees it: standardised with the ``"gaussian"`` likelihood."""
+        if getattr(self, "scale_", None) is None:
+            return x
+        return ((x - self.center_) / self.scale_).astype(np.float32)
 
     def _frame(self, X):
         if type(X).__name__ != "DataFrame":

@@ -171,6 +171,8 @@ class VAEAnomalyDetector(OutlierMixin, VAEEstimatorBase):
         inside = _in_support(self.result_.model.likelihood, x)
         if inside.any():
             out[inside] = METHODS[self.method](self, x[inside])
+        if self.method == "log_likelihood" and getattr(self, "scale_", None) is not None:
+            out -= float(np.log(self.scale_.astype(np.float64)).sum())   # density in X's units
         return out
 
     def score_samples(self, X):

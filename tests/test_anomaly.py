@@ -105,3 +105,19 @@ def test_bad_input_fails_clearly(digits):
     x[1, 1] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         VAEAnomalyDetector(**TINY).fit(x)
+
+
+def test_gaussian_features_are_standardised_inside(backend):
+    """Features on very different scales train alike: scaling a column by 1000 shifts every
+    log-density by exactly log(1000) (the model sees the same standardised values)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype(np.float32)
+    x[:, 1] = x[:, 0] + 0.1 * x[:, 1]
+    big = x.copy()
+    big[:, 0] = 1000.0 * x[:, 0] + 5000.0
+    kw = dict(latent_dim=2, hidden=(8,), epochs=3, num_samples=8, backend=backend, seed=0)
+    small_det = VAEAnomalyDetector(**kw).fit(x)
+    big_det = VAEAnomalyDetector(**kw).fit(big)
+    assert small_det.likelihood_ == "gaussian" and big_det.scale_[0] > 500
+    np.testing.assert_allclose(big_det.score_samples(big), small_det.score_samples(x) - np.log(1000.0),
+                               rtol=0, atol=2e-3)
