@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from .data.tables import Column, Table
+from .data import Column, Table
 from .networks import Head
 from .registry import Registry, to_config
 
