@@ -11,6 +11,7 @@ import difflib
 import importlib
 import inspect
 import json
+import os
 import sys
 import time
 import warnings
@@ -19,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from probvae.data import as_split
+from probvae.data.streaming import Stream
 from probvae.models import CustomModel
 from probvae.outputs import (FORMAT, check_run_dir, is_run, json_text, read_json, write_json,
                              write_npz, write_run)
 
-from . import objectives, train_state
+from . import distributed, objectives, train_state
 from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
-                     check_positive, check_seed, labelled_batch, model_batch)
+                     check_positive, check_seed, labelled_batch, model_batch, StreamedBatch)
 from .result import FitResult
 from .scoring import class_probabilities
 from .tracker import StopRequest, Tracker
@@ -160,7 +162,7 @@ def _check_resumable(meta, fit_meta, path):
 def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
-        resume=None, overwrite=False, run_info=None, **objective_options):
+        resume=None, overwrite=False, run_info=None, devices=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -168,8 +170,11 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     model : Model or (callable, callable)
         A probvae model (its ``backend`` decides the loop) or a pair of Pyro/NumPyro functions
         ``model(x)``, ``guide(x)`` with ``backend=`` given.
-    data : Split or array (N, D)
-        Training data; checked against the likelihood's support before training starts.
+    data : Split, array (N, D) or Stream
+        Training data; checked against the likelihood's support before training starts. A
+        :func:`probvae.data.stream` over a ``.npy``/IDX file trains on data larger than
+        memory, one chunk of rows at a time (chunks in random order, rows shuffled within
+        each).
     objective : str
         A registered objective name (see :mod:`probvae.inference.objectives`).
     epochs, batch_size, lr : int, int, float
@@ -222,6 +227,12 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     run_info : dict, optional
         JSON-able records for the run folder's ``config.json``: ``"data"`` (which data set)
         and ``"cli"`` (the command's settings), as ``probvae train`` writes them.
+    devices : int, "all" or list, optional
+        NumPyro: split every batch across this many JAX devices (data parallelism with
+        ``jax.sharding``: parameters replicated, gradients summed by XLA; the same numbers
+        as one device, within float rounding). ``batch_size`` must divide evenly. Pyro
+        trains on several devices as several processes instead: ``torchrun`` (see
+        :mod:`probvae.inference.distributed`). Default: one device.
     **objective_options
         Passed to the objective (``num_particles``, ``alpha``, ``beta``, ``warmup``).
 
@@ -260,6 +271,12 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     if run_info is not None and (not isinstance(run_info, dict) or set(run_info) - {"data", "cli"}):
         raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
     run_dir, resume_dir = _resolve_dirs(checkpoint, resume)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if model.backend != "pyro":
+            raise ValueError("several processes (torchrun) train Pyro models; a NumPyro model "
+                             "uses several devices from one process: pv.fit(..., devices=N)")
+        if not distributed.is_main():        # rank 0 alone writes; every rank may resume
+            run_dir, progress = None, False
     if run_dir is not None and resume_dir is None:
         if is_run(run_dir) and train_state.exists(run_dir) and not overwrite:
             raise ValueError(f"{run_dir} holds an earlier run with a checkpoint: pass "
@@ -275,8 +292,15 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     if schedule is not None and not model.takes_kl_weight:
         raise ValueError(f"objective {objective!r} weights the KL term, which needs a model that "
                          "takes kl_weight= (the built-in models do)")
-    train = model_batch(model, data, "training data", missing, binarize)
-    check_batch_keys(model, train)
+    if isinstance(data, Stream):
+        if labels is not None:
+            raise ValueError("labels= needs the data in memory; a stream from disk carries x "
+                             "only")
+        train = StreamedBatch(model, data, missing, binarize)
+        check_batch_keys(model, train.chunk(0))
+    else:
+        train = model_batch(model, data, "training data", missing, binarize)
+        check_batch_keys(model, train)
     valid = (model_batch(model, validation, "validation data", missing, binarize)
              if validation is not None else None)
     if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs
@@ -297,7 +321,8 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
                 "batch_size": batch_size, "seed": seed, "missing": missing,
                 "binarize": binarize,
                 "model": run_config(model, objective_name, options)["model"],
-                "data": train_state.fingerprint(train, labelled),
+                "data": (train.fingerprint if isinstance(train, StreamedBatch)
+                         else train_state.fingerprint(train, labelled)),
                 "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
                 "clip_norm": clip_norm, "patience": patience}
     fit_meta = json.loads(json.dumps(fit_meta, default=str))   # as a checkpoint holds it
@@ -311,7 +336,7 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
             sort_keys=True, default=str)
         loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
                         seed=seed, labelled=labelled, clip_norm=clip_norm, cache_key=cache_key,
-                        binarize=binarize == "dynamic")
+                        binarize=binarize == "dynamic", devices=devices)
         with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
             return _train(model, built, loop, epochs, patience, progress, metric, options,
                           objective_name, fit_meta, run_dir, resume_dir, overwrite,

@@ -12,8 +12,9 @@ import numpy as np
 
 from probvae import batch as batching
 from probvae.data import as_split
+from probvae.data.streaming import Stream
 
-__all__ = ["MISSING", "check_missing", "model_batch", "labelled_batch", "check_labels",
+__all__ = ["MISSING", "check_missing", "model_batch", "StreamedBatch", "labelled_batch", "check_labels",
            "check_batch_keys", "check_seed", "check_count", "check_positive", "check_binarize",
            "MAX_SEED"]
 
@@ -293,3 +294,53 @@ def check_batch_keys(model, batch: dict):
         raise ValueError(f"the data has {', '.join(extra)} but the model's functions take only "
                          f"{', '.join(keys)}; add a {'=None, '.join(extra)}=None keyword to model "
                          f"and guide{hint}")
+
+
+class StreamedBatch:
+    """Training data read from disk a chunk at a time (a :class:`~probvae.data.Stream`):
+    each chunk becomes the batch :func:`model_batch` makes of it. Every chunk is checked
+    once, up front (one pass over the file, one chunk in memory), which also gives the data's
+    fingerprint for resuming.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from probvae.data import stream
+    >>> from probvae.models import VAE
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(p, np.random.default_rng(0).random((50, 4), dtype=np.float32))
+    >>> sb = StreamedBatch(VAE(input_dim=4, latent_dim=1), stream(p, chunk_rows=20))
+    >>> len(sb), sb.num_chunks, batching.size(sb.chunk(2))
+    (50, 3, 10)
+    """
+
+    def __init__(self, model, source: Stream, missing=None, binarize=None, what="training data"):
+        import hashlib
+        self.model, self.source, self.what = model, source, what
+        self.missing, self.binarize = missing, binarize
+        h = hashlib.sha256(str((len(source), source.dim)).encode())
+        for i in range(source.num_chunks):
+            for key, a in sorted(self.chunk(i).items()):
+                h.update(key.encode())
+                h.update(np.ascontiguousarray(a).tobytes())
+        self.fingerprint = h.hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def num_chunks(self) -> int:
+        return self.source.num_chunks
+
+    @property
+    def chunk_rows(self) -> int:
+        return self.source.chunk_rows
+
+    def chunk(self, i: int) -> dict:
+        """The batch of chunk ``i`` (read from disk now)."""
+        start, stop = self.source.bounds(i)
+        try:
+            return model_batch(self.model, self.source.read(start, stop), self.what,
+                               self.missing, self.binarize)
+        except ValueError as err:
+            raise ValueError(f"{err} (rows {start}..{stop - 1} of {self.source.path})") from None

@@ -24,6 +24,8 @@ from numpyro.infer import SVI
 
 from probvae import batch as batching
 
+from .inputs import StreamedBatch
+
 __all__ = ["Loop"]
 
 
@@ -59,9 +61,58 @@ def _binary(key, part):
             .astype(part["x"].dtype)}
 
 
-def _compile(svi, n, b, nl, bl, binarize=False):
+def _split_across(mesh):
+    """A function that lays a batch's arrays out across ``mesh``'s devices along the example
+    axis (identity without a mesh): XLA then runs each device's share of the examples and
+    sums the gradients across devices itself (data parallelism, parameters replicated)."""
+    if mesh is None:
+        return lambda part: part
+    from jax.sharding import NamedSharding, PartitionSpec
+    spec = NamedSharding(mesh, PartitionSpec("batch"))
+    return lambda part: jax.tree_util.tree_map(
+        lambda a: jax.lax.with_sharding_constraint(a, spec), part)
+
+
+def device_mesh(devices):
+    """A one-axis ``jax.sharding.Mesh`` ("batch") over ``devices`` (int: the first that many
+    of ``jax.devices()``; ``"all"``; a list of devices), or None for one device.
+
+    Examples
+    --------
+    >>> device_mesh(1) is None
+    True
+    """
+    if devices is None:
+        return None
+    available = jax.devices()
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices takes an int, 'all' or a list of jax devices, got "
+                             f"{devices!r}")
+        chosen = available
+    elif isinstance(devices, (list, tuple)):
+        chosen = list(devices)
+    else:
+        n = int(devices)
+        if n < 1:
+            raise ValueError(f"devices must be >= 1, got {devices}")
+        if n > len(available):
+            raise ValueError(
+                f"devices={n} but JAX sees {len(available)} {available[0].platform} device(s). "
+                "On a CPU, test with XLA_FLAGS=--xla_force_host_platform_device_count="
+                f"{n} set before Python starts; for GPUs install the CUDA build of jax "
+                "(pip install -U 'jax[cuda12]')")
+        chosen = available[:n]
+    if len(chosen) == 1:
+        return None
+    from jax.sharding import Mesh
+    return Mesh(np.asarray(chosen), ("batch",))
+
+
+def _compile(svi, n, b, nl, bl, binarize=False, mesh=None):
     """The jitted init, epoch and evaluation functions of one configuration."""
     nb = n // b
+    split = _split_across(mesh)
 
     @jax.jit
     def epoch_fn(state, key, data, kw, labelled):
@@ -70,14 +121,14 @@ def _compile(svi, n, b, nl, bl, binarize=False):
 
         def step(state, inputs):
             i, k = inputs
-            part = batching.take(data, i)
+            part = split(batching.take(data, i))
             if binarize:
                 k, k_unlab, k_lab = jax.random.split(k, 3)
                 part = _binary(k_unlab, part)
             state, loss = svi.update(state, **part, **kw)
             if labelled is not None:
                 j = jax.random.permutation(k, nl)[:bl]
-                lab = batching.take(labelled, j)
+                lab = split(batching.take(labelled, j))
                 state, _ = svi.update(state, **(_binary(k_lab, lab) if binarize else lab), **kw)
             return state, loss
 
@@ -97,9 +148,24 @@ class Loop:
     steps_interruptible = False
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None, cache_key=None, binarize=False):
+                 labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None):
         bk = self.bk = model.bk
+        mesh = self.mesh = device_mesh(devices)
+        if mesh is not None:
+            ndev = mesh.devices.size
+            if batch_size % ndev:
+                raise ValueError(f"batch_size={batch_size} does not split evenly across "
+                                 f"{ndev} devices: use a multiple of {ndev}")
         self.schedule = schedule
+        self.stream, self.seed, self.binarize = None, seed, binarize
+        if isinstance(data, StreamedBatch):          # from disk: the program runs per chunk
+            if labelled is not None:
+                raise ValueError("labelled data cannot come with a stream from disk")
+            self.stream, data = data, data.chunk(0)
+            if batching.size(data) < min(batch_size, len(self.stream)):
+                raise ValueError(f"chunk_rows={self.stream.chunk_rows} is smaller than "
+                                 f"batch_size={batch_size}: give the stream more rows per chunk")
+            self._chunk_fns = {}
         n = batching.size(data)
         b = self.b = min(batch_size, n)
         self.data = batching.to_backend(bk, data)
@@ -110,8 +176,17 @@ class Loop:
             nl = batching.size(self.labelled)
             bl = min(b, nl)
         self.valid = batching.to_backend(bk, valid) if valid is not None else None
+        if mesh is not None and ((nl is not None and bl % mesh.devices.size)
+                                 or b % mesh.devices.size):
+            raise ValueError(f"the batches ({b} examples, {bl} labelled) do not split evenly "
+                             f"across {mesh.devices.size} devices: use more data or a batch "
+                             "size that does")
+        if mesh is not None:                      # data and state start replicated
+            self._replicate()
         key = None if cache_key is None else (cache_key, lr, clip_norm, seed, n, b, nl, bl,
-                                              _signature(data), _signature(labelled), binarize)
+                                              _signature(data), _signature(labelled), binarize,
+                                              None if mesh is None else
+                                              tuple(d.id for d in mesh.devices.flat))
         if key is not None and key in _COMPILED:
             _COMPILED.move_to_end(key)
             self.svi, fns = _COMPILED[key]
@@ -120,27 +195,44 @@ class Loop:
             if clip_norm is not None:
                 optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
             self.svi = SVI(model.model, model.guide, optim, loss=elbo)
-            fns = _compile(self.svi, n, b, nl, bl, binarize)
+            fns = _compile(self.svi, n, b, nl, bl, binarize, mesh)
             if key is not None:
                 _COMPILED[key] = (self.svi, fns)
                 while len(_COMPILED) > _COMPILED_MAX:
                     _COMPILED.popitem(last=False)
         init_fn, self._epoch_fn, self._eval_fn = fns
+        self._chunk_rows = n
         key_init, self.key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
         first_batch = batching.take(self.data, slice(0, b))
         if binarize:                                 # init sees binary pixels too
             first_batch = _binary(jax.random.PRNGKey(seed), first_batch)
         with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
             jobs = self._compile_ahead(pool, init_fn, key_init, first_batch)   # while init runs
-            self.svi_state = init_fn(key_init, **first_batch, **self._kw(0))
+            self.svi_state = self._placed(init_fn(key_init, **first_batch, **self._kw(0)))
             self._epoch_fn, self._eval_fn = (job.result() for job in jobs)
         self.first_loss = None
+
+    def _replicate(self):
+        """Copy the data to every device of the mesh (each step takes its batch there)."""
+        self.data = self._placed(self.data)
+        self.labelled = self._placed(self.labelled)
+        self.valid = self._placed(self.valid)
+
+    def _placed(self, tree):
+        """``tree`` replicated on the mesh's devices (as it is without a mesh)."""
+        if self.mesh is None or tree is None:
+            return tree
+        from jax.sharding import NamedSharding, PartitionSpec
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
     def _compile_ahead(self, pool, init_fn, key_init, first_batch):
         """Trace the epoch and validation programs from abstract shapes here, then compile
         them on the pool while this thread traces, compiles and runs init: XLA compiles in
         parallel on two cores. (Tracing itself stays on one thread: NumPyro's effect handlers
-        live on one global stack.)"""
+        live on one global stack.) Across several devices the jitted functions compile on
+        their first call instead, for the placed (replicated) inputs."""
+        if self.mesh is not None:
+            return [pool.submit(lambda: self._epoch_fn), pool.submit(lambda: self._eval_fn)]
         state = jax.eval_shape(lambda k, part: init_fn(k, **part, **self._kw(0)),
                                key_init, first_batch)
         key = jax.eval_shape(jax.random.fold_in, self.key_shuffle, 0)
@@ -163,11 +255,42 @@ class Loop:
     # ---- training -------------------------------------------------------------------------
     def epoch(self, epoch, stop=None) -> tuple:
         """Run epoch ``epoch``; returns ``(train_loss, finished)`` (always finished here)."""
+        if self.stream is not None:
+            return self._stream_epoch(epoch)
         self.svi_state, loss, first = self._epoch_fn(self.svi_state,
                                                      jax.random.fold_in(self.key_shuffle, epoch),
                                                      self.data, self._kw(epoch), self.labelled)
         self.first_loss = float(first)         # the loss before the epoch's first step
         return float(loss), True
+
+    def _stream_epoch(self, epoch) -> tuple:
+        """One pass over a stream: chunks in a random order (from ``seed`` and the epoch), the
+        compiled epoch program on each (it shuffles the chunk's rows), one chunk in memory."""
+        key = jax.random.fold_in(self.key_shuffle, epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.stream.num_chunks)
+        total, count, kw = 0.0, 0, self._kw(epoch)
+        for j, i in enumerate(order):
+            part = self.stream.chunk(int(i))
+            m = batching.size(part)
+            if m < self.b:          # a last chunk shorter than a batch is left out this time
+                continue
+            part = self._placed(batching.to_backend(self.bk, part))
+            self.svi_state, loss, first = self._chunk_fn(m)(
+                self.svi_state, jax.random.fold_in(key, j), part, kw, None)
+            if j == 0:
+                self.first_loss = float(first)
+            used = (m // self.b) * self.b
+            total, count = total + float(loss) * used, count + used
+        return total / count, True
+
+    def _chunk_fn(self, m):
+        """The epoch program for a chunk of ``m`` rows (the first chunk's is compiled ahead)."""
+        if m == self._chunk_rows:
+            return self._epoch_fn
+        if m not in self._chunk_fns:
+            self._chunk_fns[m] = _compile(self.svi, m, self.b, None, None, self.binarize,
+                                          self.mesh)[1]
+        return self._chunk_fns[m]
 
     def validate(self):
         if self.valid is None:
@@ -212,7 +335,7 @@ class Loop:
                                  f"{tuple(old.shape)}, found "
                                  f"{'nothing' if a is None else f'{a.dtype} {a.shape}'}")
             new.append(jnp.asarray(a))
-        self.svi_state = jax.tree_util.tree_unflatten(treedef, new)
+        self.svi_state = self._placed(jax.tree_util.tree_unflatten(treedef, new))
 
     def snapshot_to_arrays(self, snapshot) -> dict:
         return self.bk.params_to_numpy(snapshot)

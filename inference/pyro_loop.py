@@ -32,6 +32,9 @@ from probvae import batch as batching
 from probvae.backends import init_params
 from probvae.backends.pyro_backend import param_scope
 
+from . import distributed
+from .inputs import StreamedBatch
+
 __all__ = ["Loop"]
 
 # First-seen values of live parameter tensors (a user's torch modules outlive a fit): a refit of
@@ -91,8 +94,20 @@ class Loop:
     steps_interruptible = True
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None, cache_key=None, binarize=False):
+                 labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None):
+        if devices not in (None, 1):
+            raise ValueError("Pyro trains on several devices as several processes: launch the "
+                             "same command with torchrun --nproc_per_node=N (see "
+                             "probvae.inference.distributed); devices= is NumPyro's option")
         self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
+        self.stream = None
+        if isinstance(data, StreamedBatch):          # from disk: one chunk in memory at a time
+            if labelled is not None:
+                raise ValueError("labelled data cannot come with a stream from disk")
+            self.stream, data = data, data.chunk(0)
+            if batching.size(data) < min(batch_size, len(self.stream)):
+                raise ValueError(f"chunk_rows={self.stream.chunk_rows} is smaller than "
+                                 f"batch_size={batch_size}: give the stream more rows per chunk")
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.data = batching.to_backend(self.bk, data)
@@ -101,6 +116,14 @@ class Loop:
         self.n = batching.size(self.data)
         self.b = min(batch_size, self.n)
         self.gen = torch.Generator().manual_seed(seed)
+        self.rank, self.world = distributed.world()
+        if self.world > 1:
+            nl = None if self.labelled is None else min(batch_size, batching.size(self.labelled))
+            if self.b % self.world or (nl is not None and nl % self.world):
+                raise ValueError(f"the batches ({self.b} examples"
+                                 f"{'' if nl is None else f', {nl} labelled'}) do not split "
+                                 f"evenly across {self.world} processes: use a batch_size "
+                                 f"that is a multiple of {self.world}")
         self.binarize = binarize
         self.pending = None         # an unfinished epoch: {"epoch", "perm", "step", "total"}
         self.first_loss = None      # the loss before the current epoch's first step
@@ -118,9 +141,25 @@ class Loop:
         self.state_dict = init_params(self.bk, self.model, {**first, **self._kw(0)}, self.seed)
         self.store = stack.enter_context(param_scope(self.state_dict))
         _reset_to_initial(self.store.get_state()["params"])
+        self._reseed_rank()
         self.optim = pyro.optim.Adam({"lr": self.lr})
         self._stack = stack
         return self
+
+    def _reseed_rank(self):
+        """Under torchrun: every process but rank 0 draws its own noise (the parameters start
+        equal, from the same seed; the draws for each share of a batch must differ)."""
+        if self.rank > 0:
+            state = torch.get_rng_state().numpy()
+            torch.manual_seed(int(np.random.default_rng(
+                [self.seed, self.rank, int(state.astype(np.int64).sum())]).integers(2 ** 62)))
+
+    def _share(self, idx):
+        """This process's slice of a global batch's indices (all of them in one process)."""
+        if self.world == 1:
+            return idx
+        k = len(idx) // self.world
+        return idx[self.rank * k:(self.rank + 1) * k]
 
     def __exit__(self, *exc):
         self._stack.close()
@@ -142,6 +181,10 @@ class Loop:
             loss = self.elbo.loss_and_grads(self.model.model, self.model.guide, **batch, **kw)
         params = [site["value"].unconstrained()
                   for _, site in sorted(capture.trace.nodes.items())]
+        if self.world > 1:         # the global batch's gradient: the sum of the shares'
+            total = torch.tensor([float(torch_item(loss))], dtype=torch.float64)
+            distributed.all_sum([p.grad for p in params if p.grad is not None] + [total])
+            loss = float(total.item())
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
         self.optim(params)
@@ -150,7 +193,10 @@ class Loop:
 
     def epoch(self, epoch, stop=None) -> tuple:
         """Run (or finish) epoch ``epoch``; returns ``(train_loss, finished)``. With ``stop``
-        requested it returns ``(None, False)`` after the current step, keeping its place."""
+        requested it returns ``(None, False)`` after the current step, keeping its place
+        (a stream from disk finishes its epoch first)."""
+        if self.stream is not None:
+            return self._stream_epoch(epoch)
         steps = self.n // self.b
         kw = self._kw(epoch)
         if self.pending is not None and self.pending["epoch"] == epoch:
@@ -161,15 +207,15 @@ class Loop:
         self.pending = None
         try:
             for s in range(start, steps):
-                loss = self._step(self._binary(
-                    batching.take(self.data, perm[s * self.b:(s + 1) * self.b])), kw)
+                loss = self._step(self._binary(batching.take(
+                    self.data, self._share(perm[s * self.b:(s + 1) * self.b]))), kw)
                 if s == 0:
                     self.first_loss = loss / self.b
                 total += loss
                 if self.labelled is not None:
                     nl = batching.size(self.labelled)
                     j = torch.randperm(nl, generator=self.gen)[:min(self.batch_size, nl)]
-                    self._step(self._binary(batching.take(self.labelled, j)), kw)
+                    self._step(self._binary(batching.take(self.labelled, self._share(j))), kw)
                 if stop is not None and stop.requested and s + 1 < steps:
                     self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total,
                                     "first": self.first_loss}
@@ -180,6 +226,27 @@ class Loop:
                 raise
             return float("nan"), True
         return total / (steps * self.b), True
+
+    def _stream_epoch(self, epoch) -> tuple:
+        """One pass over a stream: chunks in random order, rows shuffled within each."""
+        kw, total, count = self._kw(epoch), 0.0, 0
+        order = torch.randperm(self.stream.num_chunks, generator=self.gen)
+        try:
+            for j, i in enumerate(order.tolist()):
+                part = batching.to_backend(self.bk, self.stream.chunk(i))
+                m = batching.size(part)
+                perm = torch.randperm(m, generator=self.gen)
+                for s in range(m // self.b):
+                    loss = self._step(self._binary(batching.take(
+                        part, self._share(perm[s * self.b:(s + 1) * self.b]))), kw)
+                    if j == 0 and s == 0:
+                        self.first_loss = loss / self.b
+                    total, count = total + loss, count + self.b
+        except ValueError as err:
+            if "invalid values" not in str(err) and self.finite():
+                raise
+            return float("nan"), True
+        return total / max(count, 1), True
 
     def _binary(self, part):
         """With dynamic binarization, ``part`` with one Bernoulli draw per grey pixel."""
@@ -194,6 +261,10 @@ class Loop:
         with torch.no_grad():
             total = sum(self.elbo.loss(self.model.model, self.model.guide, **part, **kw)
                         for _, part, _ in batching.chunks(self.valid, self.batch_size))
+        if self.world > 1:     # every process scores all of it; all take the mean, the same
+            t = torch.tensor([float(total)], dtype=torch.float64)
+            distributed.all_sum([t])
+            total = float(t.item()) / self.world
         return total / batching.size(self.valid)
 
     def params(self):
@@ -242,6 +313,7 @@ class Loop:
         self.optim.set_state(state)
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8))
         self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8))
+        self._reseed_rank()
         pending = meta.get("pending")
         self.pending = None if pending is None else {
             **pending, "perm": torch.as_tensor(arrays["epoch/perm"], dtype=torch.long)}

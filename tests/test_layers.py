@@ -16,7 +16,8 @@ LAYERS = [
     ("models", ["models/"]),
     ("inference", ["inference/"]),
     ("applications", ["probvae/diagnostics/", "probvae/anomaly.py", "probvae/features.py",
-                      "probvae/_estimator.py", "probvae/impute.py", "probvae/cli/"]),
+                      "probvae/_estimator.py", "probvae/impute.py", "probvae/cli/",
+                      "probvae/__main__.py"]),
 ]
 
 

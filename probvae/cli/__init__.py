@@ -63,6 +63,9 @@ def build_parser():
     t.add_argument("--seed", type=int, default=d["seed"])
     t.add_argument("--eval-samples", type=int, default=d["eval_samples"])
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--devices", type=int, default=None,
+                   help="NumPyro: split each batch across this many JAX devices (Pyro: launch "
+                   "with torchrun --nproc_per_node=N -m probvae train ...)")
     t.add_argument("--checkpoint-every", type=int, default=1,
                    help="epochs between checkpoints in --out")
     t.add_argument("--out", default=None, help="run folder to write (new or empty; an "

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import probvae as pv
+from probvae.inference import distributed
 from probvae.inference.checkpoint import read_config
 from probvae.models.base import MODELS
 from probvae.outputs import check_run_dir
@@ -65,6 +66,14 @@ def _resume_settings(args):
 
 def cmd_train(args):
     """Train (or with ``--resume`` continue) a run; returns the exit status."""
+    try:
+        return _train(args)
+    finally:
+        distributed.finish()
+
+
+def _train(args):
+    writer = distributed.is_main()    # under torchrun, rank 0 alone writes and prints
     if args.resume:
         args = _resume_settings(args)
     else:
@@ -72,7 +81,8 @@ def cmd_train(args):
             raise ValueError("train needs --out DIR (a new run folder) or --resume DIR")
         # the output folder is checked before anything is loaded or trained: nothing of yours
         # is ever replaced, and an impossible --out fails now, not after training
-        check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir])
+        if writer:
+            check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir])
         for key, default in (("epochs", DEFAULTS["epochs"]), ("lr", DEFAULTS["lr"])):
             if getattr(args, key) is None:
                 setattr(args, key, default)
@@ -98,17 +108,22 @@ def cmd_train(args):
     recorded = {k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in ((k, getattr(args, k)) for k in _TRAIN_SETTINGS)}
     verb = "resuming" if args.resume else "training"
-    print(f"{verb} {type(model).__name__} (prior={args.prior}, likelihood={args.likelihood}) "
-          f"with {args.objective} on {ds!r}, backend {args.backend}; checkpoints in {args.out}/")
+    if writer:
+        print(f"{verb} {type(model).__name__} (prior={args.prior}, likelihood={args.likelihood}) "
+              f"with {args.objective} on {ds!r}, backend {args.backend}; checkpoints in "
+              f"{args.out}/")
     res = pv.fit(model, ds.train, objective=args.objective, epochs=args.epochs,
                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, validation=ds.valid,
                  patience=args.patience, progress=not args.no_progress, clip_norm=args.clip_norm,
                  binarize="dynamic" if binarize == "dynamic" else None,
                  checkpoint=args.out, checkpoint_every=args.checkpoint_every,
                  resume=args.resume or None, overwrite=args.overwrite,
+                 devices=getattr(args, "devices", None),
                  run_info={"data": data_info, "cli": recorded}, **opts)
     if res.status == "interrupted":
         return EXIT_INTERRUPTED              # fit printed how to resume
+    if not writer:
+        return 0 if res.status != "diverged" else EXIT_DIVERGED
     if res.status == "diverged":
         print(f"probvae train: {res.message}\nthe parameters before it are saved in "
               f"{args.out}/ (pv.load reads them)", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load",
-           "from_frame", "Table", "Column"]
+           "from_frame", "Table", "Column", "stream", "Stream"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,3 +338,4 @@ for _name in ("mnist", "fashion_mnist"):
 
 
 from .tables import Column, Table, from_frame  # noqa: E402 (tables build on Split)
+from .streaming import Stream, stream  # noqa: E402 (reads the IDX header like read_idx)
