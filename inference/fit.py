@@ -159,7 +159,7 @@ def _check_resumable(meta, fit_meta, path):
                              f"that may change: {', '.join(_CHANGEABLE)})")
 
 
-def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, seed=0,
+def fit(model, data, *, objective=None, epochs=50, batch_size=128, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
         resume=None, overwrite=False, run_info=None, devices=None, **objective_options):
@@ -175,8 +175,10 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
         :func:`probvae.data.stream` over a ``.npy``/IDX file trains on data larger than
         memory, one chunk of rows at a time (chunks in random order, rows shuffled within
         each).
-    objective : str
-        A registered objective name (see :mod:`probvae.inference.objectives`).
+    objective : str, optional
+        A registered objective name (see :mod:`probvae.inference.objectives`). Default:
+        ``"enum"`` for a model with discrete latents to sum out (:class:`SSVAE`),
+        ``"elbo"`` otherwise.
     epochs, batch_size, lr : int, int, float
         Passes over the data; mini-batch size (the last partial batch of each shuffled epoch is
         dropped); Adam learning rate.
@@ -254,6 +256,8 @@ def fit(model, data, *, objective="elbo", epochs=50, batch_size=128, lr=1e-3, se
     (['kl_weight', 'seconds', 'train_loss', 'valid_loss'], 'completed')
     """
     model = _as_model(model, backend)
+    if objective is None:
+        objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
     _check_keywords(objective, model.bk.name, objective_options)
     epochs = check_count(epochs, "epochs")
     batch_size = check_count(batch_size, "batch_size")

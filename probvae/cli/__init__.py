@@ -36,7 +36,8 @@ def build_parser():
     t.add_argument("--model", default=d["model"])
     t.add_argument("--prior", default=d["prior"])
     t.add_argument("--likelihood", default=d["likelihood"])
-    t.add_argument("--objective", default=d["objective"])
+    t.add_argument("--objective", default=None,
+                   help="elbo, iwae, ... (default: enum for --model ssvae, elbo otherwise)")
     t.add_argument("--backend", default=d["backend"], choices=["numpyro", "pyro"])
     t.add_argument("--dataset", default=d["dataset"], help="digits, mnist or fashion_mnist")
     t.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist, fashion_mnist)")

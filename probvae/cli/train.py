@@ -101,6 +101,8 @@ def _train(args):
                       hidden=args.hidden, prior=args.prior, likelihood=args.likelihood,
                       backend=args.backend, image_shape=shape, encoder=args.encoder,
                       decoder=args.decoder)
+    if args.objective is None:
+        args.objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
     opts = {k: getattr(args, k) for k in ("num_particles", "alpha", "beta", "warmup")
             if getattr(args, k) is not None}
     data_info = {"dataset": args.dataset, "data_dir": args.data_dir, "data_seed": args.seed,

@@ -188,6 +188,9 @@ def test_needs_the_enum_objective(ss_numpyro, digits):
     with pytest.raises(ValueError, match="objective='enum'"):
         pv.fit(ss_numpyro, digits.train, labels=digits.train.label_subset(1), objective="elbo",
                epochs=1, progress=False)
+    res = pv.fit(ss_numpyro, digits.train, labels=digits.train.label_subset(1), epochs=1,
+                 progress=False)                        # the default for discrete latents
+    assert res.objective == "enum"
 
 
 def test_scores_leave_out_the_auxiliary_term(backend, fitted_ss, digits):
