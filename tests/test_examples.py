@@ -33,6 +33,8 @@ CASES = {
                     ["normal", "vamp", "k-hat", "paired se", "posterior predictive check"],
                     ["khat.png", "forest_vamp_digit0.png", "compare.png", "ppc.png"]),
     "custom_model": (["--epochs", "2"], ["pyro", "numpyro", "IWAE log-likelihood"], None),
+    "tabular": (["--epochs", "5"], ["column kinds", "pv.impute", "IterativeImputer",
+                                   "species share", "AUROC"], None),
 }
 
 
