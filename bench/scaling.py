@@ -84,7 +84,7 @@ def run_devices(counts, rows, platform):
         proc = subprocess.run([sys.executable, "-c", DEVICE_RUN, str(n), str(rows), platform,
                                str(DATA)], capture_output=True, text=True, env=env, cwd=ROOT)
         results.append(_last_json(proc))
-    base = rows / results[0]["epoch"]
+    base = results[0]["rows"] / results[0]["epoch"]
     print(f"\n| devices | platform | epoch s | examples/s | efficiency | train loss |")
     print("|---|---|---|---|---|---|")
     for r in results:
@@ -103,10 +103,12 @@ def run_pyro(counts, rows):
         for n in counts:
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={n}", str(script), str(rows), str(DATA)]
-            env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)))
+            env = dict(os.environ, OMP_NUM_THREADS="1")     # one thread per process: the
+            # comparison is of processes (torch threads fighting another busy process slow
+            # it several-fold on a 2-core machine)
             results.append(_last_json(subprocess.run(cmd, capture_output=True, text=True,
                                                      env=env, cwd=ROOT)))
-    base = rows / results[0]["epoch"]
+    base = results[0]["rows"] / results[0]["epoch"]
     print("\n| processes | epoch s | examples/s | efficiency | train loss |")
     print("|---|---|---|---|---|")
     for r in results:
