@@ -276,7 +276,7 @@ def fit(model, data, *, objective=None, epochs=50, batch_size=128, lr=1e-3, seed
         raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
     run_dir, resume_dir = _resolve_dirs(checkpoint, resume)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        if model.backend != "pyro":
+        if not model.bk.multi_process:
             raise ValueError("several processes (torchrun) train Pyro models; a NumPyro model "
                              "uses several devices from one process: pv.fit(..., devices=N)")
         if not distributed.is_main():        # rank 0 alone writes; every rank may resume

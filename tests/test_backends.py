@@ -32,6 +32,7 @@ def test_flags_differ_where_the_libraries_do():
     pyro, numpyro = pv.backends.get("pyro"), pv.backends.get("numpyro")
     assert numpyro.fixed_shapes and not pyro.fixed_shapes
     assert pyro.shared_param_store and not numpyro.shared_param_store
+    assert pyro.multi_process and not numpyro.multi_process
 
 
 def test_no_backend_name_checks_outside_the_backends():

@@ -31,6 +31,10 @@ class Backend(Protocol):
     shared_param_store : bool
         The library keeps parameters in one global store that must be swapped per model
         (Pyro); NumPyro passes them explicitly.
+    multi_process : bool
+        Trains data-parallel as several processes under ``torchrun`` (Pyro, with
+        ``torch.distributed``); False: several devices from one process (NumPyro's
+        ``fit(devices=N)``).
 
     ``lock`` is a re-entrant lock that every probvae call tracing or training on the backend
     holds: both libraries keep their effect-handler stack in a global, so fits and samples
@@ -40,6 +44,7 @@ class Backend(Protocol):
     name: str
     fixed_shapes: bool
     shared_param_store: bool
+    multi_process: bool
     lock: Any
     dist: Any
     constraints: Any

@@ -136,6 +136,7 @@ class NumPyroBackend:
     name = "numpyro"
     fixed_shapes = True          # jit compiles one shape: chunks are padded
     shared_param_store = False
+    multi_process = False        # several devices from one process: fit(devices=N)
     #: held by every probvae call that traces or trains on this backend: the library's handler
     #: stack (and Pyro's param store) are global, so calls from several threads take turns
     lock = threading.RLock()

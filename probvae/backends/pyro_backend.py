@@ -100,6 +100,7 @@ class PyroBackend:
     name = "pyro"
     fixed_shapes = False         # eager: any shape
     shared_param_store = True    # swapped per model by param_scope
+    multi_process = True         # data-parallel as torchrun processes (torch.distributed)
     #: held by every probvae call that traces or trains on this backend: the library's handler
     #: stack (and Pyro's param store) are global, so calls from several threads take turns
     lock = threading.RLock()
