@@ -127,3 +127,19 @@ def test_collapsed_latents_are_inactive(small, make_vae, quick_fit):
     scores = pv.evaluate(res, small.test, num_samples=20)
     assert scores["active_units"] == 0
     assert np.all(np.abs(scores["kl_per_dim"]) < 0.05)
+
+
+def test_each_fit_is_scored_with_its_own_parameters(backend, small):
+    """Two fits of the same configuration share compiled scoring functions (NumPyro) but
+    never each other's parameters: a short and a long fit score differently, in any order."""
+    kw = dict(batch_size=32, lr=3e-3, progress=False, seed=0)
+
+    def make():
+        return pv.models.VAE(input_dim=small.train.x.shape[1], latent_dim=2, hidden=(16,),
+                             backend=backend)
+    short = pv.fit(make(), small.train, epochs=1, **kw)
+    long = pv.fit(make(), small.train, epochs=15, **kw)
+    a = pv.evaluate(long, small.test, num_samples=8)["elbo"]
+    b = pv.evaluate(short, small.test, num_samples=8)["elbo"]
+    assert a != b
+    assert pv.evaluate(long, small.test, num_samples=8)["elbo"] == a
