@@ -159,7 +159,7 @@ def _check_resumable(meta, fit_meta, path):
                              f"that may change: {', '.join(_CHANGEABLE)})")
 
 
-def fit(model, data, *, objective=None, epochs=50, batch_size=128, lr=1e-3, seed=0,
+def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
         resume=None, overwrite=False, run_info=None, devices=None, **objective_options):
@@ -181,7 +181,8 @@ def fit(model, data, *, objective=None, epochs=50, batch_size=128, lr=1e-3, seed
         ``"elbo"`` otherwise.
     epochs, batch_size, lr : int, int, float
         Passes over the data; mini-batch size (the last partial batch of each shuffled epoch is
-        dropped); Adam learning rate.
+        dropped); Adam learning rate. Defaults: 50 epochs of batch 128, or the model's own
+        ``fit_defaults`` (:class:`SSVAE`: 100 epochs of batch 32).
     seed : int
         Seeds networks, parameter initialisation, shuffling and sampling: the same seed on the
         same backend gives the same numbers. An integer in 0..2**32-1.
@@ -258,6 +259,9 @@ def fit(model, data, *, objective=None, epochs=50, batch_size=128, lr=1e-3, seed
     model = _as_model(model, backend)
     if objective is None:
         objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
+    own = getattr(model, "fit_defaults", {})
+    epochs = own.get("epochs", 50) if epochs is None else epochs
+    batch_size = own.get("batch_size", 128) if batch_size is None else batch_size
     _check_keywords(objective, model.bk.name, objective_options)
     epochs = check_count(epochs, "epochs")
     batch_size = check_count(batch_size, "batch_size")

@@ -124,6 +124,8 @@ class Model:
     training_sites = ()
     #: the per-example inputs (batch keys, see probvae.batch) that model and guide take
     batch_keys = ("x", "mask")
+    #: ``fit`` settings this model trains best with when the call leaves them out
+    fit_defaults: dict = {}
 
     def __init__(self, backend: str = "numpyro"):
         self.bk = backends.get(backend)

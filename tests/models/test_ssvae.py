@@ -223,3 +223,20 @@ def test_predict_by_bayes_rule_under_the_model(backend, fitted_ss, digits):
     assert (probs.argmax(1) == digits.test.y[:40]).mean() > 0.3          # chance is 0.1
     with pytest.raises(ValueError, match="'classifier'.*'model'"):
         pv.predict(res, x, method="bayes")
+
+
+def test_fit_takes_the_models_own_defaults(digits):
+    """Left out, epochs and batch_size come from the model (SSVAE: 100 of 32, chosen on the
+    validation split); a VAE keeps fit's general 50 of 128; given ones always win."""
+    part = pv.data.from_arrays(digits.train.x[:64], digits.train.y[:64])
+    lab = part.label_subset(n_per_class=1)
+    ss = pv.models.SSVAE(input_dim=64, num_classes=10, latent_dim=2, hidden=(8,))
+    res = pv.fit(ss, part, labels=lab, progress=False)
+    assert (res.options["epochs"], res.options["batch_size"]) == (100, 32)
+    assert len(res.history["train_loss"]) == 100 and res.objective == "enum"
+    res = pv.fit(ss, part, labels=lab, epochs=2, batch_size=16, progress=False)
+    assert (res.options["epochs"], res.options["batch_size"]) == (2, 16)
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,))
+    res = pv.fit(vae, part, epochs=1, progress=False)
+    assert res.options["batch_size"] == 128
+    assert pv.models.SSVAE(input_dim=64).latent_dim == 32
