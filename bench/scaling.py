@@ -73,6 +73,17 @@ def _last_json(proc):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def print_throughput(results, unit):
+    """A table of epoch time, throughput and efficiency = throughput(n) / (n x throughput(1))."""
+    base = results[0]["rows"] / results[0]["epoch"]
+    print(f"\n| {unit} | epoch s | examples/s | efficiency | train loss |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        tput = r["rows"] / r["epoch"]
+        print(f"| {r[unit]} | {r['epoch']:.2f} | {tput:.0f} | {tput / (r[unit] * base):.2f} | "
+              f"{r['loss']:.2f} |")
+
+
 def run_devices(counts, rows, platform):
     print(f"\nNumPyro, one MNIST VAE epoch ({rows} rows, batch 256), devices by jax.sharding")
     env = dict(os.environ)
@@ -84,13 +95,8 @@ def run_devices(counts, rows, platform):
         proc = subprocess.run([sys.executable, "-c", DEVICE_RUN, str(n), str(rows), platform,
                                str(DATA)], capture_output=True, text=True, env=env, cwd=ROOT)
         results.append(_last_json(proc))
-    base = results[0]["rows"] / results[0]["epoch"]
-    print(f"\n| devices | platform | epoch s | examples/s | efficiency | train loss |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        tput = r["rows"] / r["epoch"]
-        print(f"| {r['devices']} | {r['platform']} | {r['epoch']:.2f} | {tput:.0f} | "
-              f"{tput / (r['devices'] * base):.2f} | {r['loss']:.2f} |")
+    print(f"\nplatform: {results[0]['platform']}")
+    print_throughput(results, "devices")
     return results
 
 
@@ -108,13 +114,7 @@ def run_pyro(counts, rows):
             # it several-fold on a 2-core machine)
             results.append(_last_json(subprocess.run(cmd, capture_output=True, text=True,
                                                      env=env, cwd=ROOT)))
-    base = results[0]["rows"] / results[0]["epoch"]
-    print("\n| processes | epoch s | examples/s | efficiency | train loss |")
-    print("|---|---|---|---|---|")
-    for r in results:
-        tput = r["rows"] / r["epoch"]
-        print(f"| {r['processes']} | {r['epoch']:.2f} | {tput:.0f} | "
-              f"{tput / (r['processes'] * base):.2f} | {r['loss']:.2f} |")
+    print_throughput(results, "processes")
     return results
 
 

@@ -336,6 +336,17 @@ class StreamedBatch:
     def chunk_rows(self) -> int:
         return self.source.chunk_rows
 
+    def first_chunk(self, batch_size: int, labelled=None) -> dict:
+        """The first chunk's batch, for a training loop to build and compile on; checks the
+        stream fits the loop (no labelled data; a chunk holds at least a batch)."""
+        if labelled is not None:
+            raise ValueError("labelled data cannot come with a stream from disk")
+        first = self.chunk(0)
+        if batching.size(first) < min(batch_size, len(self)):
+            raise ValueError(f"chunk_rows={self.chunk_rows} is smaller than "
+                             f"batch_size={batch_size}: give the stream more rows per chunk")
+        return first
+
     def chunk(self, i: int) -> dict:
         """The batch of chunk ``i`` (read from disk now)."""
         start, stop = self.source.bounds(i)

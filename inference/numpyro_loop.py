@@ -159,12 +159,7 @@ class Loop:
         self.schedule = schedule
         self.stream, self.seed, self.binarize = None, seed, binarize
         if isinstance(data, StreamedBatch):          # from disk: the program runs per chunk
-            if labelled is not None:
-                raise ValueError("labelled data cannot come with a stream from disk")
-            self.stream, data = data, data.chunk(0)
-            if batching.size(data) < min(batch_size, len(self.stream)):
-                raise ValueError(f"chunk_rows={self.stream.chunk_rows} is smaller than "
-                                 f"batch_size={batch_size}: give the stream more rows per chunk")
+            self.stream, data = data, data.first_chunk(batch_size, labelled)
             self._chunk_fns = {}
         n = batching.size(data)
         b = self.b = min(batch_size, n)

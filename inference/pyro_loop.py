@@ -102,12 +102,7 @@ class Loop:
         self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
         self.stream = None
         if isinstance(data, StreamedBatch):          # from disk: one chunk in memory at a time
-            if labelled is not None:
-                raise ValueError("labelled data cannot come with a stream from disk")
-            self.stream, data = data, data.chunk(0)
-            if batching.size(data) < min(batch_size, len(self.stream)):
-                raise ValueError(f"chunk_rows={self.stream.chunk_rows} is smaller than "
-                                 f"batch_size={batch_size}: give the stream more rows per chunk")
+            self.stream, data = data, data.first_chunk(batch_size, labelled)
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.data = batching.to_backend(self.bk, data)

@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 from numpyro.distributions import Distribution, constraints
 
+from .columns_common import ColumnParts
+
 __all__ = ["Columns"]
 
 
-class Columns(Distribution):
+class Columns(ColumnParts, Distribution):
     """Independent columns over consecutive slices of the last axis of ``x``.
 
     Parameters
@@ -36,17 +38,9 @@ class Columns(Distribution):
     support = constraints.real_vector
 
     def __init__(self, parts, masks=None, validate_args=None):
-        self.parts = list(parts)
-        self.masks = list(masks) if masks is not None else [None] * len(self.parts)
+        width = self._set_parts(parts, masks)
         batch = jnp.broadcast_shapes(*(d.batch_shape for _, _, d in self.parts))
-        width = sum(w for w, _, _ in self.parts)
         super().__init__(batch_shape=batch, event_shape=(width,), validate_args=False)
-
-    def _slices(self):
-        start = 0
-        for (width, kind, d), mask in zip(self.parts, self.masks):
-            yield start, width, kind, d, mask
-            start += width
 
     def log_prob(self, value):
         total = 0.0

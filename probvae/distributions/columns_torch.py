@@ -16,10 +16,12 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.nn import functional as F
 
+from .columns_common import ColumnParts
+
 __all__ = ["Columns"]
 
 
-class Columns(TorchDistribution):
+class Columns(ColumnParts, TorchDistribution):
     """Independent columns over consecutive slices of the last axis of ``x`` (see the NumPyro
     twin in :mod:`probvae.distributions.columns_jax` for the parameters)."""
 
@@ -27,18 +29,10 @@ class Columns(TorchDistribution):
     support = constraints.real_vector
 
     def __init__(self, parts, masks=None, validate_args=None):
-        self.parts = list(parts)
-        self.masks = list(masks) if masks is not None else [None] * len(self.parts)
+        width = self._set_parts(parts, masks)
         batch = torch.broadcast_shapes(*(d.batch_shape for _, _, d in self.parts))
-        width = sum(w for w, _, _ in self.parts)
         super().__init__(batch_shape=batch, event_shape=torch.Size([width]),
                          validate_args=False)
-
-    def _slices(self):
-        start = 0
-        for (width, kind, d), mask in zip(self.parts, self.masks):
-            yield start, width, kind, d, mask
-            start += width
 
     def log_prob(self, value):
         total = 0.0
