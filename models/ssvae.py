@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from probvae import likelihoods, priors
-from probvae.networks import Head, Input
+from probvae.networks import Head, Input, gaussian_heads
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
@@ -85,13 +85,16 @@ class SSVAE(Model):
         self.likelihood = likelihoods.get(likelihood)
         self.encoder = architecture(encoder, self.hidden, activation)
         self.decoder = architecture(decoder, self.hidden, activation)
+        self._make_specs()
+
+    def _make_specs(self):
+        """The network specs: classifier q(y|x), encoder q(z|x, y), decoder p(x|z, y)."""
         x_in, y_in = Input("x", self.input_dim), Input("y", self.num_classes, "one_hot")
         shape = self.image_shape
         self.classifier_spec = self.encoder.spec((x_in,), (Head("logits", self.num_classes),),
                                                  "encoder", shape)
-        self.encoder_spec = self.encoder.spec(
-            (x_in, y_in), (Head("loc", self.latent_dim),
-                           Head("scale", self.latent_dim, "positive")), "encoder", shape)
+        self.encoder_spec = self.encoder.spec((x_in, y_in), gaussian_heads(self.latent_dim),
+                                              "encoder", shape)
         self.decoder_spec = self.decoder.spec((Input("z", self.latent_dim), y_in),
                                               self.likelihood.heads(self.input_dim), "decoder",
                                               shape)

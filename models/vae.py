@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from probvae import likelihoods, priors
-from probvae.networks import Head, Input
+from probvae.networks import Input, gaussian_heads
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
@@ -73,9 +73,8 @@ class VAE(Model):
         self.encoder = architecture(encoder, self.hidden, activation)
         self.decoder = architecture(decoder, self.hidden, activation)
         self.encoder_spec = self.encoder.spec(
-            (Input("x", self.input_dim),),
-            (Head("loc", self.latent_dim), Head("scale", self.latent_dim, "positive")),
-            "encoder", self.image_shape)
+            (Input("x", self.input_dim),), gaussian_heads(self.latent_dim), "encoder",
+            self.image_shape)
         self.decoder_spec = self.decoder.spec((Input("z", self.latent_dim),),
                                               self.likelihood.heads(self.input_dim), "decoder",
                                               self.image_shape)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Head", "Input", "MLPSpec", "ConvSpec", "MLP", "Conv", "get", "names", "register",
+__all__ = ["Head", "Input", "gaussian_heads", "MLPSpec", "ConvSpec", "MLP", "Conv", "get", "names", "register",
            "ACTIVATIONS", "TRANSFORMS"]
 
 #: Activation names understood by both network builders.
@@ -75,6 +75,17 @@ class Head:
             raise ValueError(f"unknown head transform {self.transform!r}; known: {TRANSFORMS}")
         if self.transform == "bounded" and not self.bound > 0:
             raise ValueError(f"head {self.name!r}: transform 'bounded' needs bound > 0")
+
+
+def gaussian_heads(size: int) -> tuple:
+    """The output heads of a diagonal Gaussian of ``size`` dims: ``loc`` and a positive ``scale``.
+
+    Examples
+    --------
+    >>> [h.name for h in gaussian_heads(4)]
+    ['loc', 'scale']
+    """
+    return (Head("loc", size), Head("scale", size, "positive"))
 
 
 @dataclass(frozen=True)
