@@ -29,7 +29,7 @@ from sklearn.semi_supervised import LabelSpreading
 
 import probvae as pv
 
-DEFAULTS = dict(backend="numpyro", labels=50, epochs=100, prior="normal",
+DEFAULTS = dict(model="m2", backend="numpyro", labels=50, epochs=100, prior="normal",
                 likelihood="continuous_bernoulli", latent_dim=32, hidden=512, alpha=50.0,
                 batch_size=32, lr=1e-3, seed=0, dataset="digits", out="runs/semi_supervised")
 
@@ -45,13 +45,33 @@ def baselines(x_lab, y_lab, x_unlab, x_test, y_test, seed):
             "LabelSpreading (scikit-learn, kNN)": spread.score(x_test, y_test)}
 
 
+#: --model: M2, or M2 with an auxiliary latent (Maaløe et al. 2016) without or with the skip
+MODELS = {"m2": ("M2", {}), "adgm": ("ADGM", {"skip": False}), "sdgm": ("SDGM", {"skip": True})}
+
+
 def train_m2(data, lab_idx, args, progress=True):
-    ss = pv.models.SSVAE(input_dim=data.train.x.shape[1], num_classes=data.num_classes,
-                         latent_dim=args.latent_dim, hidden=(args.hidden,), prior=args.prior,
-                         likelihood=args.likelihood, alpha=args.alpha, backend=args.backend)
-    return pv.fit(ss, data.train, labels=lab_idx, objective="enum", epochs=args.epochs,
+    """Fit M2 (``args.model == "m2"``) or its auxiliary-variable versions on ``data.train``
+    with the labels of ``lab_idx``; the other settings from ``args``."""
+    kind = getattr(args, "model", "m2")
+    settings = dict(input_dim=data.train.x.shape[1], num_classes=data.num_classes,
+                    latent_dim=args.latent_dim, hidden=(args.hidden,), prior=args.prior,
+                    likelihood=args.likelihood, alpha=args.alpha, backend=args.backend)
+    if kind == "m2":
+        model = pv.models.SSVAE(**settings)
+    else:
+        model = pv.models.ADGM(**settings, **MODELS[kind][1])
+    return pv.fit(model, data.train, labels=lab_idx, objective="enum", epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                   validation=data.valid, progress=progress)
+
+
+def time_to(history, accuracy):
+    """``(epochs, seconds)`` until the validation accuracy first reaches ``accuracy`` (seconds
+    include the first epoch's compilation), or ``None`` if it never does."""
+    hits = np.flatnonzero(np.asarray(history["valid_accuracy"]) >= accuracy)
+    if not len(hits):
+        return None
+    return int(hits[0]) + 1, float(np.sum(history["seconds"][:hits[0] + 1]))
 
 
 def pictures(res, data, out: Path):
@@ -72,6 +92,8 @@ def pictures(res, data, out: Path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     d = DEFAULTS
+    ap.add_argument("--model", choices=sorted(MODELS), default=d["model"],
+                    help="m2 (Kingma et al. 2014), adgm or sdgm (Maaløe et al. 2016)")
     ap.add_argument("--backend", choices=["numpyro", "pyro"], default=d["backend"])
     ap.add_argument("--labels", type=int, default=d["labels"], help="labelled examples in all")
     ap.add_argument("--epochs", type=int, default=d["epochs"])
@@ -110,8 +132,9 @@ def main():
     sec = h["seconds"]
     print(f"\ntest accuracy with {len(lab)} labels ({args.dataset}, {len(data.test)} test examples, "
           f"backend {args.backend})")
-    print(f"  {'M2, Bayes rule p(y|x) under the model':<44} {acc['model']:.3f}")
-    print(f"  {'M2, its classifier q(y|x)':<44} {acc['classifier']:.3f}")
+    name = MODELS[args.model][0]
+    print(f"  {name + ', Bayes rule p(y|x) under the model':<44} {acc['model']:.3f}")
+    print(f"  {name + ', its classifier q(y|x)':<44} {acc['classifier']:.3f}")
     for name, value in base.items():
         print(f"  {name:<44} {value:.3f}")
     print(f"training {train_s:.1f} s: {np.median(sec[1:]):.3f} s/epoch, first epoch "

@@ -6,8 +6,9 @@ Examples
 >>> VAE(input_dim=64).backend, SSVAE(input_dim=64, num_classes=10).num_classes
 ('numpyro', 10)
 """
+from .adgm import ADGM
 from .base import CustomModel, Model
 from .ssvae import SSVAE
 from .vae import VAE
 
-__all__ = ["Model", "CustomModel", "VAE", "SSVAE"]
+__all__ = ["Model", "CustomModel", "VAE", "SSVAE", "ADGM"]
