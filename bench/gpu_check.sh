@@ -26,13 +26,13 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.device_count() if torch.cuda.is_available() else 0)
 PY
 NGPU=$($PY -c "import jax; print(sum(d.platform == 'gpu' for d in jax.devices()))" 2>/dev/null || echo 0)
-step demo "$PY" -m probvae train --out "$OUT/demo" --overwrite --no-progress
+step demo "$PY" -m probvae train --device gpu --out "$OUT/demo" --overwrite --no-progress
 step mnist_conv_numpyro "$PY" -m probvae train --dataset mnist --data-dir "$DATA/mnist" \
   --encoder conv --decoder conv --likelihood bernoulli --binarize dynamic --epochs 1 \
-  --eval-samples 10 --no-progress --out "$OUT/conv_numpyro" --overwrite
+  --eval-samples 10 --no-progress --device gpu --out "$OUT/conv_numpyro" --overwrite
 step mnist_conv_pyro "$PY" -m probvae train --dataset mnist --data-dir "$DATA/mnist" --backend pyro \
   --encoder conv --decoder conv --likelihood bernoulli --binarize dynamic --epochs 1 \
-  --eval-samples 10 --no-progress --out "$OUT/conv_pyro" --overwrite
+  --eval-samples 10 --no-progress --device gpu --out "$OUT/conv_pyro" --overwrite
 step semi_supervised "$PY" examples/semi_supervised.py --out "$OUT/m2"
 if [ "$NGPU" -ge 1 ]; then
   DEVS=""; n=1; while [ "$n" -le "$NGPU" ]; do DEVS="$DEVS $n"; n=$((n * 2)); done

@@ -21,6 +21,7 @@ import numpy as np
 
 from probvae.data import as_split
 from probvae.data.streaming import Stream
+from probvae.backends.base import check_device
 from probvae.models import CustomModel
 from probvae.outputs import (FORMAT, check_run_dir, is_run, json_text, read_json, write_json,
                              write_npz, write_run)
@@ -162,7 +163,8 @@ def _check_resumable(meta, fit_meta, path):
 def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, seed=0,
         validation=None, patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
-        resume=None, overwrite=False, run_info=None, devices=None, **objective_options):
+        resume=None, overwrite=False, run_info=None, devices=None, device=None,
+        **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -236,6 +238,12 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         as one device, within float rounding). ``batch_size`` must divide evenly. Pyro
         trains on several devices as several processes instead: ``torchrun`` (see
         :mod:`probvae.inference.distributed`). Default: one device.
+    device : None, "cpu" or "gpu"
+        Where training runs. ``None`` (default): a GPU when the library sees one (the CUDA
+        build of jax or torch), else the CPU; ``"gpu"`` without one is an error naming the
+        install command. On Pyro the fitted model is moved back to the CPU afterwards, and
+        on both backends its parameters save as NumPy arrays, so a model trained on a GPU
+        loads, scores and samples on a machine without one.
     **objective_options
         Passed to the objective (``num_particles``, ``alpha``, ``beta``, ``warmup``).
 
@@ -276,6 +284,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
             raise ValueError("patience (early stopping) needs validation data: pass validation=")
     missing = check_missing(missing)
     binarize = check_binarize(binarize)
+    device = check_device(device, model.bk)
     if run_info is not None and (not isinstance(run_info, dict) or set(run_info) - {"data", "cli"}):
         raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
     run_dir, resume_dir = _resolve_dirs(checkpoint, resume)
@@ -342,13 +351,15 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         cache_key = None if fit_meta["model"] is None else json.dumps(
             [fit_meta["model"], objective_name, objective_options, missing, binarize],
             sort_keys=True, default=str)
-        loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
-                        seed=seed, labelled=labelled, clip_norm=clip_norm, cache_key=cache_key,
-                        binarize=binarize == "dynamic", devices=devices)
-        with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
-            return _train(model, built, loop, epochs, patience, progress, metric, options,
-                          objective_name, fit_meta, run_dir, resume_dir, overwrite,
-                          checkpoint_every, run_info, started)
+        with model.bk.placement(device):     # data, parameters and steps on that device
+            loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
+                            seed=seed, labelled=labelled, clip_norm=clip_norm,
+                            cache_key=cache_key, binarize=binarize == "dynamic",
+                            devices=devices, device=device)
+            with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
+                return _train(model, built, loop, epochs, patience, progress, metric,
+                              options, objective_name, fit_meta, run_dir, resume_dir,
+                              overwrite, checkpoint_every, run_info, started)
 
 
 def _train(model, built, loop, epochs, patience, progress, metric, options, objective_name,

@@ -73,9 +73,10 @@ def _split_across(mesh):
         lambda a: jax.lax.with_sharding_constraint(a, spec), part)
 
 
-def device_mesh(devices):
+def device_mesh(devices, kind=None):
     """A one-axis ``jax.sharding.Mesh`` ("batch") over ``devices`` (int: the first that many
-    of ``jax.devices()``; ``"all"``; a list of devices), or None for one device.
+    of ``jax.devices(kind)``; ``"all"``; a list of devices), or None for one device. ``kind``
+    is ``"cpu"``, ``"gpu"`` or None (JAX's default platform).
 
     Examples
     --------
@@ -84,7 +85,7 @@ def device_mesh(devices):
     """
     if devices is None:
         return None
-    available = jax.devices()
+    available = jax.devices(kind)
     if isinstance(devices, str):
         if devices != "all":
             raise ValueError(f"devices takes an int, 'all' or a list of jax devices, got "
@@ -148,9 +149,10 @@ class Loop:
     steps_interruptible = False
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None):
+                 labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
+                 device=None):
         bk = self.bk = model.bk
-        mesh = self.mesh = device_mesh(devices)
+        mesh = self.mesh = device_mesh(devices, device)   # fit runs it under bk.placement
         if mesh is not None:
             ndev = mesh.devices.size
             if batch_size % ndev:

@@ -83,6 +83,12 @@ def _decode(tree, arrays):
     return tree
 
 
+def _bernoulli(x, gen):
+    """One Bernoulli draw per value of ``x`` from the CPU generator ``gen`` (the same pixels
+    on any device), returned where ``x`` is."""
+    return torch.bernoulli(x.detach().cpu(), generator=gen).to(x.device)
+
+
 class Loop:
     """One model's training on Pyro with its own param-store state (see ``param_scope``).
 
@@ -94,12 +100,17 @@ class Loop:
     steps_interruptible = True
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
-                 labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None):
+                 labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
+                 device=None):
         if devices not in (None, 1):
             raise ValueError("Pyro trains on several devices as several processes: launch the "
                              "same command with torchrun --nproc_per_node=N (see "
                              "probvae.inference.distributed); devices= is NumPyro's option")
         self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
+        # fit enters bk.placement(device) around the loop: new tensors go there; the networks
+        # (built on the CPU, so the same seed gives the same start anywhere) move there too
+        self.device = self.bk.torch_device(device)
+        self.bk.move_nets(model.nets, self.device)
         self.stream = None
         if isinstance(data, StreamedBatch):          # from disk: one chunk in memory at a time
             self.stream, data = data, data.first_chunk(batch_size, labelled)
@@ -131,8 +142,8 @@ class Loop:
         torch.manual_seed(self.seed)
         first = batching.take(self.data, slice(0, self.b))
         if self.binarize:                            # init sees binary pixels too
-            first = {**first, "x": torch.bernoulli(
-                first["x"], generator=torch.Generator().manual_seed(self.seed))}
+            first = {**first, "x": _bernoulli(first["x"],
+                                              torch.Generator().manual_seed(self.seed))}
         self.state_dict = init_params(self.bk, self.model, {**first, **self._kw(0)}, self.seed)
         self.store = stack.enter_context(param_scope(self.state_dict))
         _reset_to_initial(self.store.get_state()["params"])
@@ -158,7 +169,18 @@ class Loop:
 
     def __exit__(self, *exc):
         self._stack.close()
+        self._to_cpu()
         return False
+
+    def _to_cpu(self):
+        """The fitted model lives on the CPU, wherever it trained: networks, parameters and
+        their fitted values (nothing to do after training on the CPU)."""
+        self.bk.move_nets(self.model.nets, torch.device("cpu"))   # their parameters follow
+        state = self.state_dict
+        for key in ("params", "values"):
+            for k, v in list(state.get(key, {}).items()):
+                if v.device.type != "cpu":        # e.g. a prior's pyro.param on the GPU
+                    state[key][k] = v.detach().cpu().requires_grad_(v.requires_grad)
 
     def _kw(self, epoch, final=False):
         if not self.schedule:
@@ -198,7 +220,7 @@ class Loop:
             perm, start, total = self.pending["perm"], self.pending["step"], self.pending["total"]
             self.first_loss = self.pending.get("first")
         else:
-            perm, start, total = torch.randperm(self.n, generator=self.gen), 0, 0.0
+            perm, start, total = torch.randperm(self.n, generator=self.gen, device="cpu"), 0, 0.0
         self.pending = None
         try:
             for s in range(start, steps):
@@ -209,7 +231,8 @@ class Loop:
                 total += loss
                 if self.labelled is not None:
                     nl = batching.size(self.labelled)
-                    j = torch.randperm(nl, generator=self.gen)[:min(self.batch_size, nl)]
+                    j = torch.randperm(nl, generator=self.gen,
+                                       device="cpu")[:min(self.batch_size, nl)]
                     self._step(self._binary(batching.take(self.labelled, self._share(j))), kw)
                 if stop is not None and stop.requested and s + 1 < steps:
                     self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total,
@@ -225,12 +248,12 @@ class Loop:
     def _stream_epoch(self, epoch) -> tuple:
         """One pass over a stream: chunks in random order, rows shuffled within each."""
         kw, total, count = self._kw(epoch), 0.0, 0
-        order = torch.randperm(self.stream.num_chunks, generator=self.gen)
+        order = torch.randperm(self.stream.num_chunks, generator=self.gen, device="cpu")
         try:
             for j, i in enumerate(order.tolist()):
                 part = batching.to_backend(self.bk, self.stream.chunk(i))
                 m = batching.size(part)
-                perm = torch.randperm(m, generator=self.gen)
+                perm = torch.randperm(m, generator=self.gen, device="cpu")
                 for s in range(m // self.b):
                     loss = self._step(self._binary(batching.take(
                         part, self._share(perm[s * self.b:(s + 1) * self.b]))), kw)
@@ -247,7 +270,7 @@ class Loop:
         """With dynamic binarization, ``part`` with one Bernoulli draw per grey pixel."""
         if not self.binarize:
             return part
-        return {**part, "x": torch.bernoulli(part["x"], generator=self.gen)}
+        return {**part, "x": _bernoulli(part["x"], self.gen)}
 
     def validate(self):
         if self.valid is None:
@@ -306,12 +329,13 @@ class Loop:
             for group in group_state.get("param_groups", []):
                 group["lr"] = self.lr
         self.optim.set_state(state)
-        torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8))
-        self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8))
+        torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8, device="cpu"))
+        self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8, device="cpu"))
         self._reseed_rank()
         pending = meta.get("pending")
         self.pending = None if pending is None else {
-            **pending, "perm": torch.as_tensor(arrays["epoch/perm"], dtype=torch.long)}
+            **pending, "perm": torch.as_tensor(arrays["epoch/perm"], dtype=torch.long,
+                                               device="cpu")}
 
     def snapshot_to_arrays(self, snapshot) -> dict:
         return {k: v.detach().cpu().numpy() for k, v in snapshot.items()}

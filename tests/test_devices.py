@@ -72,6 +72,46 @@ def test_device_errors_name_the_fix(small):
         pv.fit(pyro_vae, small.train, epochs=1, devices=2, progress=False)
 
 
+@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+def test_device_cpu_is_the_cpu_run_and_the_result_lives_on_the_cpu(backend, digits, tmp_path):
+    """device="cpu" runs the placement path (torch's default-device context and the moves of
+    networks and parameters on Pyro; jax.default_device on NumPyro) and gives the same numbers
+    as the automatic choice on this CPU-only machine, with dynamic binarization and labels
+    (the CPU generators) in play; the fitted model is on the CPU and saves as NumPy."""
+    data = pv.data.from_arrays(digits.train.x[:96], digits.train.y[:96])
+    lab = data.label_subset(n_per_class=1, seed=0)
+    runs = {}
+    for device in (None, "cpu"):
+        ss = pv.models.SSVAE(input_dim=data.x.shape[1], num_classes=10,
+                             latent_dim=2, hidden=(8,), likelihood="bernoulli", backend=backend)
+        runs[device] = pv.fit(ss, data, labels=lab, epochs=2, batch_size=32, seed=0,
+                              binarize="dynamic", device=device, progress=False)
+    np.testing.assert_allclose(runs["cpu"].history["train_loss"],
+                               runs[None].history["train_loss"], rtol=1e-6)
+    res = runs["cpu"]
+    if backend == "pyro":
+        import torch
+        tensors = list(res.params["params"].values()) + list(res.params["values"].values()) + [
+            p for net in res.model.nets.values() if isinstance(net, torch.nn.Module)
+            for p in net.parameters()]
+        assert tensors and all(t.device.type == "cpu" for t in tensors)
+    x = data.binarize(stochastic=True, seed=0).x[:5]
+    loaded = pv.load(pv.save(res, tmp_path / "m"))
+    np.testing.assert_allclose(pv.predict(loaded, x), pv.predict(res, x), atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpyro", "pyro"])
+def test_device_gpu_without_one_names_the_install(backend, small):
+    vae = pv.models.VAE(input_dim=small.train.x.shape[1], latent_dim=2, hidden=(8,),
+                        backend=backend)
+    if vae.bk.has_gpu():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="sees no GPU.*CUDA build"):
+        pv.fit(vae, small.train, epochs=1, device="gpu", progress=False)
+    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
+        pv.fit(vae, small.train, epochs=1, device="cuda:0", progress=False)
+
+
 WORKER = r"""
 import json, os, sys, numpy as np, probvae as pv
 from probvae.inference import distributed

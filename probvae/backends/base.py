@@ -16,7 +16,36 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["Backend", "init_params"]
+__all__ = ["Backend", "init_params", "check_device", "DEVICES", "GPU_INSTALL"]
+
+#: what ``fit(device=...)`` takes
+DEVICES = (None, "cpu", "gpu")
+#: how to get each library's CUDA build (the CPU builds install by default)
+GPU_INSTALL = {"numpyro": 'pip install -U "jax[cuda12]"',
+               "pyro": "pip install torch --index-url https://download.pytorch.org/whl/cu126"}
+
+
+def check_device(device, bk):
+    """``device`` checked against what the backend sees: ``None`` (automatic: the GPU when
+    the library sees one, else the CPU), ``"cpu"`` or ``"gpu"``.
+
+    Examples
+    --------
+    >>> from probvae import backends
+    >>> check_device("cpu", backends.get("pyro"))
+    'cpu'
+    >>> check_device("tpu", backends.get("pyro"))
+    Traceback (most recent call last):
+    ...
+    ValueError: device takes None (automatic), 'cpu' or 'gpu', got 'tpu'
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device takes None (automatic), 'cpu' or 'gpu', got {device!r}")
+    if device == "gpu" and not bk.has_gpu():
+        raise ValueError(f"device='gpu' but {bk.name} sees no GPU on this machine. Install the "
+                         f"CUDA build ({GPU_INSTALL[bk.name]}; see docs/devices.md), or "
+                         "leave device=None to use a GPU when there is one")
+    return device
 
 
 @runtime_checkable
@@ -35,6 +64,10 @@ class Backend(Protocol):
         Trains data-parallel as several processes under ``torchrun`` (Pyro, with
         ``torch.distributed``); False: several devices from one process (NumPyro's
         ``fit(devices=N)``).
+
+    ``placement(device)`` is a context manager under which new arrays (and, on NumPyro,
+    computations) go on ``device``: ``"cpu"``, ``"gpu"``, or ``None`` for the library's own
+    default (see :func:`check_device`). ``has_gpu()`` says whether the library sees a GPU.
 
     ``lock`` is a re-entrant lock that every probvae call tracing or training on the backend
     holds: both libraries keep their effect-handler stack in a global, so fits and samples
@@ -85,6 +118,10 @@ class Backend(Protocol):
     def replay(self, fn, trace): ...
     def condition(self, fn, data): ...
     def compile(self, fn): ...
+
+    # where training runs
+    def has_gpu(self): ...
+    def placement(self, device): ...
 
     # inference the libraries ship
     def nuts(self, fn, params, kwargs, chains, num_samples, num_warmup, seed): ...

@@ -15,6 +15,7 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from types import SimpleNamespace
@@ -182,6 +183,23 @@ class NumPyroBackend:
     @staticmethod
     def to_numpy(x):
         return np.asarray(x)
+
+    # ---- where training runs ------------------------------------------------------------
+    @staticmethod
+    def has_gpu() -> bool:
+        """Whether JAX sees a GPU (the CUDA build of jaxlib is installed and finds one)."""
+        try:
+            return len(jax.devices("gpu")) > 0
+        except RuntimeError:
+            return False
+
+    @staticmethod
+    def placement(device):
+        """Arrays and compiled computations go on ``device`` inside this block
+        (``jax.default_device``); ``None`` keeps JAX's default (its GPU when it has one)."""
+        if device is None:
+            return contextlib.nullcontext()
+        return jax.default_device(jax.devices(device)[0])
 
     # ---- networks and flows -------------------------------------------------------------
     @staticmethod

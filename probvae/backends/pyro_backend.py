@@ -145,6 +145,40 @@ class PyroBackend:
             return x.detach().cpu().numpy()
         return np.asarray(x)
 
+    # ---- where training runs ------------------------------------------------------------
+    @staticmethod
+    def has_gpu() -> bool:
+        """Whether torch sees a CUDA GPU."""
+        return bool(torch.cuda.is_available())
+
+    @classmethod
+    def torch_device(cls, device) -> torch.device:
+        """``"cpu"``/``"gpu"``/``None`` (automatic: CUDA when torch sees it) as a torch device."""
+        if device is None:
+            device = "gpu" if cls.has_gpu() else "cpu"
+        return torch.device("cuda" if device == "gpu" else "cpu")
+
+    @classmethod
+    def placement(cls, device):
+        """New tensors (data, parameters, optimiser state) go on ``device`` inside this block
+        (torch's default-device context); networks are moved by :meth:`move_nets`."""
+        return cls.torch_device(device)
+
+    @staticmethod
+    def move_nets(nets, device):
+        """Move every torch module in a model's ``nets`` dict (nested lists and dicts too) to
+        ``device``, in place; NumPy arrays stay as they are (converted where they are used)."""
+        def move(obj):
+            if isinstance(obj, torch.nn.Module):
+                obj.to(device)
+            elif isinstance(obj, dict):
+                for v in obj.values():
+                    move(v)
+            elif isinstance(obj, (list, tuple)):
+                for v in obj:
+                    move(v)
+        move(nets)
+
     # ---- networks and flows -------------------------------------------------------------
     @staticmethod
     def build_network(spec, seed):

@@ -67,6 +67,8 @@ def build_parser():
     t.add_argument("--devices", type=int, default=None,
                    help="NumPyro: split each batch across this many JAX devices (Pyro: launch "
                    "with torchrun --nproc_per_node=N -m probvae train ...)")
+    t.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                   help="where training runs (default: a GPU when jax/torch sees one)")
     t.add_argument("--checkpoint-every", type=int, default=1,
                    help="epochs between checkpoints in --out")
     t.add_argument("--out", default=None, help="run folder to write (new or empty; an "

@@ -120,7 +120,7 @@ def _train(args):
                  binarize="dynamic" if binarize == "dynamic" else None,
                  checkpoint=args.out, checkpoint_every=args.checkpoint_every,
                  resume=args.resume or None, overwrite=args.overwrite,
-                 devices=getattr(args, "devices", None),
+                 devices=getattr(args, "devices", None), device=getattr(args, "device", None),
                  run_info={"data": data_info, "cli": recorded}, **opts)
     if res.status == "interrupted":
         return EXIT_INTERRUPTED              # fit printed how to resume
