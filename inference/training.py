@@ -1,0 +1,222 @@
+"""The epoch loop that ``fit`` runs on either backend, and the run folder it writes.
+
+``train`` owns what is the same on both backends: resuming, the epochs, history and early
+stopping (:mod:`.tracker`), divergence, Ctrl-C, and checkpoints (:mod:`.train_state`) in a run
+folder (``config.json``, ``params.npz``, ``history.json``); each backend's ``Loop`` runs epochs
+and moves its state in and out.
+
+Examples
+--------
+>>> from probvae.models import VAE
+>>> run_config(VAE(input_dim=4, latent_dim=2), "elbo", {"seed": 0})["files"][:2]
+['config.json', 'params.npz']
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from probvae.models import CustomModel
+from probvae.outputs import (FORMAT, check_run_dir, is_run, json_text, read_json, write_json,
+                             write_npz, write_run)
+
+from . import train_state
+from .result import FitResult
+from .tracker import StopRequest, Tracker
+
+__all__ = ["train", "run_config", "resolve_dirs", "RUN_FILES"]
+
+#: the run-folder files a checkpointed fit writes (config.json's manifest)
+RUN_FILES = ["config.json", "params.npz", "history.json", train_state.POINTER,
+             train_state.PATTERN]
+#: settings a resumed fit may change; every other one must match the checkpoint
+_CHANGEABLE = ("epochs", "lr", "clip_norm", "patience")
+
+
+
+
+def run_config(model, objective, options, status="running", best_epoch=None, extra=None):
+    """The ``config.json`` of a run folder: model config, objective, settings, manifest."""
+    config = {"format": FORMAT, "version": 1,
+              "model": model.config() if hasattr(model, "config") and not isinstance(
+                  model, CustomModel) else None,
+              "objective": objective, "options": options, "best_epoch": best_epoch,
+              "seed": options.get("seed", 0), "status": status, "files": list(RUN_FILES)}
+    return {**config, **(extra or {})}
+
+
+def _dump(obj):
+    return lambda tmp: tmp.write_text(json_text(obj))
+
+
+class _Run:
+    """The run folder of a checkpointed fit: its config, checkpoints and the result files."""
+
+    def __init__(self, path, config):
+        self.path, self.config = Path(path), config
+        self.counter = 0
+
+    def start(self, overwrite):
+        write_run(self.path, {"config.json": _dump(self.config)}, overwrite=overwrite)
+
+    def write(self, loop, tracker, epoch, best, status, fit_meta, result_params):
+        loop_meta, arrays = loop.state()
+        if best is not None:
+            arrays.update({f"best/{k}": v for k, v in loop.snapshot_to_arrays(best).items()})
+        self.counter += 1
+        train_state.write(self.path, {"epoch": epoch, "counter": self.counter, "status": status,
+                                      "history": tracker.history, "tracker": tracker.state(),
+                                      "loop": loop_meta, "fit": fit_meta,
+                                      "has_best": best is not None}, arrays)
+        self.finish(loop, tracker, status, result_params)
+
+    def finish(self, loop, tracker, status, params):
+        """The result files (what ``pv.load`` reads): parameters, history, config."""
+        write_npz(self.path / "params.npz", loop.bk.params_to_numpy(loop.result(params)))
+        write_json(self.path / "history.json", tracker.history)
+        write_json(self.path / "config.json",
+                   {**self.config, "status": status, "best_epoch": tracker.best_epoch})
+
+
+def resolve_dirs(checkpoint, resume):
+    """``(run_dir, resume_dir)`` from ``checkpoint=`` and ``resume=``."""
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True continues the run in checkpoint=DIR; pass checkpoint "
+                             "too, or resume='runs/NAME'")
+        return Path(checkpoint), (Path(checkpoint) if train_state.exists(checkpoint) else None)
+    if resume in (None, False):
+        return (Path(checkpoint) if checkpoint is not None else None), None
+    resume = Path(resume)
+    if not train_state.exists(resume):
+        raise FileNotFoundError(f"cannot resume: {resume} holds no training checkpoint "
+                                f"({train_state.POINTER} is missing)")
+    return (Path(checkpoint) if checkpoint is not None else resume), resume
+
+
+def _check_resumable(meta, fit_meta, path):
+    """A resumed fit must train the same model on the same data with the same settings."""
+    saved = meta["fit"]
+    for key, value in fit_meta.items():
+        if key in _CHANGEABLE:
+            continue
+        if saved.get(key) != value:
+            raise ValueError(f"cannot resume from {path}: {key} was {saved.get(key)!r} there "
+                             f"and is {value!r} now; resume with the same {key} (settings "
+                             f"that may change: {', '.join(_CHANGEABLE)})")
+
+
+
+
+def train(model, built, loop, epochs, patience, progress, metric, options, objective_name,
+          fit_meta, run_dir, resume_dir, overwrite, every, run_info, started):
+    """Run the epochs of ``loop`` (a backend's ``Loop``): resume, history and early stopping,
+    divergence, Ctrl-C, the run folder's checkpoints; returns the :class:`FitResult`."""
+    start, best, counter = 0, None, 0
+    meta = None
+    if resume_dir is not None:
+        meta, arrays = train_state.read(resume_dir)
+        _check_resumable(meta, fit_meta, resume_dir)
+        loop.restore(meta["loop"], arrays)
+        best_arrays = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
+        best = loop.snapshot_from_arrays(best_arrays) if meta.get("has_best") else None
+        start, counter = meta["epoch"], meta["counter"]
+    tracker = Tracker(epochs, patience, loop.valid is not None, progress,
+                      desc=f"{type(model).__name__}[{model.backend}] {objective_name}",
+                      metric_fn=metric, initial=min(start, epochs))
+    run = None
+    if run_dir is not None:
+        extra = dict(run_info or {})
+        if resume_dir is not None and is_run(resume_dir):
+            old = read_json(Path(resume_dir) / "config.json")
+            extra = {**{k: v for k, v in old.items() if k in ("data", "cli")}, **extra}
+        run = _Run(run_dir, run_config(model, objective_name, options, extra=extra))
+        if resume_dir is None:
+            run.start(overwrite)
+        elif Path(run_dir).resolve() != Path(resume_dir).resolve():
+            check_run_dir(run_dir, overwrite=overwrite)
+            run.start(overwrite)
+        run.counter = counter
+    if meta is not None:
+        tracker.restore(meta["tracker"])
+    tracker.restart_clock(started)
+    status, where = "completed", None
+    epoch = start
+    last_good = loop.snapshot()
+    try:
+        with StopRequest() as stop:
+            for epoch in range(start, epochs):
+                last_good = loop.snapshot()
+                loss, finished = loop.epoch(epoch, stop)
+                if tracker.initial_loss is None and loop.first_loss is not None:
+                    tracker.initial_loss = loop.first_loss      # the untrained model's loss
+                if not finished:
+                    status, where = "interrupted", epoch
+                    break
+                valid_loss = loop.validate()
+                improved, halt = tracker.record(epoch, loss, valid_loss, loop.kl_weight(epoch),
+                                                params=loop.params)
+                if tracker.diverged_at is not None:
+                    status = "diverged"
+                    break
+                if improved:
+                    best = loop.snapshot()
+                if run is not None and ((epoch + 1) % every == 0 or halt
+                                        or epoch + 1 == epochs):
+                    run.write(loop, tracker, epoch + 1, best,
+                              "running" if epoch + 1 < epochs else "completed", fit_meta,
+                              best if best is not None else loop.snapshot())
+                if halt:
+                    status = "stopped_early"
+                    break
+                if stop.requested and epoch + 1 < epochs:
+                    status, where = "interrupted", epoch + 1
+                    break
+    finally:
+        tracker.close()
+    if status == "diverged":
+        kept = best if best is not None else last_good
+        params = loop.result(kept)
+    else:
+        kept = best if best is not None else loop.snapshot()
+        params = loop.result(kept)
+    message = _message(status, tracker, where, epochs, options, run_dir, loop)
+    if run is not None and status in ("interrupted", "diverged", "stopped_early"):
+        if status == "interrupted":
+            run.write(loop, tracker, where if where is not None else epoch, best, status,
+                      fit_meta, kept)
+        else:                         # keep the last good training state; update the result
+            run.finish(loop, tracker, status, kept)
+    if status == "diverged":
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    elif status == "interrupted":
+        print(message, file=sys.stderr)
+    return FitResult(built, params, tracker.history, objective_name, options,
+                     tracker.best_epoch, status=status, message=message,
+                     checkpoint=None if run_dir is None else str(run_dir))
+
+
+def _message(status, tracker, where, epochs, options, run_dir, loop):
+    if status == "completed":
+        return ""
+    if status == "stopped_early":
+        return (f"stopped early: the validation loss did not improve for {options['patience']} "
+                f"epochs; kept epoch {tracker.best_epoch + 1}")
+    if status == "diverged":
+        e = tracker.diverged_at
+        loss = tracker.history["train_loss"][-1]
+        kept = (f"the best validation epoch {tracker.best_epoch + 1}"
+                if tracker.best_epoch is not None else
+                (f"epoch {e}" if e > 0 else "the initial parameters"))
+        clip = "" if options.get("clip_norm") else " or pass clip_norm=10"
+        return (f"training diverged at epoch {e + 1} (loss {loss}); stopped and kept the "
+                f"parameters of {kept}. Lower lr (now {options['lr']:g}, e.g. "
+                f"lr={options['lr'] / 10:g}){clip}")
+    done = where if where is not None else len(tracker.history["train_loss"])
+    step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"
+            if getattr(loop, "pending", None) else "")
+    how = (f"resume with pv.fit(..., resume={str(run_dir)!r}) or probvae train --resume "
+           f"{run_dir}" if run_dir is not None else
+           "pass checkpoint='runs/NAME' to fit to be able to resume")
+    return f"stopped by Ctrl-C after {done} of {epochs} epochs{step}; {how}"
