@@ -31,7 +31,8 @@ import probvae as pv
 
 DEFAULTS = dict(model="m2", backend="numpyro", labels=50, epochs=100, prior="normal",
                 likelihood="continuous_bernoulli", latent_dim=32, hidden=512, alpha=50.0,
-                batch_size=32, lr=1e-3, seed=0, dataset="digits", out="runs/semi_supervised")
+                batch_size=32, lr=1e-3, seed=0, dataset="digits", binarize=False, encoder="mlp",
+                out="runs/semi_supervised")
 
 
 def baselines(x_lab, y_lab, x_unlab, x_test, y_test, seed):
@@ -56,13 +57,16 @@ def train_m2(data, lab_idx, args, progress=True):
     settings = dict(input_dim=data.train.x.shape[1], num_classes=data.num_classes,
                     latent_dim=args.latent_dim, hidden=(args.hidden,), prior=args.prior,
                     likelihood=args.likelihood, alpha=args.alpha, backend=args.backend)
+    if getattr(args, "encoder", "mlp") == "conv":     # conv classifier and encoder on images
+        settings.update(input_dim=None, image_shape=data.image_shape, encoder="conv")
     if kind == "m2":
         model = pv.models.SSVAE(**settings)
     else:
         model = pv.models.ADGM(**settings, **MODELS[kind][1])
     return pv.fit(model, data.train, labels=lab_idx, objective="enum", epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  validation=data.valid, progress=progress)
+                  validation=data.valid, progress=progress,
+                  binarize="dynamic" if getattr(args, "binarize", False) else None)
 
 
 def time_to(history, accuracy):
@@ -74,14 +78,15 @@ def time_to(history, accuracy):
     return int(hits[0]) + 1, float(np.sum(history["seconds"][:hits[0] + 1]))
 
 
-def pictures(res, data, out: Path):
+def pictures(res, data, out: Path, test=None):
     """Conditional samples (row per class) and style transfer (row per test digit)."""
     k, shape = data.num_classes, data.image_shape
     rows = [pv.sample(res, n=k, y=c, seed=c) for c in range(k)]
     pv.plots.image_grid(np.concatenate(rows), shape, out / "conditional_samples.png", ncol=k,
                         title="samples, one row per class")
-    x = data.test.x[:8]
-    z = pv.encode(res, x, y=data.test.y[:8])
+    test = data.test if test is None else test        # binarized when the model trained so
+    x = test.x[:8]
+    z = pv.encode(res, x, y=test.y[:8])
     style = pv.decode(res, np.repeat(z, k, axis=0), y=np.tile(np.arange(k), len(z)))
     grid = np.concatenate([np.concatenate([x[i:i + 1], style[i * k:(i + 1) * k]])
                            for i in range(len(x))])
@@ -107,6 +112,11 @@ def main():
     ap.add_argument("--seed", type=int, default=d["seed"], help="seeds the label draw and training")
     ap.add_argument("--dataset", choices=["digits", "mnist", "fashion_mnist"], default=d["dataset"])
     ap.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist)")
+    ap.add_argument("--encoder", choices=["mlp", "conv"], default=d["encoder"],
+                    help="conv: convolutional classifier and encoder (the decoder stays an MLP)")
+    ap.add_argument("--binarize", action="store_true",
+                    help="train on a fresh binarization of the pixels each epoch (use with "
+                         "--likelihood bernoulli); the test set is binarized once")
     ap.add_argument("--out", default=d["out"])
     args = ap.parse_args()
 
@@ -125,8 +135,9 @@ def main():
     for e in range(len(h["train_loss"])):
         print(f"epoch {e + 1:3d}  loss {h['train_loss'][e]:9.3f}  valid loss {h['valid_loss'][e]:9.3f}"
               f"  valid accuracy {h['valid_accuracy'][e]:.3f}")
-    acc = {method: float((pv.predict(res, data.test, method=method, seed=args.seed).argmax(1)
-                          == data.test.y).mean()) for method in ("classifier", "model")}
+    test = data.test.binarize(stochastic=True, seed=0) if args.binarize else data.test
+    acc = {method: float((pv.predict(res, test, method=method, seed=args.seed).argmax(1)
+                          == test.y).mean()) for method in ("classifier", "model")}
     base = baselines(data.train.x[lab], data.train.y[lab], data.train.x[unlab], data.test.x,
                      data.test.y, args.seed)
     sec = h["seconds"]
@@ -140,7 +151,7 @@ def main():
     print(f"training {train_s:.1f} s: {np.median(sec[1:]):.3f} s/epoch, first epoch "
           f"{sec[0]:.1f} s (includes compilation on NumPyro)")
     out = Path(args.out)
-    pictures(res, data, out)
+    pictures(res, data, out, test)
     pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only
     print(f"wrote {out}/conditional_samples.png, {out}/style_transfer.png and {out}/model/")
 

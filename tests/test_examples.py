@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: script, quick arguments, text its table must print, pictures it must write
+#: script (a variant: "script[variant]"), quick arguments, text its table must print, pictures
+#: it must write
 CASES = {
     "generation": (["--epochs", "2", "--n", "200"],
                    ["digit score", "Gaussian mixture", "probabilistic PCA"],
@@ -28,6 +29,11 @@ CASES = {
     "semi_supervised": (["--epochs", "2"],
                         ["Bayes rule p(y|x)", "its classifier q(y|x)", "LabelSpreading"],
                         ["conditional_samples.png", "style_transfer.png", "model/config.json"]),
+    # the auxiliary-variable model, a conv encoder, Bernoulli pixels binarized each epoch
+    "semi_supervised[sdgm]": (["--epochs", "2", "--model", "sdgm", "--encoder", "conv",
+                               "--likelihood", "bernoulli", "--binarize"],
+                              ["SDGM, Bayes rule p(y|x)", "SDGM, its classifier q(y|x)"],
+                              ["conditional_samples.png", "style_transfer.png"]),
     "diagnostics": (["--epochs", "2", "--n", "10", "--nuts-digits", "1",
                      "--compare-samples", "10"],
                     ["normal", "vamp", "k-hat", "paired se", "posterior predictive check"],
@@ -44,7 +50,8 @@ def test_example_runs(name, tmp_path):
     args, texts, pictures = CASES[name]
     env = dict(os.environ, MPLBACKEND="Agg")
     out = [] if pictures is None else ["--out", str(tmp_path)]     # None: writes no files
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), *args, *out],
+    script = ROOT / "examples" / f"{name.split('[')[0]}.py"
+    proc = subprocess.run([sys.executable, str(script), *args, *out],
                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for text in texts:
