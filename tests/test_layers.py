@@ -11,7 +11,7 @@ PACKAGES = {"probvae": "probvae", "probvae.models": "models", "probvae.inference
 LAYERS = [
     ("parts", ["probvae/backends/", "probvae/networks/", "probvae/distributions/",
                "probvae/registry.py", "probvae/data/", "probvae/priors.py",
-               "probvae/likelihoods.py", "probvae/batch.py", "probvae/outputs.py",
+               "probvae/likelihoods/", "probvae/batch.py", "probvae/outputs.py",
                "probvae/plots.py"]),
     ("models", ["models/"]),
     ("inference", ["inference/"]),
