@@ -123,7 +123,7 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
         best = loop.snapshot_from_arrays(best_arrays) if meta.get("has_best") else None
         start, counter = meta["epoch"], meta["counter"]
     tracker = Tracker(epochs, patience, loop.valid is not None, progress,
-                      desc=f"{type(model).__name__}[{model.backend}] {objective_name}",
+                      desc=f"{_name(model)}[{model.backend}] {objective_name}",
                       metric_fn=metric, initial=min(start, epochs))
     run = None
     if run_dir is not None:
@@ -195,6 +195,11 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
     return FitResult(built, params, tracker.history, objective_name, options,
                      tracker.best_epoch, status=status, message=message,
                      checkpoint=None if run_dir is None else str(run_dir))
+
+
+def _name(model) -> str:
+    """The model's name in progress bars: its ``display_name`` (ADGM/SDGM), else its class."""
+    return getattr(model, "display_name", type(model).__name__)
 
 
 def _message(status, tracker, where, epochs, options, run_dir, loop):

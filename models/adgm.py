@@ -91,6 +91,11 @@ class ADGM(SSVAE):
         self.decoder_spec = self.decoder.spec(decoder_inputs, self.likelihood.heads(self.input_dim),
                                               "decoder", shape)
 
+    @property
+    def display_name(self) -> str:
+        """``"SDGM"`` with the skip connection, else ``"ADGM"`` (progress bars, messages)."""
+        return "SDGM" if self.skip else "ADGM"
+
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
         return {**super().config(), "class": "ADGM", "aux_dim": self.aux_dim, "skip": self.skip}

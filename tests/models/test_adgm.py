@@ -41,6 +41,7 @@ def test_trains_and_answers_like_m2(backend, skip, fitted_adgm, digits, tmp_path
     assert np.isfinite(scores["log_likelihood"]) and scores["log_likelihood"] >= scores["elbo"]
     loaded = pv.load(pv.save(res, tmp_path / "adgm"))
     assert type(loaded.model).__name__ == "ADGM" and loaded.model.skip is skip
+    assert loaded.model.display_name == ("SDGM" if skip else "ADGM")
     np.testing.assert_allclose(pv.predict(loaded, digits.test.x[:10]), probs[:10], atol=1e-6)
 
 
