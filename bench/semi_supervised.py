@@ -6,8 +6,9 @@ defaults of examples/semi_supervised.py and prints, in one run on the same split
 labelled examples: each model's test accuracy per backend (from its classifier q(y|x), and from
 the model's own posterior p(y|x) by Bayes' rule, ``pv.predict(..., method="model")``), logistic
 regression on the labelled examples only, and scikit-learn's LabelSpreading; then mean and
-spread, seconds per epoch and the first-epoch (compilation) time of each backend, and the time until the validation accuracy first reaches
-0.84 (the official Pyro SS-VAE example's accuracy after 100 epochs), first epoch included.
+spread, seconds per epoch and the first-epoch (compilation) time of each backend, and the time
+until the validation accuracy first reaches 0.84 (the official Pyro SS-VAE example's accuracy
+after 100 epochs), first epoch included.
 
     .venv/bin/python bench/semi_supervised.py              # M2, 5 draws (~12 minutes on 2 cores)
     .venv/bin/python bench/semi_supervised.py --draws 2 --backends numpyro
