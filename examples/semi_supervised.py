@@ -15,13 +15,20 @@ and writes two pictures to --out: conditional samples (a row per class) and "sty
 
     python examples/semi_supervised.py                       # digits, 50 labels, NumPyro
     python examples/semi_supervised.py --backend pyro --labels 100
-    python examples/semi_supervised.py --dataset mnist --data-dir ~/data/mnist --labels 100
+    python examples/semi_supervised.py --dataset mnist --data-dir ../shared/data/mnist \
+        --labels 100 --likelihood bernoulli --binarize --batch-size 100 --model sdgm --epochs 40
+    python examples/semi_supervised.py --stack ...     # M1+M2: the model on a VAE's codes
+
+--model adgm / sdgm trains M2 with the auxiliary latent of Maaløe et al. (2016); --stack first
+trains a VAE (M1) on all the images and the semi-supervised model on its codes (Kingma et
+al.'s M1+M2).
 """
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -69,6 +76,35 @@ def train_m2(data, lab_idx, args, progress=True):
                   binarize="dynamic" if getattr(args, "binarize", False) else None)
 
 
+class Stacked:
+    """M1 of Kingma et al. (2014) under a semi-supervised model (their "M1+M2"): a VAE trained on
+    every training image, whose standardised posterior means are the semi-supervised model's
+    data. ``codes(split)`` maps images to codes, ``images(codes)`` decodes codes back (for the
+    pictures)."""
+
+    def __init__(self, data, args, progress=True):
+        vae = pv.models.VAE(input_dim=data.train.x.shape[1], latent_dim=args.m1_latent,
+                            hidden=(600, 600), likelihood=args.likelihood, backend=args.backend)
+        binarize = "dynamic" if args.binarize else None
+        self.binarize = args.binarize
+        self.res = pv.fit(vae, data.train, validation=data.valid, binarize=binarize,
+                          epochs=args.m1_epochs, batch_size=100, lr=args.lr, seed=args.seed,
+                          progress=progress)
+        z = self._encode(data.train)
+        self.mean, self.std = z.mean(0), z.std(0) + 1e-6
+
+    def _encode(self, split):
+        x = split.binarize(stochastic=True, seed=0).x if self.binarize else split.x
+        return pv.encode(self.res, x)
+
+    def codes(self, split):
+        return pv.data.from_arrays(((self._encode(split) - self.mean) / self.std)
+                                   .astype(np.float32), split.y)
+
+    def images(self, codes):
+        return pv.decode(self.res, codes * self.std + self.mean)
+
+
 def time_to(history, accuracy):
     """``(epochs, seconds)`` until the validation accuracy first reaches ``accuracy`` (seconds
     include the first epoch's compilation), or ``None`` if it never does."""
@@ -78,16 +114,18 @@ def time_to(history, accuracy):
     return int(hits[0]) + 1, float(np.sum(history["seconds"][:hits[0] + 1]))
 
 
-def pictures(res, data, out: Path, test=None):
-    """Conditional samples (row per class) and style transfer (row per test digit)."""
+def pictures(res, data, out: Path, test=None, stacked=None):
+    """Conditional samples (row per class) and style transfer (row per test digit); with
+    ``stacked`` (M1+M2) the model's codes are decoded to images by M1."""
     k, shape = data.num_classes, data.image_shape
-    rows = [pv.sample(res, n=k, y=c, seed=c) for c in range(k)]
+    image = (lambda v: v) if stacked is None else stacked.images
+    rows = [image(pv.sample(res, n=k, y=c, seed=c)) for c in range(k)]
     pv.plots.image_grid(np.concatenate(rows), shape, out / "conditional_samples.png", ncol=k,
                         title="samples, one row per class")
     test = data.test if test is None else test        # binarized when the model trained so
     x = test.x[:8]
-    z = pv.encode(res, x, y=test.y[:8])
-    style = pv.decode(res, np.repeat(z, k, axis=0), y=np.tile(np.arange(k), len(z)))
+    z = pv.encode(res, x if stacked is None else stacked.codes(test).x[:8], y=test.y[:8])
+    style = image(pv.decode(res, np.repeat(z, k, axis=0), y=np.tile(np.arange(k), len(z))))
     grid = np.concatenate([np.concatenate([x[i:i + 1], style[i * k:(i + 1) * k]])
                            for i in range(len(x))])
     pv.plots.image_grid(grid, shape, out / "style_transfer.png", ncol=k + 1,
@@ -114,6 +152,10 @@ def main():
     ap.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist)")
     ap.add_argument("--encoder", choices=["mlp", "conv"], default=d["encoder"],
                     help="conv: convolutional classifier and encoder (the decoder stays an MLP)")
+    ap.add_argument("--stack", action="store_true",
+                    help="M1+M2: train a VAE (M1) first and the model on its codes")
+    ap.add_argument("--m1-epochs", type=int, default=50, help="with --stack")
+    ap.add_argument("--m1-latent", type=int, default=50, help="with --stack")
     ap.add_argument("--binarize", action="store_true",
                     help="train on a fresh binarization of the pixels each epoch (use with "
                          "--likelihood bernoulli); the test set is binarized once")
@@ -129,21 +171,31 @@ def main():
     print(f"{data!r}: {len(lab)} labelled, {len(unlab)} unlabelled training examples, "
           f"backend {args.backend}")
     t0 = time.perf_counter()
-    res = train_m2(data, lab, args)
+    stacked, fit_data = None, data
+    if args.stack:      # M1+M2: a VAE first, then the semi-supervised model on its codes
+        stacked = Stacked(data, args)
+        fit_data = SimpleNamespace(train=stacked.codes(data.train), valid=stacked.codes(
+            data.valid), num_classes=data.num_classes, image_shape=None)
+        args = SimpleNamespace(**{**vars(args), "binarize": False, "encoder": "mlp",
+                                  "likelihood": {"name": "gaussian", "scale": None}})
+        print(f"M1: VAE {data.train.x.shape[1]}-600-600-{args.m1_latent}, {args.m1_epochs} epochs, "
+              f"{time.perf_counter() - t0:.1f} s; the model trains on its codes")
+    res = train_m2(fit_data, lab, args)
     train_s = time.perf_counter() - t0
     h = res.history
     for e in range(len(h["train_loss"])):
         print(f"epoch {e + 1:3d}  loss {h['train_loss'][e]:9.3f}  valid loss {h['valid_loss'][e]:9.3f}"
               f"  valid accuracy {h['valid_accuracy'][e]:.3f}")
     test = data.test.binarize(stochastic=True, seed=0) if args.binarize else data.test
-    acc = {method: float((pv.predict(res, test, method=method, seed=args.seed).argmax(1)
+    test_in = test if stacked is None else stacked.codes(data.test)
+    acc = {method: float((pv.predict(res, test_in, method=method, seed=args.seed).argmax(1)
                           == test.y).mean()) for method in ("classifier", "model")}
     base = baselines(data.train.x[lab], data.train.y[lab], data.train.x[unlab], data.test.x,
                      data.test.y, args.seed)
     sec = h["seconds"]
     print(f"\ntest accuracy with {len(lab)} labels ({args.dataset}, {len(data.test)} test examples, "
           f"backend {args.backend})")
-    name = MODELS[args.model][0]
+    name = ("M1+" if stacked else "") + MODELS[args.model][0]
     print(f"  {name + ', Bayes rule p(y|x) under the model':<44} {acc['model']:.3f}")
     print(f"  {name + ', its classifier q(y|x)':<44} {acc['classifier']:.3f}")
     for name, value in base.items():
@@ -151,7 +203,7 @@ def main():
     print(f"training {train_s:.1f} s: {np.median(sec[1:]):.3f} s/epoch, first epoch "
           f"{sec[0]:.1f} s (includes compilation on NumPyro)")
     out = Path(args.out)
-    pictures(res, data, out, test)
+    pictures(res, data, out, test, stacked)
     pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only
     print(f"wrote {out}/conditional_samples.png, {out}/style_transfer.png and {out}/model/")
 

@@ -34,6 +34,10 @@ CASES = {
                                "--likelihood", "bernoulli", "--binarize"],
                               ["SDGM, Bayes rule p(y|x)", "SDGM, its classifier q(y|x)"],
                               ["conditional_samples.png", "style_transfer.png"]),
+    # M1+M2: a VAE first, the semi-supervised model on its codes, pictures decoded by M1
+    "semi_supervised[stack]": (["--epochs", "2", "--stack", "--m1-epochs", "2"],
+                               ["M1+M2, Bayes rule p(y|x)", "M1+M2, its classifier q(y|x)"],
+                               ["conditional_samples.png", "style_transfer.png"]),
     "diagnostics": (["--epochs", "2", "--n", "10", "--nuts-digits", "1",
                      "--compare-samples", "10"],
                     ["normal", "vamp", "k-hat", "paired se", "posterior predictive check"],
