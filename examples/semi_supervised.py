@@ -73,7 +73,9 @@ def train_m2(data, lab_idx, args, progress=True):
     return pv.fit(model, data.train, labels=lab_idx, objective="enum", epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                   validation=data.valid, progress=progress,
-                  binarize="dynamic" if getattr(args, "binarize", False) else None)
+                  binarize="dynamic" if getattr(args, "binarize", False) else None,
+                  checkpoint=getattr(args, "checkpoint", None),
+                  resume=True if getattr(args, "checkpoint", None) else None)
 
 
 class Stacked:
@@ -160,6 +162,8 @@ def main():
                     help="train on a fresh binarization of the pixels each epoch (use with "
                          "--likelihood bernoulli); the test set is binarized once")
     ap.add_argument("--out", default=d["out"])
+    ap.add_argument("--checkpoint", default=None, metavar="RUN",
+                    help="checkpoint every epoch in folder RUN; run again to resume there")
     args = ap.parse_args()
 
     data = pv.data.load(args.dataset, path=args.data_dir, seed=0)
