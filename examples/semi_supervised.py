@@ -204,8 +204,9 @@ def main():
     print(f"  {name + ', its classifier q(y|x)':<44} {acc['classifier']:.3f}")
     for name, value in base.items():
         print(f"  {name:<44} {value:.3f}")
-    print(f"training {train_s:.1f} s: {np.median(sec[1:]):.3f} s/epoch, first epoch "
-          f"{sec[0]:.1f} s (includes compilation on NumPyro)")
+    compiled = " (includes compiling the epoch)" if args.backend == "numpyro" else ""
+    print(f"training {train_s:.1f} s: {np.median(sec[1:] if len(sec) > 1 else sec):.3f} "
+          f"s/epoch, first epoch {sec[0]:.1f} s{compiled}")
     out = Path(args.out)
     pictures(res, data, out, test, stacked)
     pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only
