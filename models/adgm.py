@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from probvae.networks import MLP, Head, Input, gaussian_heads
-from probvae.priors import PriorContext
 from probvae.registry import check_int
 
 from .base import register_model
@@ -119,18 +118,11 @@ class ADGM(SSVAE):
             a = self._aux_posterior(x).mean
         return bk.dist.Categorical(logits=bk.module("classifier", self.nets["classifier"])(x, a)[0])
 
-    def prior_distribution(self):
-        """p(z), registering the prior's parameters (call inside the model)."""
-        bk = self.bk
-        encoder = None
-        if self.prior.needs_encoder:
-            enc = bk.module("encoder", self.nets["encoder"])
-
-            def encoder(u):
-                a = self._aux_posterior(u).mean
-                return enc(u, a, self._classify(u, a).probs)
-        return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
-                                                        self.nets["prior"], encoder))
+    def _encoder_inputs(self, u):
+        """The encoder's inputs for pseudo-inputs ``u`` (VampPrior): ``u``, the mean of
+        q(a|u) and the classifier's class probabilities there."""
+        a = self._aux_posterior(u).mean
+        return u, a, self._classify(u, a).probs
 
     def model(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
         """p(x, y, z, a); ``y`` observed when given, else a latent summed out by the objective."""

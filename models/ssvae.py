@@ -126,9 +126,14 @@ class SSVAE(Model):
         encoder = None
         if self.prior.needs_encoder:
             enc = bk.module("encoder", self.nets["encoder"])
-            encoder = lambda u: enc(u, self._classify(u).probs)  # noqa: E731
+            encoder = lambda u: enc(*self._encoder_inputs(u))  # noqa: E731
         return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
                                                         self.nets["prior"], encoder))
+
+    def _encoder_inputs(self, u):
+        """The encoder's inputs for pseudo-inputs ``u`` (VampPrior): ``u`` and the classifier's
+        class probabilities."""
+        return u, self._classify(u).probs
 
     def model(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
         """p(x, y, z); ``y`` observed when given, else a latent summed out by the objective."""
