@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["image_grid", "latent_scatter", "save_png"]
+__all__ = ["image_grid", "latent_scatter", "learning_curves", "save_png"]
 
 
 def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r", row_labels=None):
@@ -123,6 +123,89 @@ def latent_scatter(z, labels=None, path=None, title=None, ax_labels=("z[0]", "z[
     if path is not None:
         save_png(fig, path)
     return fig
+
+
+def learning_curves(history, path=None, title=None, best_epoch=None):
+    """Plot a training run's history: losses per epoch, and validation accuracy if recorded.
+
+    The left panel shows ``train_loss`` and ``valid_loss`` (when there is one) against the
+    epoch, with the best validation epoch marked; a right panel shows ``valid_accuracy`` for
+    models that learn labels. Use it to see whether a run that stopped was still improving.
+
+    Parameters
+    ----------
+    history : dict, FitResult, or str/Path of a run folder
+        Per-epoch lists as in ``res.history`` (``train_loss`` required); a run folder is read
+        from its ``history.json``.
+    path : str or Path, optional
+        PNG file to write (written atomically).
+    title : str, optional
+    best_epoch : int, optional
+        Epoch (1-based) to mark; default: the one with the lowest ``valid_loss``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = learning_curves({"train_loss": [3.0, 2.0, 1.5], "valid_loss": [3.1, 2.2, 1.9],
+    ...                        "valid_accuracy": [0.5, 0.7, 0.8]})
+    >>> len(fig.axes)
+    2
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    history = _history_of(history)
+    train = np.asarray(history.get("train_loss", []), dtype=float)
+    if train.size == 0:
+        raise ValueError("learning_curves needs a history with at least one epoch of "
+                         "'train_loss' (res.history or a run folder's history.json)")
+    valid = np.asarray(history.get("valid_loss") or [], dtype=float)
+    acc = np.asarray(history.get("valid_accuracy") or [], dtype=float)
+    fig = Figure(figsize=(9.0 if acc.size else 5.0, 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2 if acc.size else 1, 1)
+    epochs = np.arange(1, train.size + 1)
+    ax.plot(epochs, train, label="train loss")
+    if valid.size:
+        ax.plot(np.arange(1, valid.size + 1), valid, label="validation loss")
+        best = best_epoch or int(np.nanargmin(valid)) + 1
+        ax.axvline(best, color="grey", ls=":", lw=1, label=f"best epoch {best}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss per example")
+    ax.legend(fontsize=8, frameon=False)
+    if acc.size:
+        ax2 = fig.add_subplot(1, 2, 2)
+        ax2.plot(np.arange(1, acc.size + 1), acc, color="C2")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("validation accuracy")
+        ax2.set_title(f"last {acc[-1]:.3f}, best {np.nanmax(acc):.3f}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _history_of(history) -> dict:
+    """A history dict from a dict, a FitResult, or a run folder."""
+    import json
+
+    if isinstance(history, dict):
+        return history
+    if isinstance(history, (str, os.PathLike)):
+        file = Path(history) / "history.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"{history} has no history.json: give a run folder written "
+                                    "by pv.fit(checkpoint=...), pv.save or probvae train")
+        return json.loads(file.read_text())
+    if hasattr(history, "history"):
+        return history.history
+    raise TypeError(f"learning_curves needs a history dict, a FitResult or a run folder, got "
+                    f"{type(history).__name__}")
 
 
 def _cmap(name):

@@ -117,3 +117,22 @@ def test_plots_write_pngs(tmp_path):
         pv.plots.latent_scatter(np.zeros((5, 3)))
     with pytest.raises(ValueError, match="labels"):
         pv.plots.latent_scatter(np.zeros((5, 2)), labels=np.zeros(4))
+
+
+def test_learning_curves_from_a_fit_and_its_run_folder(tmp_path, digits):
+    ss = pv.models.SSVAE(input_dim=64, num_classes=10, latent_dim=2, hidden=(16,))
+    lab = digits.train.label_subset(n_per_class=2, seed=0)
+    res = pv.fit(ss, digits.train, labels=lab, epochs=2, batch_size=128, progress=False,
+                 validation=digits.valid, checkpoint=tmp_path / "run")
+    fig = pv.plots.learning_curves(res, path=tmp_path / "curves.png", title="M2")
+    assert len(fig.axes) == 2                     # losses, and validation accuracy
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    lines = fig.axes[0].get_lines()
+    assert list(lines[0].get_ydata()) == res.history["train_loss"]
+    fig = pv.plots.learning_curves(tmp_path / "run")
+    assert len(fig.axes) == 2
+    assert len(pv.plots.learning_curves({"train_loss": [2.0, 1.0]}).axes) == 1
+    with pytest.raises(ValueError, match="train_loss"):
+        pv.plots.learning_curves({"train_loss": []})
+    with pytest.raises(FileNotFoundError, match="history.json"):
+        pv.plots.learning_curves(tmp_path)
