@@ -4,6 +4,7 @@ Subcommands (all read the standard IDX files from ../shared/data; nothing is dow
 
     python bench/mnist.py train ROW [--dataset mnist]   # one row, checkpointed: rerun to resume
     python bench/mnist.py table [--dataset mnist]       # evaluate every trained row, print table
+    python bench/mnist.py curves [--dataset mnist]      # learning curves, also of a running row
     python bench/mnist.py speed                         # pv.fit vs hand-written loops, % of peak
     python bench/mnist.py rows                          # the rows and their settings
 
@@ -114,6 +115,31 @@ def cmd_table(args):
         print(f"{row:<10} {backend:<8} {ep:>6} {best + 1 if best is not None else '':>5} "
               f"{tmin:>9.1f} {nll:>9.2f} {pub if pub else '':>9} {s:>7} {emin:>8.1f}  "
               + " ".join(f"{v:.2f}" for v in curve))
+
+
+def cmd_curves(args):
+    """Each row's validation loss along its epochs (text), and a learning-curve PNG per row.
+
+    Reads the run folder's history.json, which a checkpointed run rewrites every epoch, so it
+    shows a row that is still training."""
+    import probvae as pv
+    for row in ROWS:
+        out = run_dir(args.dataset, row)
+        if not (out / "history.json").is_file():
+            print(f"{row}: not trained yet", flush=True)
+            continue
+        h = json.loads((out / "history.json").read_text())
+        valid = h.get("valid_loss") or []
+        if not valid:
+            print(f"{row}: no validation loss recorded yet", flush=True)
+            continue
+        marks = sorted({1, *(int(len(valid) * f) for f in (0.1, 0.25, 0.5, 0.75)), len(valid)} - {0})
+        best = int(np.argmin(valid)) + 1
+        png = out.parent / f"learning_curves_{row}.png"
+        pv.plots.learning_curves(h, png, title=f"{row} on {args.dataset}")
+        print(f"{row}: {len(valid)} epochs, {sum(h['seconds']) / 60:.1f} min, valid -ELBO "
+              + ", ".join(f"{valid[e - 1]:.2f} (ep {e})" for e in marks)
+              + f"; best {valid[best - 1]:.2f} (ep {best}) -> {png}", flush=True)
 
 
 def matmul_peak(repeats=10):
@@ -277,6 +303,9 @@ def main():
     tb.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
     tb.add_argument("--num-samples", type=int, default=None)
     tb.set_defaults(func=cmd_table)
+    c = sub.add_parser("curves")
+    c.add_argument("--dataset", choices=["mnist", "fashion_mnist"], default="mnist")
+    c.set_defaults(func=cmd_curves)
     s = sub.add_parser("speed")
     s.add_argument("--epochs", type=int, default=None)
     s.set_defaults(func=cmd_speed)

@@ -10,8 +10,9 @@ this run on the same split and the same labelled examples:
   * a supervised-only baseline: logistic regression on the labelled examples only,
   * scikit-learn's LabelSpreading on the same labelled + unlabelled digits,
 
-and writes two pictures to --out: conditional samples (a row per class) and "style transfer"
-(each row encodes one test digit's z and decodes it under every class).
+and writes three pictures to --out: conditional samples (a row per class), "style transfer"
+(each row encodes one test digit's z and decodes it under every class) and the learning curves
+(losses and validation accuracy per epoch).
 
     python examples/semi_supervised.py                       # digits, 50 labels, NumPyro
     python examples/semi_supervised.py --backend pyro --labels 100
@@ -199,7 +200,7 @@ def main():
     sec = h["seconds"]
     print(f"\ntest accuracy with {len(lab)} labels ({args.dataset}, {len(data.test)} test examples, "
           f"backend {args.backend})")
-    name = ("M1+" if stacked else "") + MODELS[args.model][0]
+    name = model_name = ("M1+" if stacked else "") + MODELS[args.model][0]
     print(f"  {name + ', Bayes rule p(y|x) under the model':<44} {acc['model']:.3f}")
     print(f"  {name + ', its classifier q(y|x)':<44} {acc['classifier']:.3f}")
     for name, value in base.items():
@@ -209,8 +210,10 @@ def main():
           f"s/epoch, first epoch {sec[0]:.1f} s{compiled}")
     out = Path(args.out)
     pictures(res, data, out, test, stacked)
+    pv.plots.learning_curves(res, out / "learning_curves.png", title=model_name)
     pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only
-    print(f"wrote {out}/conditional_samples.png, {out}/style_transfer.png and {out}/model/")
+    print(f"wrote {out}/conditional_samples.png, style_transfer.png, learning_curves.png "
+          f"and model/")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ CASES = {
                      ["latent_map.png", "manifold.png", "traversal_beta1.png"]),
     "semi_supervised": (["--epochs", "2"],
                         ["Bayes rule p(y|x)", "its classifier q(y|x)", "LabelSpreading"],
-                        ["conditional_samples.png", "style_transfer.png", "model/config.json"]),
+                        ["conditional_samples.png", "style_transfer.png", "learning_curves.png",
+                         "model/config.json"]),
     # the auxiliary-variable model, a conv encoder, Bernoulli pixels binarized each epoch
     "semi_supervised[sdgm]": (["--epochs", "2", "--model", "sdgm", "--encoder", "conv",
                                "--likelihood", "bernoulli", "--binarize"],
