@@ -63,7 +63,7 @@ def main():
                batch_size=args.batch_size)
     print(f"{args.dataset}, {args.labels} labels ({args.labels // k} per class), {args.draws} "
           f"label draws; {', '.join(MODELS[m][0] for m in models)}: latent {cfg['latent_dim']}, "
-          f"hidden {cfg['hidden']}, alpha {cfg['alpha']}, lr {cfg['lr']}, batch "
+          f"hidden {cfg['hidden'] or 'default'}, alpha {cfg['alpha'] or 'default'}, lr {cfg['lr']}, batch "
           f"{cfg['batch_size']}, {cfg['epochs']} epochs, {cfg['likelihood']}"
           f"{' (binarized each epoch)' if args.binarize else ''}\n")
     cols = [f"{label[r]} {m}" for r in runs for m in ("q(y|x)", "p(y|x)")] + [

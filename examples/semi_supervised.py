@@ -38,7 +38,7 @@ from sklearn.semi_supervised import LabelSpreading
 import probvae as pv
 
 DEFAULTS = dict(model="m2", backend="numpyro", labels=50, epochs=100, prior="normal",
-                likelihood="continuous_bernoulli", latent_dim=32, hidden=512, alpha=50.0,
+                likelihood="continuous_bernoulli", latent_dim=32, hidden=None, alpha=None,
                 batch_size=32, lr=1e-3, seed=0, dataset="digits", binarize=False, encoder="mlp",
                 out="runs/semi_supervised")
 
@@ -63,8 +63,12 @@ def train_m2(data, lab_idx, args, progress=True):
     with the labels of ``lab_idx``; the other settings from ``args``."""
     kind = getattr(args, "model", "m2")
     settings = dict(input_dim=data.train.x.shape[1], num_classes=data.num_classes,
-                    latent_dim=args.latent_dim, hidden=(args.hidden,), prior=args.prior,
-                    likelihood=args.likelihood, alpha=args.alpha, backend=args.backend)
+                    latent_dim=args.latent_dim, prior=args.prior,
+                    likelihood=args.likelihood, backend=args.backend)
+    if args.hidden is not None:                       # None: the model's own default
+        settings["hidden"] = (args.hidden,)
+    if args.alpha is not None:
+        settings["alpha"] = args.alpha
     if getattr(args, "encoder", "mlp") == "conv":     # conv classifier and encoder on images
         settings.update(input_dim=None, image_shape=data.image_shape, encoder="conv")
     if kind == "m2":
@@ -146,8 +150,11 @@ def main():
     ap.add_argument("--prior", default=d["prior"])
     ap.add_argument("--likelihood", default=d["likelihood"])
     ap.add_argument("--latent-dim", type=int, default=d["latent_dim"])
-    ap.add_argument("--hidden", type=int, default=d["hidden"])
-    ap.add_argument("--alpha", type=float, default=d["alpha"], help="auxiliary loss weight")
+    ap.add_argument("--hidden", type=int, default=d["hidden"],
+                    help="one hidden layer of this width (default: the model's own, M2 1024, "
+                         "ADGM/SDGM 512)")
+    ap.add_argument("--alpha", type=float, default=d["alpha"],
+                    help="auxiliary loss weight (default: the model's own, M2 200, ADGM/SDGM 50)")
     ap.add_argument("--batch-size", type=int, default=d["batch_size"])
     ap.add_argument("--lr", type=float, default=d["lr"])
     ap.add_argument("--seed", type=int, default=d["seed"], help="seeds the label draw and training")
