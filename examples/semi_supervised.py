@@ -207,17 +207,17 @@ def main():
     sec = h["seconds"]
     print(f"\ntest accuracy with {len(lab)} labels ({args.dataset}, {len(data.test)} test examples, "
           f"backend {args.backend})")
-    name = model_name = ("M1+" if stacked else "") + MODELS[args.model][0]
+    name = ("M1+" if stacked else "") + MODELS[args.model][0]
     print(f"  {name + ', Bayes rule p(y|x) under the model':<44} {acc['model']:.3f}")
     print(f"  {name + ', its classifier q(y|x)':<44} {acc['classifier']:.3f}")
-    for name, value in base.items():
-        print(f"  {name:<44} {value:.3f}")
+    for baseline, value in base.items():
+        print(f"  {baseline:<44} {value:.3f}")
     compiled = " (includes compiling the epoch)" if args.backend == "numpyro" else ""
     print(f"training {train_s:.1f} s: {np.median(sec[1:] if len(sec) > 1 else sec):.3f} "
           f"s/epoch, first epoch {sec[0]:.1f} s{compiled}")
     out = Path(args.out)
     pictures(res, data, out, test, stacked)
-    pv.plots.learning_curves(res, out / "learning_curves.png", title=model_name)
+    pv.plots.learning_curves(res, out / "learning_curves.png", title=name)
     pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only
     print(f"wrote {out}/conditional_samples.png, style_transfer.png, learning_curves.png "
           f"and model/")
