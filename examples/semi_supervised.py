@@ -213,7 +213,9 @@ def main():
     for baseline, value in base.items():
         print(f"  {baseline:<44} {value:.3f}")
     compiled = " (includes compiling the epoch)" if args.backend == "numpyro" else ""
-    print(f"training {train_s:.1f} s: {np.median(sec[1:] if len(sec) > 1 else sec):.3f} "
+    resumed = (f" in this run; {sum(sec) / 60:.1f} min over all {len(sec)} epochs"
+               if sum(sec) > 1.05 * train_s else "")
+    print(f"training {train_s:.1f} s{resumed}: {np.median(sec[1:] if len(sec) > 1 else sec):.3f} "
           f"s/epoch, first epoch {sec[0]:.1f} s{compiled}")
     out = Path(args.out)
     pictures(res, data, out, test, stacked)
