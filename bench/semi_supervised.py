@@ -39,6 +39,8 @@ PYRO_EXAMPLE = 0.84
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--first-draw", type=int, default=0,
+                    help="label draws from this seed on (to split a long benchmark into parts)")
     ap.add_argument("--labels", type=int, default=DEFAULTS["labels"])
     ap.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     ap.add_argument("--backends", default="numpyro,pyro")
@@ -62,7 +64,8 @@ def main():
     cfg = dict(DEFAULTS, epochs=args.epochs, likelihood=args.likelihood, binarize=args.binarize,
                batch_size=args.batch_size)
     print(f"{args.dataset}, {args.labels} labels ({args.labels // k} per class), {args.draws} "
-          f"label draws; {', '.join(MODELS[m][0] for m in models)}: latent {cfg['latent_dim']}, "
+          f"label draws ({args.first_draw}..); {', '.join(MODELS[m][0] for m in models)}: "
+          f"latent {cfg['latent_dim']}, "
           f"hidden {cfg['hidden'] or 'default'}, alpha {cfg['alpha'] or 'default'}, lr {cfg['lr']}, batch "
           f"{cfg['batch_size']}, {cfg['epochs']} epochs, {cfg['likelihood']}"
           f"{' (binarized each epoch)' if args.binarize else ''}\n")
@@ -71,7 +74,7 @@ def main():
     print(f"{'draw':>4} | " + " | ".join(f"{c:>20}" for c in cols))
     acc = {c: [] for c in cols}
     speed = {r: [] for r in runs}
-    for draw in range(args.draws):
+    for draw in range(args.first_draw, args.first_draw + args.draws):
         lab = data.train.label_subset(n_per_class=args.labels // k, seed=draw)
         unlab = np.setdiff1d(np.arange(len(data.train)), lab)
         row = {}
