@@ -206,8 +206,8 @@ class StudentT(Prior):
 
 
 def _mixture(bk, logits, loc, scale):
-    return bk.dist.MixtureSameFamily(bk.dist.Categorical(logits=logits),
-                                     bk.dist.Normal(loc, scale).to_event(1))
+    # MixtureSameFamily whose log-density is two matmuls (a (batch, K, D) array otherwise)
+    return bk.dist.DiagonalNormalMixture(logits, loc, scale)
 
 
 class _GaussianMixture(Prior):

@@ -122,6 +122,80 @@ def test_fixed_prior_densities_match_scipy_on_both_backends(name, settings, ref)
         assert bk.to_numpy(draws).shape == (4, 3)
 
 
+# ------------------------------------------------------------------ mixtures by matmuls
+def _mixture_case(scale_lo, scale_hi, offset, k=40, d=6, n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal(k).astype(np.float32)
+    loc = (rng.standard_normal((k, d)) * 3 + offset).astype(np.float32)
+    scale = rng.uniform(scale_lo, scale_hi, (k, d)).astype(np.float32)
+    near = loc[: n // 2] + scale[: n // 2] * rng.standard_normal((n // 2, d))     # by a component
+    far = rng.standard_normal((n - n // 2, d)) * 3 + offset                         # between them
+    z = np.concatenate([near, far]).astype(np.float32)
+    comp = (-0.5 * (((z[:, None].astype(np.float64) - loc) / scale) ** 2).sum(-1)
+            - np.log(scale.astype(np.float64)).sum(-1) - 0.5 * d * np.log(2 * np.pi))
+    weights = logits - np.logaddexp.reduce(logits.astype(np.float64))
+    return (logits, loc, scale, z), np.logaddexp.reduce(comp + weights, axis=-1)
+
+
+@pytest.mark.parametrize("scales,offset,atol", [((0.5, 1.5), 0.0, 1e-4),
+                                                ((0.01, 0.05), 5.0, 1e-2)])
+def test_diagonal_mixture_log_prob_matches_float64_on_both_backends(backend, scales, offset,
+                                                                    atol):
+    """The matmul log-density equals the direct sum in float64, also with small scales far from
+    the origin, where expanding the square loses digits (|log p| reaches 30,000 here)."""
+    bk = pv.backends.get(backend)
+    args, expected = _mixture_case(*scales, offset)
+    m = bk.dist.DiagonalNormalMixture(*(bk.asarray(a) for a in args[:3]))
+    got = bk.to_numpy(m.log_prob(bk.asarray(args[3])))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=atol)
+    # the same as the library's MixtureSameFamily, expanded in a plate too
+    lib = bk.dist.MixtureSameFamily(bk.dist.Categorical(logits=bk.asarray(args[0])),
+                                    bk.dist.Normal(bk.asarray(args[1]),
+                                                   bk.asarray(args[2])).to_event(1))
+    np.testing.assert_allclose(got, bk.to_numpy(lib.log_prob(bk.asarray(args[3]))),
+                               rtol=1e-5, atol=atol)
+    plated = m.expand([len(expected)])
+    assert tuple(plated.batch_shape) == (len(expected),)
+    np.testing.assert_allclose(bk.to_numpy(plated.log_prob(bk.asarray(args[3]))), got)
+
+
+def test_diagonal_mixture_gradients_match_mixture_same_family():
+    import jax
+    import numpyro.distributions as nd
+    import torch
+
+    from probvae.distributions.mixture_jax import DiagonalNormalMixture as Jax
+    from probvae.distributions.mixture_torch import DiagonalNormalMixture as Torch
+    args, _ = _mixture_case(0.3, 1.0, 0.0)
+
+    def lib_jax(l, m, s, v):
+        return nd.MixtureSameFamily(nd.Categorical(logits=l),
+                                    nd.Normal(m, s).to_event(1)).log_prob(v).sum()
+
+    ours = jax.grad(lambda *a: Jax(*a[:3]).log_prob(a[3]).sum(), argnums=(0, 1, 2, 3))(*args)
+    theirs = jax.grad(lib_jax, argnums=(0, 1, 2, 3))(*args)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+    t = [torch.tensor(a, requires_grad=True) for a in args]
+    Torch(*t[:3]).log_prob(t[3]).sum().backward()
+    for a, b in zip(t, ours):
+        np.testing.assert_allclose(a.grad.numpy(), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,settings", [("mixture", {"components": 3}),
+                                           ("vamp", {"components": 4})])
+def test_mixture_priors_use_the_matmul_mixture(backend, name, settings):
+    bk = pv.backends.get(backend)
+    vae = pv.models.VAE(input_dim=5, latent_dim=2, prior=pv.priors.get(name, **settings),
+                        backend=backend)
+    built = vae.build(0)
+    tr = bk.get_trace(bk.seed(bk.with_params(built.model, bk.new_params()), 0),
+                      x=bk.asarray(np.full((3, 5), 0.5, np.float32)))
+    fn = pv.priors.unwrap(bk, tr["z"]["fn"])
+    assert isinstance(fn, bk.dist.DiagonalNormalMixture)
+    assert tuple(fn.component_distribution.batch_shape) == (settings["components"],)
+
+
 # ------------------------------------------------------------------ learned parameters
 def _initial_params(res, x):
     """The parameters a fit of ``res``'s model starts from (same seed, fresh networks)."""

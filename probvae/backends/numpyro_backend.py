@@ -40,6 +40,7 @@ from numpyro.nn import AutoregressiveNN
 
 from ..distributions import ContinuousBernoulli
 from ..distributions.columns_jax import Columns
+from ..distributions.mixture_jax import DiagonalNormalMixture
 from ..networks import jax_nets
 
 #: environment variables: PROBVAE_COMPILATION_CACHE=0 turns the persistent compilation cache
@@ -145,7 +146,8 @@ class NumPyroBackend:
     plate = staticmethod(numpyro.plate)
     factor = staticmethod(numpyro.factor)
     deterministic = staticmethod(numpyro.deterministic)
-    dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli, Columns=Columns)
+    dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli, Columns=Columns,
+                          DiagonalNormalMixture=DiagonalNormalMixture)
     constraints = _nd.constraints
     infer = numpyro.infer
 

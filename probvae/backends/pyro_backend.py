@@ -32,6 +32,7 @@ from pyro.nn import AutoRegressiveNN
 from pyro.poutine.util import site_is_subsample
 
 from ..distributions.columns_torch import Columns
+from ..distributions.mixture_torch import DiagonalNormalMixture
 from ..networks import torch_nets
 
 
@@ -109,7 +110,7 @@ class PyroBackend:
     factor = staticmethod(pyro.factor)
     deterministic = staticmethod(pyro.deterministic)
     module = staticmethod(pyro.module)
-    dist = _Distributions(Columns=Columns)
+    dist = _Distributions(Columns=Columns, DiagonalNormalMixture=DiagonalNormalMixture)
     constraints = dist.constraints
     infer = pyro.infer
 
