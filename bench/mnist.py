@@ -99,7 +99,9 @@ def cmd_table(args):
         if args.rows and row not in args.rows.split(","):
             continue
         if not (out / "config.json").is_file():
-            print(f"{row}: not trained yet (python bench/mnist.py train {row})", flush=True)
+            flag = "" if args.dataset == "mnist" else f" --dataset {args.dataset}"
+            print(f"{row}: not trained yet (python bench/mnist.py train {row}{flag})",
+                  flush=True)
             continue
         res = pv.load(out)
         samples = args.num_samples or spec["samples"]

@@ -29,11 +29,19 @@ __all__ = ["MixtureLogProb"]
 
 
 class MixtureLogProb:
-    """Mixin: ``log_prob`` of an equal-shape mixture of diagonal Gaussians by matmuls.
+    """Mixin: ``log_prob`` of a mixture of diagonal Gaussians by matmuls.
 
-    The subclass keeps ``_logits``, ``_loc`` and ``_scale`` (``(K,)``, ``(K, D)``,
-    ``(K, D)``) and provides ``_logsumexp(x)``, ``_log_softmax(x)`` (last axis) and
-    ``_log(x)``; other shapes fall back to the library's own ``log_prob``."""
+    The subclass, also a ``MixtureSameFamily`` of its library, names the library's
+    distributions module ``_dist`` and array constructor ``_asarray``, and provides
+    ``_logsumexp(x)``, ``_log_softmax(x)`` (last axis), ``_log``, ``_where`` and
+    ``_arange``; the parameters are kept as ``_logits`` (K,), ``_loc`` and ``_scale`` (K, D)."""
+
+    def __init__(self, logits, loc, scale, *, validate_args=None):
+        self._logits, self._loc, self._scale = (self._asarray(a) for a in (logits, loc, scale))
+        d = self._dist
+        super().__init__(d.Categorical(logits=self._logits),
+                         d.Normal(self._loc, self._scale).to_event(1),
+                         validate_args=validate_args)
 
     def _fast_log_prob(self, value):
         loc, scale, logits = self._loc, self._scale, self._logits

@@ -25,13 +25,8 @@ class DiagonalNormalMixture(MixtureLogProb, dist.MixtureSameFamily):
     log-density by two matmuls (see :mod:`probvae.distributions.mixture_common`)."""
 
     pytree_data_fields = ("_logits", "_loc", "_scale")
-
-    def __init__(self, logits, loc, scale, *, validate_args=None):
-        self._logits, self._loc, self._scale = (jnp.asarray(a) for a in (logits, loc, scale))
-        super().__init__(dist.Categorical(logits=self._logits),
-                         dist.Normal(self._loc, self._scale).to_event(1),
-                         validate_args=validate_args)
-
+    _dist = dist
+    _asarray = staticmethod(jnp.asarray)
     _log = staticmethod(jnp.log)
     _arange = staticmethod(jnp.arange)
     _where = staticmethod(jnp.where)

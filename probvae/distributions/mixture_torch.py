@@ -23,12 +23,8 @@ class DiagonalNormalMixture(MixtureLogProb, dist.MixtureSameFamily):
     scales ``scale`` (K, D). Samples, means and marginals as ``MixtureSameFamily``; the
     log-density by two matmuls (see :mod:`probvae.distributions.mixture_common`)."""
 
-    def __init__(self, logits, loc, scale, *, validate_args=None):
-        self._logits, self._loc, self._scale = (torch.as_tensor(a) for a in (logits, loc, scale))
-        super().__init__(dist.Categorical(logits=self._logits),
-                         dist.Normal(self._loc, self._scale).to_event(1),
-                         validate_args=validate_args)
-
+    _dist = dist
+    _asarray = staticmethod(torch.as_tensor)
     _log = staticmethod(torch.log)
     _where = staticmethod(torch.where)
 
