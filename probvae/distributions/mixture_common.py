@@ -34,7 +34,8 @@ class MixtureLogProb:
     The subclass, also a ``MixtureSameFamily`` of its library, names the library's
     distributions module ``_dist`` and array constructor ``_asarray``, and provides
     ``_logsumexp(x)``, ``_log_softmax(x)`` (last axis), ``_log``, ``_where`` and
-    ``_arange``; the parameters are kept as ``_logits`` (K,), ``_loc`` and ``_scale`` (K, D)."""
+    ``_arange``; the parameters are kept as ``_logits`` (K,), ``_loc`` and ``_scale`` (K, D).
+    Parameters with batch dimensions fall back to the library's own ``log_prob``."""
 
     def __init__(self, logits, loc, scale, *, validate_args=None):
         self._logits, self._loc, self._scale = (self._asarray(a) for a in (logits, loc, scale))
@@ -42,6 +43,11 @@ class MixtureLogProb:
         super().__init__(d.Categorical(logits=self._logits),
                          d.Normal(self._loc, self._scale).to_event(1),
                          validate_args=validate_args)
+
+    def log_prob(self, value):
+        if self._loc.ndim != 2 or self._logits.ndim != 1:   # batched parameters: the library's
+            return super().log_prob(value)
+        return self._fast_log_prob(value)
 
     def _fast_log_prob(self, value):
         loc, scale, logits = self._loc, self._scale, self._logits

@@ -38,8 +38,3 @@ class DiagonalNormalMixture(MixtureLogProb, dist.MixtureSameFamily):
     @staticmethod
     def _log_softmax(x):
         return jax.nn.log_softmax(x, axis=-1)
-
-    def log_prob(self, value):
-        if self._loc.ndim != 2 or self._logits.ndim != 1:
-            return super().log_prob(value)
-        return self._fast_log_prob(value)
