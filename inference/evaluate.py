@@ -40,10 +40,10 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     dict
         ``elbo`` (mean ELBO), ``log_likelihood`` (mean IWAE bound), ``reconstruction``
         (mean E_q log p(x|z)), ``kl`` (mean E_q[log q - log p]), ``kl_per_dim`` (NumPy array,
-        per latent dim: KL between q(z_d|x) and the prior's marginal of dim d; NaN where the
-        prior has no closed-form marginals, e.g. ``flow``), ``active_units`` (dims whose
-        posterior mean varies over x by more than 0.01, Burda et al. 2016), ``num_samples``,
-        ``num_examples``, ``seconds``.
+        per latent dim: KL between q(z_d|x) and the prior's marginal of dim d, from the first
+        100 samples of each example; NaN where the prior has no closed-form marginals, e.g.
+        ``flow``), ``active_units`` (dims whose posterior mean varies over x by more than
+        0.01, Burda et al. 2016), ``num_samples``, ``num_examples``, ``seconds``.
 
     References
     ----------

@@ -123,17 +123,19 @@ def _cached(model, name, make):
     return _FUNCTIONS[key]
 
 
-def _make_chunk_fn(res, num_particles, keep=()):
+def _make_chunk_fn(res, num_particles, keep=(), kl=True):
     """``(params, seed, batch, eps) -> dict`` of (particles, examples) arrays for one chunk;
-    ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them).
+    ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them);
+    ``kl``: also ``kl_dim``, the KL per latent dim (for a K-component mixture prior it costs
+    K times the rest, so callers ask for it on the first chunk of draws only).
 
     Shared by every fitted model of the same configuration, so repeated calls and refits reuse
     NumPyro's compilation."""
-    key = ("chunk", int(num_particles), tuple(keep))
+    key = ("chunk", int(num_particles), tuple(keep), bool(kl))
     return _cached(res.model, key, lambda: _build_chunk_fn(res.bk, res.model, *key[1:]))
 
 
-def _build_chunk_fn(bk, model, num_particles, keep):
+def _build_chunk_fn(bk, model, num_particles, keep, kl):
     dim = -(model.max_plate_nesting + 1)
     prior = getattr(model, "prior", None)
     marginal = prior.marginal_log_prob if prior is not None else (
@@ -168,7 +170,7 @@ def _build_chunk_fn(bk, model, num_particles, keep):
         for name in keep:
             if name in gtr:
                 out[f"value_{name}"] = gtr[name]["value"]
-        if "z" in gtr and "z" in mtr:
+        if kl and "z" in gtr and "z" in mtr:
             q = factorised_log_prob(bk, gtr["z"]["fn"], gtr["z"]["value"])
             p = marginal(bk, mtr["z"]["fn"], mtr["z"]["value"])
             if q is not None and p is not None:
@@ -222,7 +224,9 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     -------
     dict of NumPy arrays
         ``log_w``, ``log_lik``, ``log_prior``, ``log_q``: shape (N, num_samples);
-        ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals; and
+        ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals, from the
+        first 100 draws of each example (under a K-component mixture prior it scores every
+        draw K times, which would dominate the time over thousands of draws); and
         ``value_<site>`` (N, num_samples, ...) for each kept site.
 
     Examples
@@ -257,7 +261,9 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
     s_chunk = min(int(num_samples), 100)
     width = max(x.shape[1], _widest(res.model))
     n_chunk = max(1, min(len(x), _MAX_ROWS * 64 // (s_chunk * width)))
-    fn = _make_chunk_fn(res, s_chunk, tuple(keep))
+    first = _make_chunk_fn(res, s_chunk, tuple(keep))                 # with kl_dim
+    rest = (_make_chunk_fn(res, s_chunk, tuple(keep), kl=False)
+            if int(num_samples) > s_chunk else None)
     if common_noise and getattr(res.model, "latent_dim", None) is None:
         raise ValueError("common_noise=True needs a model with a latent_dim attribute (VAE, "
                          "SSVAE); use common_noise=False for this model")
@@ -275,7 +281,7 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
                 eps = bk.asarray(rng.standard_normal((s_chunk, 1, res.model.latent_dim))
                                  .astype(np.float32))
             with bk.lock:
-                out = _checked(fn, res.params, chunk_seed, part, eps)
+                out = _checked(rest if j else first, res.params, chunk_seed, part, eps)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
                                    axis=0)[:num_samples, :n_keep].T.astype(np.float64)
@@ -287,7 +293,7 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
                                        for p in parts], axis=0)[:num_samples, :n_keep]
                 chunk[k] = np.swapaxes(vals, 0, 1)
         if "kl_dim" in parts[0]:
-            chunk["kl_dim"] = np.mean([p["kl_dim"][:n_keep] for p in parts], axis=0)
+            chunk["kl_dim"] = parts[0]["kl_dim"][:n_keep]
         yield chunk
 
 

@@ -29,6 +29,11 @@ def test_many_samples_are_chunked_into_the_right_shape(backend, fitted):
     assert lw["log_w"].shape == (16, 250) and np.all(np.isfinite(lw["log_w"]))
     # every chunk draws fresh samples: no column repeats another
     assert len(np.unique(lw["log_q"][0])) == 250
+    # the KL per dim comes from the first chunk's 100 draws only (its cost is K draws each
+    # under a K-component mixture prior): the same numbers as scoring 100 draws
+    first = log_weights(res, data.test, num_samples=100, seed=0)
+    np.testing.assert_allclose(lw["kl_dim"], first["kl_dim"], rtol=1e-6)
+    np.testing.assert_allclose(lw["log_q"][:, :100], first["log_q"], rtol=1e-6)
 
 
 def test_rows_are_chunked_and_padded_without_changing_the_scores(backend, fitted, monkeypatch):
