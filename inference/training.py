@@ -181,7 +181,8 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
     else:
         kept = best if best is not None else loop.snapshot()
         params = loop.result(kept)
-    message = _message(status, tracker, where, epochs, options, run_dir, loop)
+    by_cli = run is not None and bool(run.config.get("cli"))
+    message = _message(status, tracker, where, epochs, options, run_dir, loop, by_cli)
     if run is not None and status in ("interrupted", "diverged", "stopped_early"):
         if status == "interrupted":
             run.write(loop, tracker, where if where is not None else epoch, best, status,
@@ -202,7 +203,7 @@ def _name(model) -> str:
     return getattr(model, "display_name", type(model).__name__)
 
 
-def _message(status, tracker, where, epochs, options, run_dir, loop):
+def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=False):
     if status == "completed":
         return ""
     if status == "stopped_early":
@@ -221,7 +222,9 @@ def _message(status, tracker, where, epochs, options, run_dir, loop):
     done = where if where is not None else len(tracker.history["train_loss"])
     step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"
             if getattr(loop, "pending", None) else "")
-    how = (f"resume with pv.fit(..., resume={str(run_dir)!r}) or probvae train --resume "
-           f"{run_dir}" if run_dir is not None else
-           "pass checkpoint='runs/NAME' to fit to be able to resume")
+    # `probvae train --resume` takes only the runs it started (it rebuilds them from the
+    # settings they record); a run of pv.fit resumes in Python
+    how = ("pass checkpoint='runs/NAME' to fit to be able to resume" if run_dir is None else
+           f"resume with probvae train --resume {run_dir}" if by_cli else
+           f"resume with pv.fit(..., resume={str(run_dir)!r})")
     return f"stopped by Ctrl-C after {done} of {epochs} epochs{step}; {how}"

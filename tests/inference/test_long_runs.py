@@ -121,6 +121,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(backend, tmp_path, uninterrupted):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["status"] == "interrupted", result
     assert "stopped by Ctrl-C" in err and f"resume={str(run)!r}" in err
+    assert "probvae train" not in err        # the CLI resumes only the runs it started
     resumed = train_in_process(backend, run=run, resume=run)
     assert_same_run(resumed, uninterrupted(backend), backend)
 
@@ -201,3 +202,20 @@ def test_clip_norm_limits_the_steps(backend, small, make_vae):
     assert moved(free) > 1e-4 and moved(tight) < 1e-5
     with pytest.raises(ValueError, match="clip_norm must be a number > 0"):
         pv.fit(make_vae(backend), small.train, epochs=1, progress=False, clip_norm=-1)
+
+
+def test_ctrl_c_in_probvae_train_names_the_command_that_resumes_it(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "probvae", "train", "--out", str(run),
+                             "--epochs", "200", "--hidden", "16", "--latent-dim", "2",
+                             "--backend", "numpyro", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_epoch(proc, run, 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert f"resume with probvae train --resume {run}" in err and "pv.fit" not in err
+    from probvae.cli import main
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
+    assert pv.load(run).status == "completed"
