@@ -1,0 +1,198 @@
+"""The loops ``bench/mnist.py speed`` times side by side: the same MLP VAE (784-400-50, batch
+256, Adam 1e-3) written the plain way from each library's own VAE example, ``pv.fit`` on each
+backend, and the network's matmuls alone (the ceiling), plus the machine's fp32 matmul peak.
+
+Each loop takes the binarized images ``x`` (N, 784) and a number of epochs, and returns the
+seconds of each epoch.
+
+Examples
+--------
+>>> import numpy as np
+>>> flops_per_image() > 3e6            # about 3.5 MFLOP of matmul per image and step
+True
+>>> len(matmuls_torch(np.zeros((512, 784), np.float32), epochs=2))
+2
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def matmul_peak(repeats=10):
+    """fp32 GFLOP/s of a 2048x2048 matmul, JAX and torch, measured now."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    ja = jnp.asarray(a)
+    f = jax.jit(lambda x: x @ x)
+    f(ja).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        f(ja).block_until_ready()
+    jax_gf = 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
+    ta = torch.as_tensor(a)
+    ta @ ta
+    t = time.perf_counter()
+    for _ in range(repeats):
+        ta @ ta
+    torch_gf = 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
+    return jax_gf, torch_gf
+
+
+def flops_per_image():
+    """Matmul FLOPs per image and step of the 784-400-50 VAE: forward, and backward for both
+    the weights and the inputs (the first layer needs no input gradient)."""
+    enc = 784 * 400 + 400 * 100
+    dec = 50 * 400 + 400 * 784
+    macs = enc + dec
+    return 2 * (3 * macs - 784 * 400)
+
+
+def hand_numpyro(x, epochs):
+    """The plain way a NumPyro user writes it: parameters as arrays, jitted ``svi.update``."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    import optax
+    from numpyro.infer import SVI, Trace_ELBO
+    rng = np.random.default_rng(0)
+
+    def dense(i, o):
+        return (jnp.asarray(rng.uniform(-1, 1, (i, o)).astype(np.float32) / np.sqrt(i)),
+                jnp.zeros(o, jnp.float32))
+    enc0 = {"w1": dense(784, 400), "w2": dense(400, 100)}
+    dec0 = {"w1": dense(50, 400), "w2": dense(400, 784)}
+
+    def model(batch):
+        p = numpyro.param("dec", dec0)
+        with numpyro.plate("data", batch.shape[0]):
+            z = numpyro.sample("z", dist.Normal(0, 1).expand([50]).to_event(1))
+            h = jax.nn.relu(z @ p["w1"][0] + p["w1"][1])
+            numpyro.sample("x", dist.Bernoulli(logits=h @ p["w2"][0] + p["w2"][1]).to_event(1),
+                           obs=batch)
+
+    def guide(batch):
+        p = numpyro.param("enc", enc0)
+        with numpyro.plate("data", batch.shape[0]):
+            h = jax.nn.relu(batch @ p["w1"][0] + p["w1"][1])
+            out = h @ p["w2"][0] + p["w2"][1]
+            numpyro.sample("z", dist.Normal(out[:, :50], jax.nn.softplus(out[:, 50:]) + 1e-4)
+                           .to_event(1))
+
+    svi = SVI(model, guide, optax.adam(1e-3), Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(0), jnp.asarray(x[:256]))
+    update = jax.jit(svi.update)
+    times = []
+    for e in range(epochs):
+        t = time.perf_counter()
+        perm = rng.permutation(len(x))
+        for i in range(len(x) // 256):
+            state, loss = update(state, jnp.asarray(x[perm[i * 256:(i + 1) * 256]]))
+        jax.block_until_ready(loss)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def hand_pyro(x, epochs):
+    """The plain way from Pyro's VAE example: torch modules, a DataLoader, SVI.step."""
+    import pyro
+    import pyro.distributions as dist
+    import torch
+    from pyro.infer import SVI, Trace_ELBO
+    from torch import nn
+    torch.manual_seed(0)
+    pyro.clear_param_store()
+    enc = nn.Sequential(nn.Linear(784, 400), nn.ReLU(), nn.Linear(400, 100))
+    dec = nn.Sequential(nn.Linear(50, 400), nn.ReLU(), nn.Linear(400, 784))
+
+    def model(batch):
+        pyro.module("dec", dec)
+        with pyro.plate("data", batch.shape[0]):
+            z = pyro.sample("z", dist.Normal(0, 1).expand([50]).to_event(1))
+            pyro.sample("x", dist.Bernoulli(logits=dec(z)).to_event(1), obs=batch)
+
+    def guide(batch):
+        pyro.module("enc", enc)
+        with pyro.plate("data", batch.shape[0]):
+            out = enc(batch)
+            pyro.sample("z", dist.Normal(out[:, :50], nn.functional.softplus(out[:, 50:]) + 1e-4)
+                        .to_event(1))
+
+    loader = torch.utils.data.DataLoader(torch.as_tensor(x), batch_size=256, shuffle=True,
+                                         drop_last=True)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
+    times = []
+    for e in range(epochs):
+        t = time.perf_counter()
+        for batch in loader:
+            svi.step(batch)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def matmuls_jax(x, epochs):
+    """The ceiling at this network's shapes: only its matmuls (forward, and backward for the
+    weights and the hidden inputs) with a ReLU and a plain SGD update, one compiled epoch as
+    ``pv.fit`` runs it. No sampling, likelihood or Adam: any VAE loop does at least this."""
+    import jax
+    import jax.numpy as jnp
+    rng = np.random.default_rng(0)
+    shapes = [(784, 400), (400, 100), (50, 400), (400, 784)]
+    ws = [jnp.asarray(rng.standard_normal(s).astype(np.float32) * 0.01) for s in shapes]
+    nb = len(x) // 256
+    data = jnp.asarray(x[: nb * 256].reshape(nb, 256, 784))
+
+    def loss(ws, xb):
+        h = jax.nn.relu(xb @ ws[0]) @ ws[1]
+        out = jax.nn.relu(h[:, :50] @ ws[2]) @ ws[3]
+        return jnp.mean(out * out) + jnp.mean(h * h)
+
+    @jax.jit
+    def epoch(ws, data):
+        def step(ws, xb):
+            g = jax.grad(loss)(ws, xb)
+            return [w - 1e-3 * gw for w, gw in zip(ws, g)], None
+        return jax.lax.scan(step, ws, data)[0]
+
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        ws = jax.block_until_ready(epoch(ws, data))
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def matmuls_torch(x, epochs):
+    """The same ceiling in torch: the four matmuls forward and backward, SGD, no Pyro."""
+    import torch
+    torch.manual_seed(0)
+    shapes = [(784, 400), (400, 100), (50, 400), (400, 784)]
+    ws = [(torch.randn(s) * 0.01).requires_grad_() for s in shapes]
+    nb = len(x) // 256
+    data = torch.as_tensor(x[: nb * 256]).reshape(nb, 256, 784)
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        for xb in data:
+            h = torch.relu(xb @ ws[0]) @ ws[1]
+            out = torch.relu(h[:, :50] @ ws[2]) @ ws[3]
+            ((out * out).mean() + (h * h).mean()).backward()
+            with torch.no_grad():
+                for w in ws:
+                    w -= 1e-3 * w.grad
+                    w.grad = None
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def probvae_fit(x, epochs, backend):
+    import probvae as pv
+    vae = pv.models.VAE(input_dim=784, latent_dim=50, hidden=(400,), likelihood="bernoulli",
+                        backend=backend)
+    res = pv.fit(vae, x, epochs=epochs, batch_size=256, lr=1e-3, progress=False)
+    return res.history["seconds"][1:]
