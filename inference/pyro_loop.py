@@ -23,7 +23,6 @@ import contextlib
 import weakref
 
 import numpy as np
-import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.infer.util import torch_item, zero_grads
@@ -148,7 +147,7 @@ class Loop:
         self.store = stack.enter_context(param_scope(self.state_dict))
         _reset_to_initial(self.store.get_state()["params"])
         self._reseed_rank()
-        self.optim = pyro.optim.Adam({"lr": self.lr})
+        self.optim = self.bk.adam(self.lr)
         self._stack = stack
         return self
 
