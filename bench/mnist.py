@@ -218,7 +218,9 @@ def cmd_speed(args):
              lambda: hand_pyro(x, epochs)[1:], "torch"),
             ("matmuls_torch", "matmuls alone, torch (the ceiling)",
              lambda: matmuls_torch(x, epochs)[1:], "torch"),
-            ("fit_pyro", "pv.fit, Pyro", lambda: probvae_fit(x, epochs, "pyro"), "torch")]
+            ("fit_pyro", "pv.fit, Pyro", lambda: probvae_fit(x, epochs, "pyro"), "torch"),
+            ("fit_pyro_unfused", "pv.fit, Pyro, per-tensor Adam (before)",
+             lambda: probvae_fit(x, epochs, "pyro", fused_adam=False), "torch")]
     only = set(args.only.split(",")) if args.only else None
     results = []
     for key, name, run, lib in runs:
@@ -262,7 +264,8 @@ def main():
     s = sub.add_parser("speed")
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--only", default=None, help="comma-separated loops: matmuls_jax, "
-                   "hand_numpyro, fit_numpyro, hand_pyro, matmuls_torch, fit_pyro")
+                   "hand_numpyro, fit_numpyro, hand_pyro, matmuls_torch, fit_pyro, "
+                   "fit_pyro_unfused")
     s.set_defaults(func=cmd_speed)
     r = sub.add_parser("rows")
     r.set_defaults(func=lambda a: print(json.dumps(ROWS, indent=1, default=str)))

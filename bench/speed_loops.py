@@ -190,8 +190,19 @@ def matmuls_torch(x, epochs):
     return times
 
 
-def probvae_fit(x, epochs, backend):
+def probvae_fit(x, epochs, backend, fused_adam=True):
+    """``pv.fit`` of the same VAE; ``fused_adam=False`` (Pyro) times it with the per-tensor
+    Adam it used before torch's fused kernel, for comparison."""
     import probvae as pv
+    if not fused_adam:
+        import pyro
+        from probvae.backends.pyro_backend import PyroBackend
+        fused = PyroBackend.adam
+        PyroBackend.adam = staticmethod(lambda lr: pyro.optim.Adam({"lr": lr}))
+        try:
+            return probvae_fit(x, epochs, backend)
+        finally:
+            PyroBackend.adam = staticmethod(fused)
     vae = pv.models.VAE(input_dim=784, latent_dim=50, hidden=(400,), likelihood="bernoulli",
                         backend=backend)
     res = pv.fit(vae, x, epochs=epochs, batch_size=256, lr=1e-3, progress=False)
