@@ -324,9 +324,12 @@ class Loop:
                                      f"found {a.shape}")
                 t.copy_(torch.as_tensor(a, dtype=t.dtype))
         state = _decode(meta["optim"], arrays)
+        fused = self.optim.pt_optim_args.get("fused")
         for group_state in state.values():            # a new lr given on resume wins
             for group in group_state.get("param_groups", []):
                 group["lr"] = self.lr
+                # runs saved before the fused Adam resume with it too (the same moments)
+                group.update(fused=fused, foreach=None if fused else group.get("foreach"))
         self.optim.set_state(state)
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8, device="cpu"))
         self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8, device="cpu"))

@@ -219,3 +219,37 @@ def test_ctrl_c_in_probvae_train_names_the_command_that_resumes_it(tmp_path):
     from probvae.cli import main
     assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
     assert pv.load(run).status == "completed"
+
+
+def _fused_flags(run):
+    """The ``fused`` setting of every Adam in a Pyro run's checkpoint."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, list):
+            if len(node) == 2 and node[0] == "fused":
+                found.append(node[1])
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for item in node.values():
+                walk(item)
+    walk(json.loads((run / "checkpoint.json").read_text())["loop"]["optim"])
+    return found
+
+
+def test_a_pyro_run_saved_with_the_per_tensor_adam_resumes_with_the_fused_one(tmp_path,
+                                                                            monkeypatch):
+    import pyro
+
+    from probvae.backends.pyro_backend import PyroBackend
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:       # as runs were saved before the fused Adam
+        m.setattr(PyroBackend, "adam", staticmethod(lambda lr: pyro.optim.Adam({"lr": lr})))
+        first = train_in_process("pyro", run=run, epochs=2)
+    flags = _fused_flags(run)
+    assert flags and set(flags) == {None}
+    resumed = train_in_process("pyro", run=run, resume=run, epochs=4)
+    assert resumed.status == "completed" and len(resumed.history["train_loss"]) == 4
+    assert resumed.history["train_loss"][:2] == first.history["train_loss"]
+    assert set(_fused_flags(run)) == {True}
