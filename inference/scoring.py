@@ -126,8 +126,7 @@ def _cached(model, name, make):
 def _make_chunk_fn(res, num_particles, keep=(), kl=True):
     """``(params, seed, batch, eps) -> dict`` of (particles, examples) arrays for one chunk;
     ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them);
-    ``kl``: also ``kl_dim``, the KL per latent dim (for a K-component mixture prior it costs
-    K times the rest, so callers ask for it on the first chunk of draws only).
+    ``kl``: also ``kl_dim`` (K times the rest's cost under a K-component mixture prior).
 
     Shared by every fitted model of the same configuration, so repeated calls and refits reuse
     NumPyro's compilation."""
@@ -225,8 +224,8 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     dict of NumPy arrays
         ``log_w``, ``log_lik``, ``log_prior``, ``log_q``: shape (N, num_samples);
         ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals, from the
-        first 100 draws of each example (under a K-component mixture prior it scores every
-        draw K times, which would dominate the time over thousands of draws); and
+        first 100 draws of each example (it costs K times the rest under a K-component
+        mixture prior); and
         ``value_<site>`` (N, num_samples, ...) for each kept site.
 
     Examples
@@ -239,8 +238,7 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     (5, 10)
     """
     rows = list(weight_chunks(res, x, num_samples, seed, keep, y, common_noise, missing))
-    out = {k: np.concatenate([r[k] for r in rows], axis=0) for k in rows[0]}
-    return out
+    return {k: np.concatenate([r[k] for r in rows], axis=0) for k in rows[0]}
 
 
 def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
