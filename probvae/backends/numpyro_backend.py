@@ -172,15 +172,17 @@ class NumPyroBackend:
 
     @staticmethod
     def asarray(x):
-        return jnp.asarray(np.asarray(x), dtype=jnp.float32)
+        # device_put, not jnp.asarray: that compiles a small program per array shape, which
+        # was a tenth of a second of each fit's start
+        return jax.device_put(np.asarray(x, dtype=np.float32))
 
     @staticmethod
     def asarray_int(x):
-        return jnp.asarray(np.asarray(x), dtype=jnp.int32)
+        return jax.device_put(np.asarray(x, dtype=np.int32))
 
     @staticmethod
     def asarray_bool(x):
-        return jnp.asarray(np.asarray(x), dtype=bool)
+        return jax.device_put(np.asarray(x, dtype=bool))
 
     @staticmethod
     def to_numpy(x):

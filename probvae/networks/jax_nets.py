@@ -211,5 +211,5 @@ def build(spec, seed: int):
     for path, leaf in leaves:                   # each layer: its weight, then its bias
         if jax.tree_util.keystr(path[-1:]).endswith("weight"):
             bound = 1.0 / np.sqrt(np.prod(leaf.shape[1:]))
-        values.append(jnp.asarray(rng.uniform(-bound, bound, leaf.shape).astype(leaf.dtype)))
+        values.append(jax.device_put(rng.uniform(-bound, bound, leaf.shape).astype(leaf.dtype)))
     return jax.tree_util.tree_unflatten(treedef, values)
