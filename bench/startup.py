@@ -2,8 +2,9 @@
 
 Each case runs in a fresh Python process (nothing compiled in memory), first with an empty
 compilation cache (a cold start: trace and compile everything), then again with the cache that
-run left behind (the second run of a user's script). A third line turns the cache off
-(``PROBVAE_COMPILATION_CACHE=0``) to show what the cache saves. It prints:
+run left behind (the second run of a user's script: the epoch and validation programs load
+already traced, ``probvae.inference.programs``, and compile from JAX's cache). A third line
+turns the cache off (``PROBVAE_COMPILATION_CACHE=0``) to show what the cache saves. It prints:
 
 * ``import``: seconds to ``import probvae`` (JAX, NumPyro, Equinox),
 * ``first epoch``: ``history['seconds'][0]``, from the call to ``pv.fit`` to the end of the

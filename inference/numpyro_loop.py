@@ -24,6 +24,7 @@ from numpyro.infer import SVI
 
 from probvae import batch as batching
 
+from . import programs
 from .inputs import StreamedBatch
 
 __all__ = ["Loop"]
@@ -186,15 +187,15 @@ class Loop:
                                               tuple(d.id for d in mesh.devices.flat))
         if key is not None and key in _COMPILED:
             _COMPILED.move_to_end(key)
-            self.svi, fns = _COMPILED[key]
+            self.svi, fns, kept = _COMPILED[key]
         else:
             optim = optax.adam(lr)
             if clip_norm is not None:
                 optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
             self.svi = SVI(model.model, model.guide, optim, loss=elbo)
-            fns = _compile(self.svi, n, b, nl, bl, binarize, mesh)
+            fns, kept = _compile(self.svi, n, b, nl, bl, binarize, mesh), {}
             if key is not None:
-                _COMPILED[key] = (self.svi, fns)
+                _COMPILED[key] = (self.svi, fns, kept)
                 while len(_COMPILED) > _COMPILED_MAX:
                     _COMPILED.popitem(last=False)
         init_fn, self._epoch_fn, self._eval_fn = fns
@@ -203,10 +204,22 @@ class Loop:
         first_batch = batching.take(self.data, slice(0, b))
         if binarize:                                 # init sees binary pixels too
             first_batch = _binary(jax.random.PRNGKey(seed), first_batch)
+        valid_part = (None if self.valid is None else
+                      next(batching.chunks(self.valid, VALID_CHUNK))[1])
+        if not kept and key is not None and mesh is None and programs.own_code(model, elbo,
+                                                                               schedule):
+            kept.update(self._programs(key, init_fn, key_init, first_batch, valid_part))
         with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
-            jobs = self._compile_ahead(pool, init_fn, key_init, first_batch)   # while init runs
-            self.svi_state = self._placed(init_fn(key_init, **first_batch, **self._kw(0)))
-            self._epoch_fn, self._eval_fn = (job.result() for job in jobs)
+            if kept:                              # while init compiles (and runs)
+                jobs = {k: pool.submit(p.compile) for k, p in kept.items()}
+                self.svi_state = init_fn(key_init, **first_batch, **self._kw(0))
+                self._epoch_fn = jobs["epoch"].result()
+                if "eval" in jobs:
+                    self._eval_fn = _PerShape(self._eval_fn, jobs["eval"].result(), valid_part)
+            else:
+                jobs = self._compile_ahead(pool, init_fn, key_init, first_batch, valid_part)
+                self.svi_state = self._placed(init_fn(key_init, **first_batch, **self._kw(0)))
+                self._epoch_fn, self._eval_fn = (job.result() for job in jobs)
         self.first_loss = None
 
     def _replicate(self):
@@ -222,7 +235,35 @@ class Loop:
         from jax.sharding import NamedSharding, PartitionSpec
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
-    def _compile_ahead(self, pool, init_fn, key_init, first_batch):
+    def _programs(self, key, init_fn, key_init, first_batch, valid_part) -> dict:
+        """The epoch and validation programs as :class:`programs.Program` s: from the files an
+        earlier run with the same settings left (no tracing), else traced now and kept for the
+        next run. Empty when they cannot be exported: the jitted functions then trace as
+        usual. (``init`` is traced each time: it holds the initial weights of this seed.)"""
+        name = programs.key(*key[:3], *key[4:-1], _signature(valid_part),
+                            bool(self.schedule))
+        kw, final = self._kw(0), self._kw(0, final=True)
+        state = jax.eval_shape(lambda k, part: init_fn(k, **part, **kw), key_init, first_batch)
+        shuffle = jax.eval_shape(jax.random.fold_in, self.key_shuffle, 0)
+        args = {"epoch": (state, shuffle, self.data, kw, self.labelled),
+                "eval": (state, valid_part, final)}
+        if valid_part is None:
+            del args["eval"]
+        loss = jax.ShapeDtypeStruct((), jnp.float32)
+        outs = {"epoch": (state, loss, loss), "eval": loss}
+        saved = programs.load(name)
+        kept = {k: programs.Program.fitted(saved.get(k), a, outs[k]) for k, a in args.items()}
+        if all(kept.values()):
+            return kept
+        fns = {"epoch": self._epoch_fn, "eval": self._eval_fn}
+        try:
+            kept = {k: programs.export(fns[k], *a) for k, a in args.items()}
+        except Exception:                 # not exportable: jit traces it as before
+            return {}
+        programs.save(name, kept)
+        return kept
+
+    def _compile_ahead(self, pool, init_fn, key_init, first_batch, valid_part):
         """Trace the epoch and validation programs from abstract shapes here, then compile
         them on the pool while this thread traces, compiles and runs init: XLA compiles in
         parallel on two cores. (Tracing itself stays on one thread: NumPyro's effect handlers
@@ -237,7 +278,7 @@ class Loop:
         jobs = [pool.submit(epoch.compile)]
         if self.valid is None:
             return jobs + [pool.submit(lambda: self._eval_fn)]
-        part = next(batching.chunks(self.valid, VALID_CHUNK))[1]
+        part = valid_part
         lowered = self._eval_fn.lower(state, part, self._kw(0, final=True))
         return jobs + [pool.submit(lambda: _PerShape(self._eval_fn, lowered.compile(), part))]
 

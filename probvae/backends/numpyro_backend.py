@@ -76,6 +76,8 @@ def compilation_cache(path="default"):
     >>> compilation_cache() == default_cache_dir()     # on (the default)
     True
     """
+    global _FOLDER
+    _FOLDER = None
     if path is None:
         jax.config.update("jax_enable_compilation_cache", False)
         return None
@@ -86,11 +88,32 @@ def compilation_cache(path="default"):
             return None
     except OSError:
         return None
+    _FOLDER = folder
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return folder
+
+
+#: the folder :func:`compilation_cache` set up (None: off, or JAX's cache set by the user)
+_FOLDER = None
+
+
+def program_cache_dir():
+    """Where traced programs are kept between runs (beside the compiled ones), or None when
+    probvae's compilation cache is off: a second run of a built-in model then skips tracing
+    too (``probvae.inference.programs``).
+
+    Examples
+    --------
+    >>> program_cache_dir() == default_cache_dir().parent / "programs"
+    True
+    """
+    if _FOLDER is None or not jax.config.jax_enable_compilation_cache or \
+            Path(jax.config.jax_compilation_cache_dir or "") != _FOLDER:
+        return None
+    return _FOLDER.parent / "programs"
 
 
 def _cache_on_first_use():

@@ -1,0 +1,236 @@
+"""Traced programs kept between runs, so a second run of a NumPyro fit neither traces nor lowers.
+
+JAX's persistent compilation cache skips XLA's compilation on a second run, but every run still
+traces the model and guide through NumPyro and lowers the result to StableHLO: most of a warm
+start. Here the NumPyro loop's epoch and validation programs are exported once (``jax.export``:
+traced and lowered) and kept as files beside the compiled ones; a later run with the same key
+loads them and goes straight to the (cached) compilation. (``init`` is traced in every run: it
+holds that run's initial weights.)
+
+The key holds everything that shapes a program: the model's configuration, the objective and
+its settings, the batch and data shapes, the learning rate, and the exact source of probvae and
+the versions of JAX, NumPyro, Equinox and optax. A program is kept only when every part of the
+model and objective is probvae's or the libraries' own: a user's class or function can change
+between runs under the same name, so models that use one trace as before. Nor is a program
+that holds an array constant of more than a few values (weights or data closed over by a
+model would be stale in the next run).
+
+Examples
+--------
+>>> import jax, jax.numpy as jnp
+>>> prog = export(jax.jit(lambda a, b: {"sum": a["x"] + b}), {"x": jnp.ones(2)}, 1.0)
+>>> prog.compile()({"x": jnp.ones(2)}, 2.0)["sum"].tolist()
+[3.0, 3.0]
+>>> prog.accepts(({"x": jnp.zeros(2)}, 1.0)), prog.accepts(({"x": jnp.zeros(3)}, 1.0))
+(True, False)
+
+Kept in a folder (here a temporary one) and loaded back by a later run:
+
+>>> import tempfile
+>>> from probvae.backends import numpyro_backend as nb
+>>> was_on = nb.program_cache_dir() is not None
+>>> _ = nb.compilation_cache(tempfile.mkdtemp())
+>>> save(key("sum", 2), {"sum": prog}).suffix, sorted(load(key("sum", 2))), load(key("other"))
+('.npz', ['sum'], {})
+>>> _ = nb.compilation_cache("default" if was_on else None)
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import platform
+import sys
+import types
+from importlib import metadata
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from probvae.backends.numpyro_backend import program_cache_dir
+from probvae.outputs import write_npz
+
+__all__ = ["Program", "export", "own_code", "key", "load", "save"]
+
+FORMAT = 1
+#: a program is kept only if no array constant in it is larger (RNG rotations are 4 values;
+#: initial weights or data closed over by the model would be stale in a later run)
+MAX_CONSTANT = 64
+_CONSTANT = re.compile(r'stablehlo\.constant dense<(?:"0x|\[)[^>]*> : tensor<([^>]*)>')
+#: libraries whose version changes the traced program
+LIBRARIES = ("jax", "jaxlib", "numpyro", "equinox", "optax")
+#: where code may come from for a program to be kept (a user's own classes are not)
+TRUSTED = {"probvae", "numpyro", "jax", "jaxlib", "equinox", "optax", "numpy", "builtins",
+           "functools", "math", "operator", "collections", "typing", "threading", "_thread"}
+_SOURCE = None
+
+
+class Program:
+    """An exported program, called with the same pytrees as the function it was exported
+    from. :meth:`compile` compiles it (JAX's compilation cache answers on a second run)."""
+
+    def __init__(self, exported, in_tree, out_tree):
+        self.exported, self.in_tree, self.out_tree = exported, in_tree, out_tree
+        self._fn, self._compiled = jax.jit(exported.call), False
+
+    @classmethod
+    def fitted(cls, exported, args, out):
+        """A program from a loaded ``exported`` for arguments ``args`` and outputs shaped like
+        ``out`` (values or specs), or None when they do not fit it. (Pytree structures are not
+        saved: Equinox modules' do not survive pickling.)"""
+        if exported is None:
+            return None
+        out_leaves, out_tree = jax.tree_util.tree_flatten(out)
+        prog = cls(exported, jax.tree_util.tree_structure(args), out_tree)
+        fits = prog.accepts(args) and [(_spec(v).shape, _spec(v).dtype) for v in out_leaves] \
+            == [(a.shape, a.dtype) for a in exported.out_avals]
+        return prog if fits else None
+
+    def compile(self):
+        """Compile now (once); returns the program."""
+        if not self._compiled:
+            avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in self.exported.in_avals]
+            self._fn, self._compiled = self._fn.lower(*avals).compile(), True
+        return self
+
+    def out_spec(self):
+        """The outputs' shapes and dtypes, in their pytree (``jax.eval_shape``'s answer)."""
+        return jax.tree_util.tree_unflatten(
+            self.out_tree, [jax.ShapeDtypeStruct(a.shape, a.dtype)
+                            for a in self.exported.out_avals])
+
+    def accepts(self, args) -> bool:
+        """Whether ``args`` (a tuple of positional arguments) has this program's structure."""
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        return tree == self.in_tree and all(
+            _spec(v).shape == a.shape and _spec(v).dtype == a.dtype
+            for v, a in zip(leaves, self.exported.in_avals))
+
+    def __call__(self, *args):
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        if tree != self.in_tree:
+            raise ValueError(f"this program takes {self.in_tree}, got {tree}")
+        return jax.tree_util.tree_unflatten(self.out_tree, self._fn(*leaves))
+
+
+def _spec(v):
+    if isinstance(v, jax.ShapeDtypeStruct):
+        return v
+    return jax.ShapeDtypeStruct(np.shape(v), jax.numpy.result_type(v))
+
+
+def export(fn, *args) -> Program:
+    """Trace and lower ``fn(*args)`` (arrays or ``jax.ShapeDtypeStruct``) into a :class:`Program`
+    over the flattened arguments (any pytrees, Equinox modules included)."""
+    leaves, in_tree = jax.tree_util.tree_flatten(args)
+    out_tree = []
+
+    def flat(*values):
+        out = jax.tree_util.tree_flatten(fn(*jax.tree_util.tree_unflatten(in_tree, values)))
+        out_tree.append(out[1])
+        return out[0]
+
+    avals = [_spec(v) for v in leaves]
+    exported = jax.export.export(jax.jit(flat))(*avals)
+    big = _largest_constant(exported)
+    if big > MAX_CONSTANT:
+        raise ValueError(f"the program holds an array of {big} values as a constant (weights or "
+                         "data closed over): it would be stale in another run")
+    return Program(exported, in_tree, out_tree[0])
+
+
+def _largest_constant(exported) -> int:
+    """The number of values of the largest array constant (not a splat) in the program."""
+    sizes = [int(np.prod([int(d) for d in shape.split("x")[:-1]] or [1]))
+             for shape in _CONSTANT.findall(exported.mlir_module())]
+    return max(sizes, default=0)
+
+
+def own_code(*objs, depth=4) -> bool:
+    """True when ``objs`` (a model, an objective, ...) and every object and function they hold
+    come from probvae or the libraries it builds on: then a program traced from them is the same
+    in every run with the same probvae source.
+
+    >>> import json
+    >>> import probvae as pv
+    >>> own_code(pv.models.VAE(input_dim=4, latent_dim=2)), own_code(json.dumps)
+    (True, False)
+    """
+    for obj in objs:
+        if obj is None or isinstance(obj, (str, bytes, int, float, bool, types.ModuleType)):
+            continue
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            items = obj
+        elif isinstance(obj, dict):
+            items = obj.values()
+        elif isinstance(obj, functools.partial):
+            items = (obj.func, *obj.args, *obj.keywords.values())
+        else:
+            where = obj if isinstance(obj, (types.FunctionType, type)) else type(obj)
+            module = getattr(where, "__module__", None) or ""
+            if module.split(".")[0] not in TRUSTED:
+                return False
+            mine = type(obj).__module__.startswith("probvae") and hasattr(obj, "__dict__")
+            items = vars(obj).values() if mine and depth > 0 else ()
+        if not own_code(*items, depth=depth - 1):
+            return False
+    return True
+
+
+def source_hash() -> str:
+    """A hash of probvae's source files (all three layers), computed once per process."""
+    global _SOURCE
+    if _SOURCE is None:
+        import probvae
+        import probvae.inference
+        import probvae.models
+        h = hashlib.sha256()
+        for pkg in (probvae, probvae.models, probvae.inference):
+            root = Path(pkg.__file__).parent
+            for f in sorted(root.rglob("*.py")):
+                h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+        _SOURCE = h.hexdigest()
+    return _SOURCE
+
+
+def key(*parts) -> str:
+    """The file name of the programs made from ``parts`` (JSON-able settings and shapes) by
+    this probvae source, these library versions and this platform.
+
+    >>> key("a", 1) == key("a", 1) != key("a", 2)
+    True
+    """
+    versions = [metadata.version(lib) for lib in LIBRARIES]
+    payload = json.dumps([FORMAT, parts, versions, source_hash(), sys.version,
+                          platform.machine(), jax.default_backend(),
+                          bool(jax.config.jax_enable_x64)], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:40]
+
+
+def load(name: str) -> dict:
+    """The exported programs saved under ``name`` ({name: ``jax.export.Exported``}); empty when
+    none are saved, the cache is off or the file does not load (the caller then traces)."""
+    folder = program_cache_dir()
+    path = None if folder is None else folder / f"{name}.npz"
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {k: jax.export.deserialize(bytearray(saved[k].tobytes())) for k in saved}
+    except Exception:                     # another JAX's file, a damaged file: trace instead
+        return {}
+
+
+def save(name: str, programs: dict) -> Path | None:
+    """Keep ``programs`` ({name: Program}) for later runs; None when the cache is off or the
+    folder cannot be written (the run goes on either way)."""
+    folder = program_cache_dir()
+    if folder is None:
+        return None
+    try:
+        return write_npz(folder / f"{name}.npz", {
+            k: np.frombuffer(bytes(p.exported.serialize()), np.uint8) for k, p in programs.items()})
+    except Exception:
+        return None
