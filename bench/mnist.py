@@ -5,6 +5,7 @@ Subcommands (all read the standard IDX files from ../shared/data; nothing is dow
     python bench/mnist.py train ROW [--dataset mnist]   # one row, checkpointed: rerun to resume
     python bench/mnist.py table [--dataset mnist]       # evaluate every trained row (--rows A,B)
     python bench/mnist.py curves [--dataset mnist]      # learning curves, also of a running row
+    python bench/mnist.py pictures ROW [--dataset mnist]  # samples, reconstructions (PNG)
     python bench/mnist.py prior-cost                    # seconds per epoch: normal vs VampPrior
     python bench/mnist.py speed [--only LOOPS]          # pv.fit vs hand-written loops, % of peak
     python bench/mnist.py rows                          # the rows and their settings
@@ -148,6 +149,29 @@ def cmd_curves(args):
               + f"; best {valid[best - 1]:.2f} (ep {best}) -> {png}", flush=True)
 
 
+def cmd_pictures(args):
+    """64 samples and 16 reconstructions of binarized test images from a trained row, as
+    PNGs (``--out``, default docs/): what a row that finished its epochs draws."""
+    import probvae as pv
+    out_dir = Path(args.out)
+    run = run_dir(args.dataset, args.row)
+    if not (run / "config.json").is_file():
+        raise SystemExit(f"{args.row} is not trained on {args.dataset} yet")
+    res = pv.load(run)
+    test = load(args.dataset).test.binarize(stochastic=True, seed=0)
+    name = f"{args.dataset}_{args.row}"
+    epochs = len(res.history["train_loss"])
+    pv.plots.image_grid(pv.sample(res, n=64, seed=0), (28, 28),
+                        out_dir / f"{name}_samples.png", ncol=8,
+                        title=f"{args.dataset}: {args.row}, {epochs} epochs (means of p(x|z))")
+    xt = test.x[:16]
+    rec = pv.reconstruct(res, xt)
+    pv.plots.image_grid(np.concatenate([xt[:8], rec[:8], xt[8:], rec[8:]]), (28, 28),
+                        out_dir / f"{name}_reconstructions.png", ncol=8,
+                        title=f"{args.dataset}: test images (rows 1, 3), {args.row} (rows 2, 4)")
+    print(f"wrote {out_dir / (name + '_samples.png')} and _reconstructions.png", flush=True)
+
+
 def cmd_prior_cost(args):
     """The cost of a mixture's log-density (:func:`mixture_cost`), then seconds per epoch of the
     MLP row on 10,000 MNIST images with each prior (the VampPrior rows take longest: each step
@@ -260,6 +284,11 @@ def main():
     c = sub.add_parser("curves")
     c.add_argument("--dataset", choices=["mnist", "fashion_mnist"], default="mnist")
     c.set_defaults(func=cmd_curves)
+    pi = sub.add_parser("pictures")
+    pi.add_argument("row", choices=list(ROWS))
+    pi.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
+    pi.add_argument("--out", default=str(ROOT / "docs"))
+    pi.set_defaults(func=cmd_pictures)
     pc = sub.add_parser("prior-cost")
     pc.set_defaults(func=cmd_prior_cost)
     s = sub.add_parser("speed")
