@@ -206,9 +206,10 @@ class Loop:
             first_batch = _binary(jax.random.PRNGKey(seed), first_batch)
         valid_part = (None if self.valid is None else
                       next(batching.chunks(self.valid, VALID_CHUNK))[1])
-        if not kept and key is not None and mesh is None and programs.own_code(model, elbo,
-                                                                               schedule):
-            kept.update(self._programs(key, init_fn, key_init, first_batch, valid_part))
+        if key is not None and mesh is None and programs.own_code(model, elbo, schedule):
+            kept = self._programs(key, kept, init_fn, key_init, first_batch, valid_part)
+        else:
+            kept = {}
         with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
             if kept:                              # while init compiles (and runs)
                 jobs = {k: pool.submit(p.compile) for k, p in kept.items()}
@@ -235,13 +236,19 @@ class Loop:
         from jax.sharding import NamedSharding, PartitionSpec
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
-    def _programs(self, key, init_fn, key_init, first_batch, valid_part) -> dict:
-        """The epoch and validation programs as :class:`programs.Program` s: from the files an
-        earlier run with the same settings left (no tracing), else traced now and kept for the
-        next run. Empty when they cannot be exported: the jitted functions then trace as
-        usual. (``init`` is traced each time: it holds the initial weights of this seed.)"""
+    def _programs(self, key, memo, init_fn, key_init, first_batch, valid_part) -> dict:
+        """The epoch and validation programs as :class:`programs.Program` s: from ``memo`` (this
+        process's earlier fits), from the files an earlier run with the same settings left (no
+        tracing), else traced now and kept for the next run. Empty when they cannot be
+        exported: the jitted functions then trace as usual. (``init`` is traced each time: it
+        holds the initial weights of this seed.)"""
         name = programs.key(*key[:3], *key[4:-1], _signature(valid_part),
                             bool(self.schedule))
+        if name not in memo:
+            memo[name] = self._load_or_export(name, init_fn, key_init, first_batch, valid_part)
+        return memo[name]
+
+    def _load_or_export(self, name, init_fn, key_init, first_batch, valid_part) -> dict:
         kw, final = self._kw(0), self._kw(0, final=True)
         state = jax.eval_shape(lambda k, part: init_fn(k, **part, **kw), key_init, first_batch)
         shuffle = jax.eval_shape(jax.random.fold_in, self.key_shuffle, 0)

@@ -90,6 +90,15 @@ def test_a_damaged_file_is_traced_again_and_settings_have_their_own(small, progr
     assert len(list(program_dir.glob("*.npz"))) == 2         # other settings, other programs
 
 
+def test_a_refit_with_another_validation_size_gets_its_own_program(small, program_dir):
+    first = _fit(_vae(), small.train, small.valid)
+    half = pv.data.from_arrays(small.valid.x[:16])            # same model and data, in memory
+    second = _fit(_vae(), small.train, half)
+    assert second.history["train_loss"] == first.history["train_loss"]
+    assert second.history["valid_loss"] != first.history["valid_loss"]
+    assert len(list(program_dir.glob("*.npz"))) == 2
+
+
 def test_a_program_that_holds_weights_is_not_kept():
     import jax
     import jax.numpy as jnp
