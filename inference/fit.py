@@ -274,7 +274,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
             loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
                             seed=seed, labelled=labelled, clip_norm=clip_norm,
                             cache_key=cache_key, binarize=binarize == "dynamic",
-                            devices=devices, device=device)
+                            devices=devices, device=device,
+                            objective=objectives.get(objective))
             with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
                 return training.train(model, built, loop, epochs, patience, progress, metric,
                                       options, objective_name, fit_meta, run_dir, resume_dir,

@@ -151,7 +151,7 @@ class Loop:
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
-                 device=None):
+                 device=None, objective=None):
         bk = self.bk = model.bk
         mesh = self.mesh = device_mesh(devices, device)   # fit runs it under bk.placement
         if mesh is not None:
@@ -206,7 +206,8 @@ class Loop:
             first_batch = _binary(jax.random.PRNGKey(seed), first_batch)
         valid_part = (None if self.valid is None else
                       next(batching.chunks(self.valid, VALID_CHUNK))[1])
-        if key is not None and mesh is None and programs.own_code(model, elbo, schedule):
+        if key is not None and mesh is None and programs.own_code(model, elbo, schedule,
+                                                                   objective):
             kept = self._programs(key, kept, init_fn, key_init, first_batch, valid_part)
         else:
             kept = {}

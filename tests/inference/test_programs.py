@@ -7,7 +7,7 @@ import pytest
 
 import probvae as pv
 from probvae.backends import numpyro_backend as nb
-from probvae.inference import numpyro_loop, programs
+from probvae.inference import numpyro_loop, objectives, programs
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +107,15 @@ def test_a_program_that_holds_weights_is_not_kept():
         programs.export(jax.jit(lambda x: x * weights), jnp.ones(100))
 
 
-def test_only_probvaes_own_code_is_kept(program_dir):
+def test_only_probvaes_own_code_is_kept(small, program_dir):
     assert programs.own_code(_vae(prior="vamp"), pv.models.SSVAE(input_dim=64, num_classes=10))
     assert not programs.own_code(MyVAE(input_dim=64, latent_dim=3))
     assert not programs.own_code(_vae(likelihood=MyGaussian()))  # a user's part inside
+    assert programs.own_code(objectives.get("elbo"))
+    mine = objectives.register("test_programs_elbo", pyro=lambda bk: bk.infer.Trace_ELBO(),
+                               numpyro=lambda bk: bk.infer.Trace_ELBO(), overwrite=True)
+    assert not programs.own_code(mine)       # re-registered under the same name, other code
+    _fit(_vae(), small.train, small.valid, objective="test_programs_elbo")
+    assert not list(program_dir.glob("*.npz"))
     nb.compilation_cache(None)                                # the cache off: nothing kept
     assert nb.program_cache_dir() is None and programs.load(programs.key("x")) == {}
