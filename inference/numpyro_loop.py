@@ -187,15 +187,15 @@ class Loop:
                                               tuple(d.id for d in mesh.devices.flat))
         if key is not None and key in _COMPILED:
             _COMPILED.move_to_end(key)
-            self.svi, fns, kept = _COMPILED[key]
+            self.svi, fns, memo = _COMPILED[key]
         else:
             optim = optax.adam(lr)
             if clip_norm is not None:
                 optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
             self.svi = SVI(model.model, model.guide, optim, loss=elbo)
-            fns, kept = _compile(self.svi, n, b, nl, bl, binarize, mesh), {}
+            fns, memo = _compile(self.svi, n, b, nl, bl, binarize, mesh), {}
             if key is not None:
-                _COMPILED[key] = (self.svi, fns, kept)
+                _COMPILED[key] = (self.svi, fns, memo)
                 while len(_COMPILED) > _COMPILED_MAX:
                     _COMPILED.popitem(last=False)
         init_fn, self._epoch_fn, self._eval_fn = fns
@@ -208,7 +208,7 @@ class Loop:
                       next(batching.chunks(self.valid, VALID_CHUNK))[1])
         if key is not None and mesh is None and programs.own_code(model, elbo, schedule,
                                                                    objective):
-            kept = self._programs(key, kept, init_fn, key_init, first_batch, valid_part)
+            kept = self._programs(key, memo, init_fn, key_init, first_batch, valid_part)
         else:
             kept = {}
         with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
@@ -243,8 +243,8 @@ class Loop:
         tracing), else traced now and kept for the next run. Empty when they cannot be
         exported: the jitted functions then trace as usual. (``init`` is traced each time: it
         holds the initial weights of this seed.)"""
-        name = programs.key(*key[:3], *key[4:-1], _signature(valid_part),
-                            bool(self.schedule))
+        name = programs.key(*key[:3], *key[4:-1], _signature(valid_part),   # the in-memory
+                            bool(self.schedule))                 # key less seed and devices
         if name not in memo:
             memo[name] = self._load_or_export(name, init_fn, key_init, first_batch, valid_part)
         return memo[name]
@@ -286,9 +286,9 @@ class Loop:
         jobs = [pool.submit(epoch.compile)]
         if self.valid is None:
             return jobs + [pool.submit(lambda: self._eval_fn)]
-        part = valid_part
-        lowered = self._eval_fn.lower(state, part, self._kw(0, final=True))
-        return jobs + [pool.submit(lambda: _PerShape(self._eval_fn, lowered.compile(), part))]
+        lowered = self._eval_fn.lower(state, valid_part, self._kw(0, final=True))
+        return jobs + [pool.submit(lambda: _PerShape(self._eval_fn, lowered.compile(),
+                                                     valid_part))]
 
     def _kw(self, epoch, final=False):
         if not self.schedule:
