@@ -13,7 +13,7 @@ Examples
 from . import backends, batch, data, likelihoods, networks, outputs, plots, priors
 from . import models
 from . import inference
-from . import anomaly, diagnostics, features, impute
+from . import diagnostics
 from .inference import (FitResult, decode, encode, evaluate, fit, interpolate, load, objectives,
                         predict, reconstruct, sample, save, synthesize, traverse)
 
@@ -22,3 +22,18 @@ __all__ = ["backends", "batch", "outputs", "data", "diagnostics", "likelihoods",
            "sample", "encode", "reconstruct", "predict", "decode", "interpolate", "traverse",
            "synthesize", "impute", "save", "load"]
 __version__ = "0.1.0"
+
+#: the scikit-learn estimators: loaded on first use (``pv.anomaly``, ``from probvae import
+#: features``), so that ``import probvae`` does not import scikit-learn (1.7 s here)
+_LAZY = ("anomaly", "features", "impute")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
