@@ -19,11 +19,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+from probvae import likelihoods, objectives, priors
+from probvae.models.base import MODELS
+
 from .common import DEFAULTS, EXIT_INTERRUPTED, parse_hidden
 from .inspect_run import cmd_diagnose, cmd_evaluate, cmd_sample
 from .train import cmd_train
 
 __all__ = ["main", "console", "build_parser", "DEFAULTS"]
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, but not a missing one (None) and not twice."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or "(default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser():
@@ -32,22 +45,24 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     d = DEFAULTS
     t = sub.add_parser("train", help="train a model and save it to --out",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--model", default=d["model"])
-    t.add_argument("--prior", default=d["prior"])
-    t.add_argument("--likelihood", default=d["likelihood"])
+                       formatter_class=_Defaults)
+    t.add_argument("--model", default=d["model"], help=", ".join(name.lower() for name in MODELS))
+    t.add_argument("--prior", default=d["prior"], help=", ".join(priors.names()))
+    t.add_argument("--likelihood", default=d["likelihood"], help=", ".join(likelihoods.names()))
     t.add_argument("--objective", default=None,
-                   help="elbo, iwae, ... (default: enum for --model ssvae, elbo otherwise)")
-    t.add_argument("--backend", default=d["backend"], choices=["numpyro", "pyro"])
+                   help=f"{', '.join(objectives.names())} (default: enum for --model ssvae, "
+                   "elbo otherwise)")
+    t.add_argument("--backend", default=d["backend"], choices=["numpyro", "pyro"],
+                   help="NumPyro (JAX) or Pyro (torch)")
     t.add_argument("--dataset", default=d["dataset"], help="digits, mnist or fashion_mnist")
     t.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist, fashion_mnist)")
-    t.add_argument("--epochs", type=int, default=None, help=f"(default {d['epochs']})")
-    t.add_argument("--batch-size", type=int, default=d["batch_size"])
+    t.add_argument("--epochs", type=int, default=None, help=f"passes over the training data (default {d['epochs']})")
+    t.add_argument("--batch-size", type=int, default=d["batch_size"], help="rows per step")
     t.add_argument("--lr", type=float, default=None, help=f"Adam's learning rate (default "
                    f"{d['lr']})")
     t.add_argument("--clip-norm", type=float, default=None,
                    help="clip the gradient's global norm to this value")
-    t.add_argument("--latent-dim", type=int, default=d["latent_dim"])
+    t.add_argument("--latent-dim", type=int, default=d["latent_dim"], help="size of z")
     t.add_argument("--hidden", type=parse_hidden, default=parse_hidden(d["hidden"]),
                    help="widths of an MLP encoder (the decoder reverses them)")
     t.add_argument("--encoder", choices=["mlp", "conv"], default="mlp",
@@ -56,14 +71,16 @@ def build_parser():
     t.add_argument("--binarize", choices=["threshold", "dynamic"], default="threshold",
                    help="for --likelihood bernoulli: pixels at 0.5, or a fresh Bernoulli draw "
                    "of every pixel at each step (the test split is drawn once, seed 0)")
-    t.add_argument("--num-particles", type=int, default=None)
+    t.add_argument("--num-particles", type=int, default=None,
+                   help="samples of z per row (iwae's k)")
     t.add_argument("--alpha", type=float, default=None, help="renyi's alpha")
     t.add_argument("--beta", type=float, default=None, help="beta objective's KL weight")
     t.add_argument("--warmup", type=int, default=None, help="beta objective's warm-up epochs")
     t.add_argument("--patience", type=int, default=None, help="early stopping on validation loss")
-    t.add_argument("--seed", type=int, default=d["seed"])
-    t.add_argument("--eval-samples", type=int, default=d["eval_samples"])
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--seed", type=int, default=d["seed"], help="weights, shuffling, sampling")
+    t.add_argument("--eval-samples", type=int, default=d["eval_samples"],
+                   help="importance samples per test row for the test log-likelihood")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--devices", type=int, default=None,
                    help="NumPyro: split each batch across this many JAX devices (Pyro: launch "
                    "with torchrun --nproc_per_node=N -m probvae train ...)")

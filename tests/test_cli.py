@@ -1,0 +1,16 @@
+"""The ``probvae`` command's help: what swaps by name, and each default once."""
+import pytest
+
+import probvae as pv
+from probvae.cli import build_parser
+
+
+def test_train_help_lists_the_names_and_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in (*pv.priors.names(), *pv.likelihoods.names(), *pv.objectives.names()):
+        assert name in text, f"--help does not mention {name!r}"
+    assert "(default: None)" not in text
+    assert "(default 50)" in text and "(default 50) (default" not in text
+    assert "(default: vamp)" in text and "(default: numpyro)" in text
