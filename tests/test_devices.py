@@ -173,3 +173,23 @@ def test_cli_under_torchrun_writes_once(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("wrote ") == 1 and proc.stdout.count("training VAE") == 1
     assert (out / "params.npz").exists() and (out / "metrics.json").exists()
+
+
+def test_pyro_placement_on_the_cpu_adds_no_per_call_hook():
+    """On the CPU the placement enters no torch function mode (it would run Python on every
+    torch call of every step); with another default device it still puts tensors on the CPU."""
+    import torch
+    from torch.overrides import _get_current_function_mode_stack
+
+    from probvae.backends.pyro_backend import PyroBackend
+    with PyroBackend.placement("cpu"):
+        assert _get_current_function_mode_stack() == []
+        assert torch.zeros(2).device.type == "cpu"
+    torch.set_default_device("meta")
+    try:
+        with PyroBackend.placement("cpu"):
+            assert torch.zeros(2).device.type == "cpu"
+        assert torch.zeros(2).device.type == "meta"
+    finally:
+        torch.set_default_device(None)          # None, not "cpu": "cpu" would leave a mode
+    assert _get_current_function_mode_stack() == []
