@@ -3,12 +3,20 @@
 Everything here is sized so the whole default suite runs in a couple of minutes on two CPU
 cores: 64 training rows, latent_dim 3, one hidden layer of 16 units, 2 epochs.
 """
+import os
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import probvae as pv
+
+# The tests train tiny networks, where torch's second OpenMP thread gains nothing; while another
+# process holds a core it makes every parallel torch op wait for that thread's time slice (the
+# Pyro long-run and ADGM tests took 2 min 59 s beside a training run, 1 min 13 s with one
+# thread). Set before torch loads (probvae loads it with the first Pyro model); child
+# processes inherit it. A value of your own wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 BACKENDS = ("pyro", "numpyro")
 INPUT_DIM = 64
