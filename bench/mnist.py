@@ -244,8 +244,10 @@ def cmd_speed(args):
             ("matmuls_torch", "matmuls alone, torch (the ceiling)",
              lambda: matmuls_torch(x, epochs)[1:], "torch"),
             ("fit_pyro", "pv.fit, Pyro", lambda: probvae_fit(x, epochs, "pyro"), "torch"),
-            ("fit_pyro_unfused", "pv.fit, Pyro, per-tensor Adam (before)",
-             lambda: probvae_fit(x, epochs, "pyro", fused_adam=False), "torch")]
+            ("fit_pyro_per_tensor", "pv.fit, Pyro, as before JointAdam",
+             lambda: probvae_fit(x, epochs, "pyro", pyro_as="per_tensor"), "torch"),
+            ("fit_pyro_unfused", "pv.fit, Pyro, unfused per-tensor Adam",
+             lambda: probvae_fit(x, epochs, "pyro", pyro_as="unfused"), "torch")]
     only = set(args.only.split(",")) if args.only else None
     results = []
     for key, name, run, lib in runs:
@@ -295,7 +297,7 @@ def main():
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--only", default=None, help="comma-separated loops: matmuls_jax, "
                    "hand_numpyro, fit_numpyro, hand_pyro, matmuls_torch, fit_pyro, "
-                   "fit_pyro_unfused")
+                   "fit_pyro_per_tensor, fit_pyro_unfused")
     s.set_defaults(func=cmd_speed)
     r = sub.add_parser("rows")
     r.set_defaults(func=lambda a: print(json.dumps(ROWS, indent=1, default=str)))

@@ -190,19 +190,25 @@ def matmuls_torch(x, epochs):
     return times
 
 
-def probvae_fit(x, epochs, backend, fused_adam=True):
-    """``pv.fit`` of the same VAE; ``fused_adam=False`` (Pyro) times it with the per-tensor
-    Adam it used before torch's fused kernel, for comparison."""
+def probvae_fit(x, epochs, backend, pyro_as=None):
+    """``pv.fit`` of the same VAE. On Pyro, ``pyro_as`` times it as an earlier version ran:
+    ``"per_tensor"`` with Pyro's own Adam (one torch optimizer per tensor, torch's fused
+    kernel) and inside torch's default-device context on the CPU (before JointAdam and the
+    bare CPU placement); ``"unfused"`` the same with torch's unfused Adam (the first version)."""
     import probvae as pv
-    if not fused_adam:
+    if pyro_as is not None:
         import pyro
+        import torch
         from probvae.backends.pyro_backend import PyroBackend
-        fused = PyroBackend.adam
-        PyroBackend.adam = staticmethod(lambda lr: pyro.optim.Adam({"lr": lr}))
+        saved = PyroBackend.adam, PyroBackend.placement
+        args = {"per_tensor": {"fused": True}, "unfused": {}}[pyro_as]
+        PyroBackend.adam = staticmethod(lambda lr: pyro.optim.Adam({"lr": lr, **args}))
+        PyroBackend.placement = classmethod(lambda cls, device: cls.torch_device(device))
         try:
             return probvae_fit(x, epochs, backend)
         finally:
-            PyroBackend.adam = staticmethod(fused)
+            PyroBackend.adam, PyroBackend.placement = (staticmethod(saved[0]),
+                                                       classmethod(saved[1].__func__))
     vae = pv.models.VAE(input_dim=784, latent_dim=50, hidden=(400,), likelihood="bernoulli",
                         backend=backend)
     res = pv.fit(vae, x, epochs=epochs, batch_size=256, lr=1e-3, progress=False)
