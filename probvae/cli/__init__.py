@@ -30,11 +30,12 @@ __all__ = ["main", "console", "build_parser", "DEFAULTS"]
 
 
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, but not a missing one (None) and not twice."""
+    """Shows each option's default, but not a missing one (None), not a flag's (False) and not
+    twice."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default is None or "(default" in text:
+        if action.default is None or action.default is False or "(default" in text:
             return text
         return super()._get_help_string(action)
 
@@ -56,7 +57,8 @@ def build_parser():
                    help="NumPyro (JAX) or Pyro (torch)")
     t.add_argument("--dataset", default=d["dataset"], help="digits, mnist or fashion_mnist")
     t.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist, fashion_mnist)")
-    t.add_argument("--epochs", type=int, default=None, help=f"passes over the training data (default {d['epochs']})")
+    t.add_argument("--epochs", type=int, default=None, help="passes over the training data "
+                   f"(default {d['epochs']})")
     t.add_argument("--batch-size", type=int, default=d["batch_size"], help="rows per step")
     t.add_argument("--lr", type=float, default=None, help=f"Adam's learning rate (default "
                    f"{d['lr']})")
@@ -96,31 +98,36 @@ def build_parser():
     t.add_argument("--overwrite", action="store_true",
                    help="replace an earlier probvae run in --out (other files there stay)")
     t.set_defaults(func=cmd_train)
-    e = sub.add_parser("evaluate", help="test scores of a saved run")
-    e.add_argument("run")
-    e.add_argument("--num-samples", type=int, default=d["eval_samples"])
-    e.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("evaluate", help="test scores of a saved run",
+                       formatter_class=_Defaults)
+    e.add_argument("run", help="a run folder written by probvae train")
+    e.add_argument("--num-samples", type=int, default=d["eval_samples"],
+                   help="importance samples per test row")
+    e.add_argument("--seed", type=int, default=0, help="the draws of z")
     e.add_argument("--json", default=None, help="also write the scores to this JSON file")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     e.set_defaults(func=cmd_evaluate)
-    s = sub.add_parser("sample", help="generate from a saved run")
-    s.add_argument("run")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("sample", help="generate from a saved run",
+                       formatter_class=_Defaults)
+    s.add_argument("run", help="a run folder written by probvae train")
+    s.add_argument("--n", type=int, default=64, help="how many samples")
+    s.add_argument("--seed", type=int, default=0, help="the draws of z (and x with --draw)")
     s.add_argument("--png", default=None, help="write an image grid")
     s.add_argument("--npy", default=None, help="write the samples as a .npy array")
     s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z), not its mean")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --png/--npy")
     s.set_defaults(func=cmd_sample)
-    g = sub.add_parser("diagnose", help="ArviZ diagnostics of a saved run's latent posterior")
-    g.add_argument("run")
+    g = sub.add_parser("diagnose", help="ArviZ diagnostics of a saved run's latent posterior",
+                       formatter_class=_Defaults)
+    g.add_argument("run", help="a run folder written by probvae train")
     g.add_argument("--out", required=True, help="folder for the table and the plots (new or "
                    "empty; an earlier diagnosis there is replaced only with --overwrite)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace an earlier diagnosis in --out (other files there stay)")
     g.add_argument("--n", type=int, default=100, help="test examples to diagnose")
-    g.add_argument("--num-samples", type=int, default=1000)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--num-samples", type=int, default=1000,
+                   help="importance samples per example")
+    g.add_argument("--seed", type=int, default=0, help="the draws of z")
     g.set_defaults(func=cmd_diagnose)
     return p
 
