@@ -122,3 +122,23 @@ def test_only_probvaes_own_code_is_kept(small, program_dir):
         objectives._REGISTRY.pop("test_programs_elbo", None)   # other tests list the names
     nb.compilation_cache(None)                                # the cache off: nothing kept
     assert nb.program_cache_dir() is None and programs.load(programs.key("x")) == {}
+
+
+def test_init_is_traced_once_and_a_refit_traces_nothing(small, program_dir, monkeypatch):
+    """A first fit traces SVI's init once (the abstract evaluation of its output's shapes for
+    the epoch and validation programs reuses that trace); a refit of the same configuration on
+    other data of the same shape (an estimator's refit) traces no init again."""
+    from numpyro.infer import SVI
+    calls, real = [], SVI.init
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(SVI, "init", counting)
+    first = _fit(_vae(), small.train, small.valid)
+    assert len(calls) == 1
+    other = pv.data.from_arrays(small.train.x[::-1].copy())
+    again = _fit(_vae(), other, small.valid)
+    assert len(calls) == 1
+    assert np.isfinite(again.history["train_loss"]).all()
+    assert again.history["train_loss"] != first.history["train_loss"]
