@@ -64,6 +64,13 @@ def small_data(digits):
 
 
 @pytest.fixture(scope="session")
+def data_for(small_data):
+    """``data_for(likelihood)``: the tiny splits a likelihood trains on (in its support). A
+    fixture, since ``from conftest import ...`` finds whichever conftest loaded last."""
+    return lambda likelihood: small_data[LIKELIHOOD_DATA[likelihood]]
+
+
+@pytest.fixture(scope="session")
 def make_vae():
     """``make_vae(backend, **kw)``: a tiny VAE for the digits (64 features)."""
     def make(backend, **kw):

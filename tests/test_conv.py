@@ -115,9 +115,8 @@ def test_conv_ssvae_decoder_takes_the_label(backend, digits):
 @pytest.mark.slow
 @pytest.mark.parametrize("prior", pv.priors.names())
 @pytest.mark.parametrize("likelihood", [n for n in pv.likelihoods.names() if n != "columns"])
-def test_conv_with_every_prior_and_likelihood(backend, small_data, prior, likelihood):
-    from conftest import LIKELIHOOD_DATA
-    data = small_data[LIKELIHOOD_DATA[likelihood]]
+def test_conv_with_every_prior_and_likelihood(backend, data_for, prior, likelihood):
+    data = data_for(likelihood)
     vae = pv.models.VAE(image_shape=SHAPE, encoder=TINY, decoder=TINY, latent_dim=2,
                         prior=prior, likelihood=likelihood, backend=backend)
     assert np.isfinite(pv.evaluate(_fit(vae, data.train), data.test, num_samples=2)["elbo"])
