@@ -38,10 +38,9 @@ class JointAdam(pyro.optim.PyroOptim):
     def __init__(self, lr: float):
         super().__init__(torch.optim.Adam, {"lr": lr, "fused": True})
         self._joint = None          # the torch optimizer, made at the first step
-        self._seen = set()
 
     def __call__(self, params, *args, **kwargs) -> None:
-        new = [p for p in params if p not in self._seen]
+        new = [p for p in params if p not in self.optim_objs]
         if new:
             self._add(new)
         self._joint.step(*args, **kwargs)      # a parameter without a gradient is skipped
@@ -52,7 +51,6 @@ class JointAdam(pyro.optim.PyroOptim):
         else:
             self._joint.add_param_group({"params": params})
         for p in params:
-            self._seen.add(p)
             self.optim_objs[p] = self._joint       # Pyro's bookkeeping: p has an optimizer
             self._take_waiting(p)
 
@@ -84,5 +82,5 @@ class JointAdam(pyro.optim.PyroOptim):
         """Load Pyro-format state (see :meth:`get_state`): each parameter's part is taken up
         when that parameter next steps (as in Pyro's optimizers)."""
         self._state_waiting_to_be_consumed.update(state_dict)
-        for p in self._seen:                        # parameters already stepping: now
+        for p in self.optim_objs:                   # parameters already stepping: now
             self._take_waiting(p)
