@@ -223,7 +223,7 @@ def mixture_cost(k=500, d=40, b=100, repeats=100):
 
 def cmd_speed(args):
     from speed_loops import (flops_per_image, hand_numpyro, hand_pyro, matmul_peak,
-                             matmuls_jax, matmuls_torch, probvae_fit)
+                             matmuls_jax, matmuls_torch, minimal_jax, minimal_torch, probvae_fit)
     data = load("mnist")
     x = data.train.binarize().x
     epochs = args.epochs or 6
@@ -235,6 +235,8 @@ def cmd_speed(args):
           f"{jax_peak:.0f}, torch {torch_peak:.0f} GFLOP/s\n")
     runs = [("matmuls_jax", "matmuls alone, JAX (the ceiling)",
              lambda: matmuls_jax(x, epochs)[1:], "jax"),
+            ("minimal_jax", "the least VAE loop, plain JAX + optax",
+             lambda: minimal_jax(x, epochs)[1:], "jax"),
             ("hand_numpyro", "hand-written NumPyro (jit svi.update)",
              lambda: hand_numpyro(x, epochs)[1:], "jax"),
             ("fit_numpyro", "pv.fit, NumPyro",
@@ -243,6 +245,8 @@ def cmd_speed(args):
              lambda: hand_pyro(x, epochs)[1:], "torch"),
             ("matmuls_torch", "matmuls alone, torch (the ceiling)",
              lambda: matmuls_torch(x, epochs)[1:], "torch"),
+            ("minimal_torch", "the least VAE loop, plain torch",
+             lambda: minimal_torch(x, epochs)[1:], "torch"),
             ("fit_pyro", "pv.fit, Pyro", lambda: probvae_fit(x, epochs, "pyro"), "torch"),
             ("fit_pyro_per_tensor", "pv.fit, Pyro, as before JointAdam",
              lambda: probvae_fit(x, epochs, "pyro", pyro_as="per_tensor"), "torch"),
