@@ -72,6 +72,45 @@ def test_digits_seed_determinism():
     assert not np.array_equal(a.test.x, c.test.x)
 
 
+@pytest.mark.parametrize("n,k", [(1797, 10), (1617, 10), (50, 3), (23, 4), (12, 6), (7, 2)])
+def test_splits_match_sklearn(n, k):
+    """The digits splits stay scikit-learn's: the same indices as ``train_test_split``
+    (stratified, or plain where a class is too small), for these seeds and sizes."""
+    from sklearn.model_selection import train_test_split
+    from probvae.data.splits import split_off
+    rng = np.random.default_rng(n)
+    for seed in range(8):
+        y = rng.integers(0, k, 3 * n)
+        idx = np.sort(rng.choice(3 * n, n, replace=False))
+        for size in (0.1, 0.2, 0.5, 0.1 / 0.8):
+            try:
+                want = train_test_split(idx, test_size=size, stratify=y[idx], random_state=seed)
+                stratified = True
+            except ValueError:
+                want = train_test_split(idx, test_size=size, random_state=seed)
+                stratified = False
+            keep, taken, strat = split_off(idx, y, size, seed)
+            np.testing.assert_array_equal(keep, want[0])
+            np.testing.assert_array_equal(taken, want[1])
+            assert strat == stratified
+
+
+def test_digits_load_without_sklearn():
+    """The digits come from scikit-learn's CSV without importing it (1-2 s), and are the
+    arrays ``load_digits`` gives."""
+    import subprocess
+    import sys
+    code = ("import sys, probvae as pv; pv.data.load('digits'); "
+            "assert 'sklearn' not in sys.modules, 'sklearn imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    from sklearn.datasets import load_digits
+    pixels, labels = data_mod._digits_arrays()
+    d = load_digits()
+    np.testing.assert_array_equal(pixels, d.data)
+    np.testing.assert_array_equal(labels, d.target)
+
+
 def test_digits_custom_fractions_and_bad_fractions():
     ds = load("digits", valid_fraction=0.2, test_fraction=0.3)
     assert abs(len(ds.test) - 0.3 * 1797) <= 1 and abs(len(ds.valid) - 0.2 * 1797) <= 1

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.util
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .splits import split_off
 
 __all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load",
            "from_frame", "Table", "Column", "stream", "Stream"]
@@ -273,24 +276,37 @@ def load(name: str, path=None, seed: int = 0, valid_fraction: float = 0.1,
 
 
 def _split_off(idx: np.ndarray, y: np.ndarray, size: float, seed: int):
-    """Split ``idx`` into (keep, taken) with ``size`` of it taken, stratified by ``y[idx]``."""
-    from sklearn.model_selection import train_test_split
-    try:
-        return train_test_split(idx, test_size=size, stratify=y[idx], random_state=seed)
-    except ValueError as err:  # too few examples per class to stratify
-        warnings.warn(f"stratified split impossible ({err}); splitting without stratification.",
-                      stacklevel=3)
-        return train_test_split(idx, test_size=size, random_state=seed)
+    """Split ``idx`` into (keep, taken) with ``size`` of it taken, stratified by ``y[idx]``
+    (scikit-learn's ``train_test_split`` indices, without importing it: :mod:`.splits`)."""
+    keep, taken, stratified = split_off(idx, y, size, seed)
+    if not stratified:
+        warnings.warn(f"stratified split impossible (a class has too few of {len(idx)} "
+                      "examples); splitting without stratification.", stacklevel=3)
+    return keep, taken
+
+
+def _digits_arrays():
+    """scikit-learn's 8x8 digits as (pixels 0-16, labels), read from the CSV it ships
+    (``load_digits`` reads the same file) without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    roots = spec.submodule_search_locations if spec is not None else None
+    csv = next((Path(r) / "datasets" / "data" / "digits.csv.gz" for r in roots or ()), None)
+    if csv is None or not csv.is_file():
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        return d.data, d.target
+    with gzip.open(csv, "rt", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",")
+    return data[:, :-1], data[:, -1].astype(int)
 
 
 @register("digits")
 def _load_digits(path, seed, valid_fraction, test_fraction) -> Dataset:
-    from sklearn.datasets import load_digits
     if valid_fraction + test_fraction >= 1.0:
         raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction} + "
                          f"{test_fraction}; shrink one of them.")
-    d = load_digits()
-    x, y = (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+    pixels, labels = _digits_arrays()
+    x, y = (pixels / 16.0).astype(np.float32), labels.astype(np.int64)
     rest, test = _split_off(np.arange(len(y)), y, test_fraction, seed)
     train, valid = _split_off(rest, y, valid_fraction / (1.0 - test_fraction), seed)
     parts = [from_arrays(x[i], y[i], image_shape=(8, 8)) for i in (train, valid, test)]
