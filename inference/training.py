@@ -212,12 +212,12 @@ def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=Fals
     if status == "diverged":
         e = tracker.diverged_at
         loss = tracker.history["train_loss"][-1]
-        kept = (f"the best validation epoch {tracker.best_epoch + 1}"
+        kept = (f"the parameters of the best validation epoch {tracker.best_epoch + 1}"
                 if tracker.best_epoch is not None else
-                (f"epoch {e}" if e > 0 else "the initial parameters"))
+                (f"the parameters of epoch {e}" if e > 0 else "the initial parameters"))
         clip = "" if options.get("clip_norm") else " or pass clip_norm=10"
-        return (f"training diverged at epoch {e + 1} (loss {loss}); stopped and kept the "
-                f"parameters of {kept}. Lower lr (now {options['lr']:g}, e.g. "
+        return (f"training diverged at epoch {e + 1} (loss {loss}); stopped and kept "
+                f"{kept}. Lower lr (now {options['lr']:g}, e.g. "
                 f"lr={options['lr'] / 10:g}){clip}")
     done = where if where is not None else len(tracker.history["train_loss"])
     step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"

@@ -181,3 +181,59 @@ def test_progress_on_shows_a_bar(small, make_vae, capfd):
     pv.fit(make_vae("pyro"), small.train, epochs=2, batch_size=32, progress=True)
     _, err = capfd.readouterr()
     assert "2/2" in err and "VAE[pyro]" in err
+
+
+class _RecordsChecks(pv.likelihoods.Bernoulli):
+    """A user's likelihood that records whether torch checks distribution arguments."""
+    seen = []
+
+    def distribution(self, bk, params, mask=None, prefix="likelihood"):
+        _RecordsChecks.seen.append(torch.distributions.Distribution._validate_args)
+        return super().distribution(bk, params, mask=mask, prefix=prefix)
+
+
+def test_pyro_checks_arguments_in_the_first_epoch_only(small):
+    """Pyro's argument checks run for the first epoch (a model's mistakes show there, with
+    names) and are off after it (13% of a step), and the user's setting is back after fit."""
+    _RecordsChecks.seen.clear()
+    binary = pv.data.from_arrays((small.train.x > 0.5).astype(np.float32))
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro",
+                        likelihood=_RecordsChecks())
+    res = pv.fit(vae, binary, epochs=3, batch_size=16, progress=False, seed=0)
+    steps = len(binary.x) // 16
+    seen = _RecordsChecks.seen[-3 * steps:]                  # the training steps
+    assert seen[:steps] == [True] * steps and seen[steps:] == [False] * (2 * steps)
+    assert torch.distributions.Distribution._validate_args and pyro.infer.is_validation_enabled()
+    assert all(math.isfinite(v) for v in res.history["train_loss"])
+    with pyro.validation_enabled(False):                     # a user's own setting is kept
+        _RecordsChecks.seen.clear()
+        pv.fit(vae, binary, epochs=2, batch_size=16, progress=False, seed=0)
+        assert not any(_RecordsChecks.seen)
+
+
+class _NaNFromStep(pv.likelihoods.Bernoulli):
+    """A user's likelihood whose decoder outputs turn NaN from training step ``start`` on."""
+
+    def __init__(self, start):
+        super().__init__()
+        self.start, self.calls = start, 0
+
+    def distribution(self, bk, params, mask=None, prefix="likelihood"):
+        self.calls += 1
+        if self.calls > self.start and torch.is_grad_enabled():
+            params = tuple(p * float("nan") for p in params)
+        return super().distribution(bk, params, mask=mask, prefix=prefix)
+
+
+@pytest.mark.parametrize("start", [2, 6])      # in the first epoch (checked), in the second
+def test_pyro_divergence_with_and_without_argument_checks(small, start):
+    """A NaN in the first epoch raises in torch's argument checks, a NaN later (checks off)
+    gives a NaN loss: either way fit stops as diverged and keeps finite parameters."""
+    binary = pv.data.from_arrays((small.train.x > 0.5).astype(np.float32))
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro",
+                        likelihood=_NaNFromStep(start))
+    with pytest.warns(RuntimeWarning, match="diverged at epoch"):
+        res = pv.fit(vae, binary, epochs=4, batch_size=16, progress=False, seed=0)
+    assert res.status == "diverged" and len(res.history["train_loss"]) == 1 + (start >= 4)
+    assert all(np.isfinite(v).all() for v in res.bk.params_to_numpy(res.params).values())
+    assert "kept the initial parameters." in res.message or "epoch 1." in res.message
