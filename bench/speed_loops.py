@@ -290,23 +290,29 @@ def matmuls_torch(x, epochs):
 
 def probvae_fit(x, epochs, backend, pyro_as=None):
     """``pv.fit`` of the same VAE. On Pyro, ``pyro_as`` times it as an earlier version ran:
-    ``"per_tensor"`` with Pyro's own Adam (one torch optimizer per tensor, torch's fused
-    kernel) and inside torch's default-device context on the CPU (before JointAdam and the
-    bare CPU placement); ``"unfused"`` the same with torch's unfused Adam (the first version)."""
+    ``"checks"`` with Pyro's argument checks in every epoch (before they stopped after the
+    first); ``"per_tensor"`` that, and Pyro's own Adam (one torch optimizer per tensor,
+    torch's fused kernel) inside torch's default-device context on the CPU (before JointAdam
+    and the bare CPU placement); ``"unfused"`` all that with torch's unfused Adam (the first
+    version)."""
+    import contextlib
     import probvae as pv
     if pyro_as is not None:
         import pyro
-        import torch
         from probvae.backends.pyro_backend import PyroBackend
-        saved = PyroBackend.adam, PyroBackend.placement
-        args = {"per_tensor": {"fused": True}, "unfused": {}}[pyro_as]
-        PyroBackend.adam = staticmethod(lambda lr: pyro.optim.Adam({"lr": lr, **args}))
-        PyroBackend.placement = classmethod(lambda cls, device: cls.torch_device(device))
+        from probvae.inference.pyro_loop import Loop
+        saved = PyroBackend.adam, PyroBackend.placement, Loop._checks
+        Loop._checks = lambda self: contextlib.nullcontext()
+        if pyro_as != "checks":
+            args = {"per_tensor": {"fused": True}, "unfused": {}}[pyro_as]
+            PyroBackend.adam = staticmethod(lambda lr: pyro.optim.Adam({"lr": lr, **args}))
+            PyroBackend.placement = classmethod(lambda cls, device: cls.torch_device(device))
         try:
             return probvae_fit(x, epochs, backend)
         finally:
             PyroBackend.adam, PyroBackend.placement = (staticmethod(saved[0]),
                                                        classmethod(saved[1].__func__))
+            Loop._checks = saved[2]
     vae = pv.models.VAE(input_dim=784, latent_dim=50, hidden=(400,), likelihood="bernoulli",
                         backend=backend)
     res = pv.fit(vae, x, epochs=epochs, batch_size=256, lr=1e-3, progress=False)
