@@ -26,7 +26,7 @@ import numpy as np
 import pyro
 import pyro.poutine as poutine
 import torch
-from pyro.infer.util import torch_item, zero_grads
+from pyro.infer.util import torch_item
 
 from probvae import batch as batching
 from probvae.backends import init_params
@@ -207,7 +207,8 @@ class Loop:
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
         self.optim(params)
-        zero_grads(params)
+        for p in params:        # the next backward writes fresh gradients (no zero fill, no add)
+            p.grad = None
         return torch_item(loss)
 
     def _checks(self):

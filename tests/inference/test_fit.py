@@ -237,3 +237,27 @@ def test_pyro_divergence_with_and_without_argument_checks(small, start):
     assert res.status == "diverged" and len(res.history["train_loss"]) == 1 + (start >= 4)
     assert all(np.isfinite(v).all() for v in res.bk.params_to_numpy(res.params).values())
     assert "kept the initial parameters." in res.message or "epoch 1." in res.message
+
+
+class _RecordsGrads(pv.likelihoods.Bernoulli):
+    """A user's likelihood that records, at each step's forward pass, whether any parameter
+    still holds a gradient tensor from the step before."""
+    held = []
+
+    def distribution(self, bk, params, mask=None, prefix="likelihood"):
+        store = pyro.get_param_store()
+        _RecordsGrads.held.append(any(store.get_param(k).unconstrained().grad is not None
+                                      for k in store.keys()))
+        return super().distribution(bk, params, mask=mask, prefix=prefix)
+
+
+def test_pyro_steps_keep_no_gradients_between_them(small):
+    """After each update the gradients are dropped (the next backward writes fresh ones, as
+    torch's ``zero_grad(set_to_none=True)``), not kept as zero tensors to add into."""
+    _RecordsGrads.held.clear()
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro",
+                        likelihood=_RecordsGrads())
+    binary = pv.data.from_arrays((small.train.x > 0.5).astype(np.float32))
+    res = pv.fit(vae, binary, epochs=2, batch_size=16, progress=False, seed=0)
+    assert len(_RecordsGrads.held) >= 8 and not any(_RecordsGrads.held)
+    assert res.status == "completed"
