@@ -248,7 +248,7 @@ def cmd_speed(args):
             ("minimal_torch", "the least VAE loop, plain torch",
              lambda: minimal_torch(x, epochs)[1:], "torch"),
             ("fit_pyro", "pv.fit, Pyro", lambda: probvae_fit(x, epochs, "pyro"), "torch"),
-            ("fit_pyro_checks", "pv.fit, Pyro, argument checks every epoch",
+            ("fit_pyro_checks", "pv.fit, Pyro, checks every epoch, zeroed grads",
              lambda: probvae_fit(x, epochs, "pyro", pyro_as="checks"), "torch"),
             ("fit_pyro_per_tensor", "pv.fit, Pyro, as before JointAdam",
              lambda: probvae_fit(x, epochs, "pyro", pyro_as="per_tensor"), "torch"),

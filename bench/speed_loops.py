@@ -16,6 +16,8 @@ True
 2
 >>> len(minimal_torch(np.zeros((512, 784), np.float32), epochs=2))
 2
+>>> len(minimal_jax(np.zeros((512, 784), np.float32), epochs=2))
+2
 """
 from __future__ import annotations
 
@@ -65,12 +67,9 @@ def hand_numpyro(x, epochs):
     import optax
     from numpyro.infer import SVI, Trace_ELBO
     rng = np.random.default_rng(0)
-
-    def dense(i, o):
-        return (jnp.asarray(rng.uniform(-1, 1, (i, o)).astype(np.float32) / np.sqrt(i)),
-                jnp.zeros(o, jnp.float32))
-    enc0 = {"w1": dense(784, 400), "w2": dense(400, 100)}
-    dec0 = {"w1": dense(50, 400), "w2": dense(400, 784)}
+    enc, dec = (list(map(jnp.asarray, ws)) for ws in _vae_weights(rng))
+    enc0 = {"w1": (enc[0], enc[1]), "w2": (enc[2], enc[3])}
+    dec0 = {"w1": (dec[0], dec[1]), "w2": (dec[2], dec[3])}
 
     def model(batch):
         p = numpyro.param("dec", dec0)
@@ -188,7 +187,8 @@ def _vae_loss_terms(xb, enc, dec, eps, xp, relu, softplus, log):
 
 
 def _vae_weights(rng):
-    """Encoder and decoder weights and biases, as ``hand_numpyro`` draws them."""
+    """Encoder and decoder weights and biases (uniform, scaled by 1/sqrt(fan-in)), as NumPy
+    arrays: ``([w1, b1, w2, b2] of the encoder, the same of the decoder)``."""
     def dense(i, o):
         return [(rng.uniform(-1, 1, (i, o)) / np.sqrt(i)).astype(np.float32),
                 np.zeros(o, np.float32)]
@@ -233,7 +233,7 @@ def minimal_jax(x, epochs):
     times = []
     for e in range(epochs):
         t = time.perf_counter()
-        params, opt_state, value = jax.block_until_ready(
+        params, opt_state, _ = jax.block_until_ready(
             epoch(params, opt_state, jax.random.PRNGKey(e)))
         times.append(time.perf_counter() - t)
     return times
@@ -290,8 +290,9 @@ def matmuls_torch(x, epochs):
 
 def probvae_fit(x, epochs, backend, pyro_as=None):
     """``pv.fit`` of the same VAE. On Pyro, ``pyro_as`` times it as an earlier version ran:
-    ``"checks"`` with Pyro's argument checks in every epoch (before they stopped after the
-    first); ``"per_tensor"`` that, and Pyro's own Adam (one torch optimizer per tensor,
+    ``"checks"`` with Pyro's argument checks in every epoch and Pyro's zero-filled gradients
+    (before the checks stopped after the first epoch and the gradients were dropped after
+    each update); ``"per_tensor"`` that, and Pyro's own Adam (one torch optimizer per tensor,
     torch's fused kernel) inside torch's default-device context on the CPU (before JointAdam
     and the bare CPU placement); ``"unfused"`` all that with torch's unfused Adam (the first
     version)."""
@@ -299,10 +300,12 @@ def probvae_fit(x, epochs, backend, pyro_as=None):
     import probvae as pv
     if pyro_as is not None:
         import pyro
+        from pyro.infer.util import zero_grads
         from probvae.backends.pyro_backend import PyroBackend
         from probvae.inference.pyro_loop import Loop
-        saved = PyroBackend.adam, PyroBackend.placement, Loop._checks
+        saved = PyroBackend.adam, PyroBackend.placement, Loop._checks, Loop._drop_grads
         Loop._checks = lambda self: contextlib.nullcontext()
+        Loop._drop_grads = staticmethod(zero_grads)
         if pyro_as != "checks":
             args = {"per_tensor": {"fused": True}, "unfused": {}}[pyro_as]
             PyroBackend.adam = staticmethod(lambda lr: pyro.optim.Adam({"lr": lr, **args}))
@@ -312,7 +315,7 @@ def probvae_fit(x, epochs, backend, pyro_as=None):
         finally:
             PyroBackend.adam, PyroBackend.placement = (staticmethod(saved[0]),
                                                        classmethod(saved[1].__func__))
-            Loop._checks = saved[2]
+            Loop._checks, Loop._drop_grads = saved[2], staticmethod(saved[3])
     vae = pv.models.VAE(input_dim=784, latent_dim=50, hidden=(400,), likelihood="bernoulli",
                         backend=backend)
     res = pv.fit(vae, x, epochs=epochs, batch_size=256, lr=1e-3, progress=False)

@@ -20,6 +20,7 @@ where it was.
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 
 import numpy as np
@@ -40,6 +41,22 @@ __all__ = ["Loop"]
 # First-seen values of live parameter tensors (a user's torch modules outlive a fit): a refit of
 # the same (model, guide) pair starts from them, so the same seed gives the same numbers.
 _INITIAL: dict = {}
+
+
+class _Diverged(Exception):
+    """A training step's loss was not finite; its update was not applied."""
+
+
+@contextlib.contextmanager
+def _checks_off():
+    """Pyro's and torch's argument checks off; on exit both flags are as they were (Pyro's
+    own ``validation_enabled`` restores torch's flag from Pyro's, not from torch's)."""
+    torch_flag = torch.distributions.Distribution._validate_args
+    try:
+        with pyro.validation_enabled(False):
+            yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(torch_flag)
 
 
 def _reset_to_initial(params):
@@ -195,29 +212,53 @@ class Loop:
     # ---- training -------------------------------------------------------------------------
     def _step(self, batch, kw) -> float:
         """One SVI step (as ``pyro.infer.SVI.step``), with parameters in name order so that
-        the global-norm clip sums in the same order in every process."""
+        the global-norm clip sums in the same order in every process. A loss that is not
+        finite raises :class:`_Diverged` before the update, which is then not applied."""
         with poutine.trace(param_only=True) as capture:
             loss = self.elbo.loss_and_grads(self.model.model, self.model.guide, **batch, **kw)
         params = [site["value"].unconstrained()
                   for _, site in sorted(capture.trace.nodes.items())]
         if self.world > 1:         # the global batch's gradient: the sum of the shares'
             total = torch.tensor([float(torch_item(loss))], dtype=torch.float64)
-            distributed.all_sum([p.grad for p in params if p.grad is not None] + [total])
+            for p in params:       # every parameter, so the processes' lists pair up
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            distributed.all_sum([p.grad for p in params] + [total])
             loss = float(total.item())
+        loss = torch_item(loss)
+        if not math.isfinite(loss):
+            self._drop_grads(params)
+            raise _Diverged(loss)
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
         self.optim(params)
-        for p in params:        # the next backward writes fresh gradients (no zero fill, no add)
+        self._drop_grads(params)
+        return loss
+
+    @staticmethod
+    def _drop_grads(params):
+        """After an update: the next backward writes fresh gradients (torch's
+        ``zero_grad(set_to_none=True)``), with no zero fill and no add."""
+        for p in params:
             p.grad = None
-        return torch_item(loss)
 
     def _checks(self):
         """Pyro's and torch's argument checks for this epoch's steps: as the user set them
         (on by default) for the first epoch this loop runs, where a model's mistake shows with
-        the names of its distribution and argument; off after that. They cost 13% of an MNIST
-        step; ``fit`` has checked the data already, and a diverged step still shows, as a NaN
-        loss (as on NumPyro, whose compiled steps check nothing)."""
-        return pyro.validation_enabled(False) if self._checked else contextlib.nullcontext()
+        the names of its distribution and argument; off after that (both flags restored after
+        the epoch). They cost 13% of an MNIST step; ``fit`` has checked the data already, and a
+        diverged step still shows, as a loss that is not finite (as on NumPyro, whose compiled
+        steps check nothing). The flags are the process's: other threads' torch code sees
+        them too while an epoch runs."""
+        return _checks_off() if self._checked else contextlib.nullcontext()
+
+    def _divergence(self, err) -> bool:
+        """Whether ``err``, raised inside a step, means the run diverged: a loss that is not
+        finite, torch's argument checks failing on NaN, or any error once the parameters are
+        not finite (a sampler given NaN probabilities, with the checks off)."""
+        return (isinstance(err, _Diverged)
+                or (isinstance(err, ValueError) and "invalid values" in str(err))
+                or not self.finite())
 
     def epoch(self, epoch, stop=None) -> tuple:
         """Run (or finish) epoch ``epoch``; returns ``(train_loss, finished)``. With ``stop``
@@ -254,9 +295,8 @@ class Loop:
                     self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total,
                                     "first": self.first_loss}
                     return None, False
-        except ValueError as err:
-            # torch's argument checks fail once parameters are NaN: that is divergence
-            if "invalid values" not in str(err) and self.finite():
+        except (_Diverged, ValueError, RuntimeError) as err:
+            if not self._divergence(err):
                 raise
             return float("nan"), True
         return total / (steps * self.b), True
@@ -276,8 +316,8 @@ class Loop:
                     if j == 0 and s == 0:
                         self.first_loss = loss / self.b
                     total, count = total + loss, count + self.b
-        except ValueError as err:
-            if "invalid values" not in str(err) and self.finite():
+        except (_Diverged, ValueError, RuntimeError) as err:
+            if not self._divergence(err):
                 raise
             return float("nan"), True
         return total / max(count, 1), True
@@ -291,6 +331,8 @@ class Loop:
     def validate(self):
         if self.valid is None:
             return None
+        if not self.finite():      # diverged: the checks would raise on NaN parameters
+            return float("nan")
         kw = self._kw(0, final=True)
         with torch.no_grad():
             total = sum(self.elbo.loss(self.model.model, self.model.guide, **part, **kw)

@@ -279,9 +279,10 @@ def _split_off(idx: np.ndarray, y: np.ndarray, size: float, seed: int):
     """Split ``idx`` into (keep, taken) with ``size`` of it taken, stratified by ``y[idx]``
     (scikit-learn's ``train_test_split`` indices, without importing it: :mod:`.splits`)."""
     keep, taken, stratified = split_off(idx, y, size, seed)
-    if not stratified:
-        warnings.warn(f"stratified split impossible (a class has too few of {len(idx)} "
-                      "examples); splitting without stratification.", stacklevel=3)
+    if stratified is not True:
+        warnings.warn(f"stratified split impossible ({stratified}); splitting without "
+                      "stratification. With more examples, or a larger fraction for the "
+                      "smaller part, each class keeps its share.", stacklevel=3)
     return keep, taken
 
 
@@ -292,7 +293,11 @@ def _digits_arrays():
     roots = spec.submodule_search_locations if spec is not None else None
     csv = next((Path(r) / "datasets" / "data" / "digits.csv.gz" for r in roots or ()), None)
     if csv is None or not csv.is_file():
-        from sklearn.datasets import load_digits
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as err:
+            raise ImportError("the digits dataset ships with scikit-learn: pip install "
+                              "scikit-learn") from err
         d = load_digits()
         return d.data, d.target
     with gzip.open(csv, "rt", encoding="utf-8") as f:

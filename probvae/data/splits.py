@@ -36,11 +36,16 @@ def _approximate_mode(counts: np.ndarray, draws: int, rng) -> np.ndarray:
 
 def _stratified(y: np.ndarray, n_test: int, rng):
     """(train, test) positions of one stratified shuffle split (``StratifiedShuffleSplit``'s
-    draws, in its order), or None when some class is too small to stratify."""
+    draws, in its order), or a string saying why it cannot be stratified."""
     n_train = len(y) - n_test
     classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-    if counts.min() < 2 or n_train < len(classes) or n_test < len(classes):
-        return None
+    if counts.min() < 2:
+        return (f"class {classes[counts.argmin()].item()!r} has {counts.min()} example; "
+                "each class needs 2")
+    for side, n in (("kept", n_train), ("split-off", n_test)):
+        if n < len(classes):
+            return (f"the {side} part would hold {n} examples for {len(classes)} classes; "
+                    f"give it at least {len(classes)} of the {len(y)}")
     by_class = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
     n_i = _approximate_mode(counts, n_train, rng)
     t_i = _approximate_mode(counts - n_i, n_test, rng)
@@ -53,21 +58,44 @@ def _stratified(y: np.ndarray, n_test: int, rng):
 
 
 def split_off(idx: np.ndarray, y: np.ndarray | None, size: float, seed: int):
-    """Split ``idx`` into ``(keep, taken)``, ``taken`` holding ``ceil(size * len(idx))`` of
-    them, stratified by ``y[idx]`` when every class can be (else plainly, and ``stratified``
-    is False). Returns ``(keep, taken, stratified)``.
+    """Split ``idx`` in two at random, stratified by ``y[idx]`` where every class can be.
 
+    Parameters
+    ----------
+    idx : int array (N,)
+        The positions to split.
+    y : int array or None
+        Labels indexed by ``idx`` (``y[idx]``); None for a plain split.
+    size : float
+        The fraction to split off: ``ceil(size * N)`` positions.
+    seed : int
+        As scikit-learn's ``random_state``.
+
+    Returns
+    -------
+    keep, taken : int arrays
+        The rest of ``idx``, and the part split off.
+    stratified : True, or str
+        True when stratified; else why not (the split is then plain).
+
+    Examples
+    --------
     >>> keep, taken, stratified = split_off(np.arange(6), np.array([0, 0, 0, 1, 1, 1]),
     ...                                     0.5, seed=1)
     >>> stratified, sorted(np.array([0, 0, 0, 1, 1, 1])[taken].tolist())
     (True, [0, 1, 1])
+    >>> split_off(np.arange(4), np.array([0, 1, 2, 2]), 0.5, seed=0)[2]
+    'class 0 has 1 example; each class needs 2'
     """
     n_test = math.ceil(size * len(idx))
     if not 0 < n_test < len(idx):
-        raise ValueError(f"a split of {size} of {len(idx)} examples leaves one side empty")
+        raise ValueError(f"splitting off {size} of {len(idx)} examples leaves one part empty; "
+                         f"pass a size between {1 / len(idx):.3g} and {1 - 1 / len(idx):.3g}")
+    why = None
     if y is not None:
         parts = _stratified(np.asarray(y)[idx], n_test, np.random.RandomState(seed))
-        if parts is not None:
+        if not isinstance(parts, str):
             return idx[parts[0]], idx[parts[1]], True
+        why = parts
     perm = np.random.RandomState(seed).permutation(len(idx))
-    return idx[perm[n_test:]], idx[perm[:n_test]], False
+    return idx[perm[n_test:]], idx[perm[:n_test]], why

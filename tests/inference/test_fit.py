@@ -212,31 +212,68 @@ def test_pyro_checks_arguments_in_the_first_epoch_only(small):
 
 
 class _NaNFromStep(pv.likelihoods.Bernoulli):
-    """A user's likelihood whose decoder outputs turn NaN from training step ``start`` on."""
+    """A user's likelihood whose decoder outputs turn NaN from training step ``start`` on
+    (counting the forward passes with gradients, init's included); it records whether torch
+    checked arguments at the first NaN."""
 
-    def __init__(self, start):
+    def __init__(self, start, error=None):
         super().__init__()
-        self.start, self.calls = start, 0
+        self.start, self.error, self.calls, self.checked = start, error, 0, None
 
     def distribution(self, bk, params, mask=None, prefix="likelihood"):
-        self.calls += 1
-        if self.calls > self.start and torch.is_grad_enabled():
-            params = tuple(p * float("nan") for p in params)
+        if torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls > self.start:
+                if self.error is not None:
+                    raise self.error
+                if self.checked is None:
+                    self.checked = torch.distributions.Distribution._validate_args
+                params = tuple(p * float("nan") for p in params)
         return super().distribution(bk, params, mask=mask, prefix=prefix)
 
 
-@pytest.mark.parametrize("start", [2, 6])      # in the first epoch (checked), in the second
-def test_pyro_divergence_with_and_without_argument_checks(small, start):
+@pytest.mark.parametrize("start,epoch,checked", [(2, 1, True), (7, 2, False)])
+@pytest.mark.parametrize("with_validation", [False, True])
+def test_pyro_divergence_with_and_without_argument_checks(small, start, epoch, checked,
+                                                          with_validation):
     """A NaN in the first epoch raises in torch's argument checks, a NaN later (checks off)
-    gives a NaN loss: either way fit stops as diverged and keeps finite parameters."""
-    binary = pv.data.from_arrays((small.train.x > 0.5).astype(np.float32))
-    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro",
-                        likelihood=_NaNFromStep(start))
-    with pytest.warns(RuntimeWarning, match="diverged at epoch"):
-        res = pv.fit(vae, binary, epochs=4, batch_size=16, progress=False, seed=0)
-    assert res.status == "diverged" and len(res.history["train_loss"]) == 1 + (start >= 4)
+    gives a NaN loss: either way fit stops as diverged at that epoch, with or without
+    validation data, and keeps finite parameters."""
+    binary = pv.data.from_arrays((small.train.x > 0.5).astype(np.float32))  # 4 steps an epoch
+    valid = pv.data.from_arrays((small.valid.x > 0.5).astype(np.float32))
+    lik = _NaNFromStep(start)
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro", likelihood=lik)
+    with pytest.warns(RuntimeWarning, match=f"diverged at epoch {epoch} "):
+        res = pv.fit(vae, binary, validation=valid if with_validation else None, epochs=4,
+                     batch_size=16, progress=False, seed=0)
+    assert lik.checked is checked
+    assert res.status == "diverged" and len(res.history["train_loss"]) == epoch
     assert all(np.isfinite(v).all() for v in res.bk.params_to_numpy(res.params).values())
-    assert "kept the initial parameters." in res.message or "epoch 1." in res.message
+    kept = "the initial parameters." if epoch == 1 else "epoch 1."
+    assert res.message.split(" Lower lr")[0].endswith(kept)
+
+
+def test_pyro_checks_flags_come_back_after_an_error_and_torchs_own(small):
+    """torch's own flag, set apart from Pyro's, is as it was after fit; so are both after an
+    error inside an epoch run with the checks off."""
+    binary = pv.data.from_arrays((small.train.x > 0.5).astype(np.float32))
+
+    def vae(lik):
+        return pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro",
+                             likelihood=lik)
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        pv.fit(vae(pv.likelihoods.Bernoulli()), binary, epochs=2, batch_size=16,
+               progress=False)
+        assert torch.distributions.Distribution._validate_args is False
+        assert pyro.infer.is_validation_enabled()
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(True)
+    with pytest.raises(KeyError, match="a user's bug"):
+        pv.fit(vae(_NaNFromStep(7, error=KeyError("a user's bug"))), binary, epochs=3,
+               batch_size=16, progress=False)
+    assert torch.distributions.Distribution._validate_args is True
+    assert pyro.infer.is_validation_enabled() and pyro.poutine.is_validation_enabled()
 
 
 class _RecordsGrads(pv.likelihoods.Bernoulli):
