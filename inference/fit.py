@@ -275,7 +275,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
                             seed=seed, labelled=labelled, clip_norm=clip_norm,
                             cache_key=cache_key, binarize=binarize == "dynamic",
                             devices=devices, device=device,
-                            objective=objectives.get(objective))
+                            objective=objectives.get(objective),
+                            resuming=resume_dir is not None, epochs=epochs)
             with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
                 return training.train(model, built, loop, epochs, patience, progress, metric,
                                       options, objective_name, fit_meta, run_dir, resume_dir,

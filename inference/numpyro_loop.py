@@ -36,6 +36,95 @@ _COMPILED: "OrderedDict[tuple, tuple]" = OrderedDict()
 _COMPILED_MAX = 16
 #: validation rows scored per compiled call (one shape for a validation set up to this size)
 VALID_CHUNK = 4096
+#: XLA's options for quickly compiled programs: LLVM without its optimisations compiles them
+#: in about half the time, and they run up to twice as slow (:func:`_plan` chooses which runs).
+QUICK = {"xla_backend_optimization_level": 0}
+
+
+#: what :func:`_plan` takes an optimised compile to cost (seconds more than a quick one) and
+#: how much sooner a quick one is ready; measured here (digits MLPs, MNIST 784-400-50):
+#: optimised 1.0-1.9 s more, the quick epoch 0.4-1.8 ms a step slower, growing as about the
+#: 0.4th power of batch x parameters (0.42 ms at 8.5e5, 1.8 ms at 1.7e7, 4.7 ms at 5.3e8)
+OPTIMISED_COST_S, QUICK_SAVES_S = 1.5, 1.0
+
+
+def _plan(epochs, steps, batch, state_size):
+    """How a run's programs compile, from its settings alone (so that a seed and settings give
+    the same numbers in every run, cached or not, and on resume): ``"quick"`` (every epoch runs
+    quickly compiled programs, when all of them together lose less than an optimised compile
+    costs: short runs of small models, the estimators), ``"tiered"`` (epoch 0 runs the quick
+    ones while the optimised ones compile for the later epochs) or ``"full"`` (optimised from
+    the start, when one quick epoch loses more than compiling quickly saves: large models).
+
+    >>> _plan(4, 39, 32, 522_868), _plan(50, 39, 32, 522_868), _plan(10, 234, 256, 2_071_000)
+    ('quick', 'tiered', 'full')
+    """
+    per_step = 1.8e-3 * (batch * state_size / 1.7e7) ** 0.4     # seconds lost at O0, a step
+    per_epoch = steps * per_step
+    if epochs is not None and epochs * per_epoch <= OPTIMISED_COST_S:
+        return "quick"
+    return "tiered" if per_epoch <= QUICK_SAVES_S else "full"
+
+
+class _Compiling:
+    """The programs of one loop, compiling on two threads: the quick ones first (the first
+    epoch waits for them), then the optimised ones, which start when the quick ones are done
+    so that those have both cores. :meth:`add` takes a name and its ``compile(options)``."""
+
+    def __init__(self, quick=True):
+        self.compilers, self.quick, self.full, self._quick_ahead = {}, {}, {}, quick
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="probvae-compile")
+
+    def __contains__(self, name):
+        return name in self.compilers
+
+    def add(self, name, compile_):
+        """Start compiling ``name`` (its quick version, when the loop starts with one)."""
+        self.compilers[name] = compile_
+        if self._quick_ahead:
+            self.quick[name] = self._pool.submit(compile_, QUICK)
+        else:
+            self.full[name] = self._pool.submit(compile_, None)
+
+    def submit(self, fn, *args):
+        """Run ``fn(*args)`` on the threads, after what is already queued; returns its future."""
+        return self._pool.submit(fn, *args)
+
+    @staticmethod
+    def _after(jobs):
+        """``compile(options)`` that first waits for ``jobs`` (an error shows where it is used)."""
+        def after(compile_, options):
+            for job in jobs:
+                job.exception()
+            return compile_(options)
+        return after
+
+    def start_optimised(self):
+        """Queue the optimised programs behind the quick ones (call after the last add)."""
+        after = self._after(list(self.quick.values()))
+        for name, compile_ in self.compilers.items():
+            if name not in self.full:
+                self.full[name] = self._pool.submit(after, compile_, None)
+        self.done()
+
+    def done(self):
+        """No more programs: the threads end when their work is done (or compile an optimised
+        program on first use, :meth:`get`)."""
+        self._pool.shutdown(wait=False)
+
+    def get(self, name, quick=False):
+        """The compiled program ``name`` (waits for its compilation)."""
+        jobs = self.quick if quick else self.full
+        if name not in jobs:      # not compiled ahead (quick: resumed at 0; or one epoch only)
+            jobs[name] = _done(self.compilers[name](QUICK if quick else None))
+        return jobs[name].result()
+
+
+def _done(value):
+    from concurrent.futures import Future
+    job = Future()
+    job.set_result(value)
+    return job
 
 
 def _signature(batch):
@@ -117,8 +206,8 @@ def _compile(svi, n, b, nl, bl, binarize=False, mesh=None):
     split = _split_across(mesh)
 
     @jax.jit
-    def epoch_fn(state, key, data, kw, labelled):
-        key_perm, key_lab = jax.random.split(key)
+    def epoch_fn(state, key, index, data, kw, labelled):
+        key_perm, key_lab = jax.random.split(jax.random.fold_in(key, index))
         idx = jax.random.permutation(key_perm, n)[: nb * b].reshape(nb, b)
 
         def step(state, inputs):
@@ -137,7 +226,15 @@ def _compile(svi, n, b, nl, bl, binarize=False, mesh=None):
         state, losses = jax.lax.scan(step, state, (idx, jax.random.split(key_lab, nb)))
         return state, losses.sum() / (nb * b), losses[0] / b
 
-    init_fn = jax.jit(svi.init)
+    @jax.jit
+    def init_fn(seed, first, kw):
+        """The SVI state and the shuffling key from ``seed`` (the keys are made in here: made
+        outside, each would compile a small program of its own at start-up)."""
+        key_init, key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
+        if binarize:                                 # init sees binary pixels too
+            first = _binary(jax.random.PRNGKey(seed), first)
+        return svi.init(key_init, **first, **kw), key_shuffle
+
     eval_fn = jax.jit(lambda state, part, kw: svi.evaluate(state, **part, **kw))
     return init_fn, epoch_fn, eval_fn
 
@@ -151,7 +248,7 @@ class Loop:
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
-                 device=None, objective=None):
+                 device=None, objective=None, resuming=False, epochs=None):
         bk = self.bk = model.bk
         mesh = self.mesh = device_mesh(devices, device)   # fit runs it under bk.placement
         if mesh is not None:
@@ -200,28 +297,46 @@ class Loop:
                     _COMPILED.popitem(last=False)
         init_fn, self._epoch_fn, self._eval_fn = fns
         self._chunk_rows = n
-        key_init, self.key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
-        first_batch = batching.take(self.data, slice(0, b))
-        if binarize:                                 # init sees binary pixels too
-            first_batch = _binary(jax.random.PRNGKey(seed), first_batch)
+        # sliced before it goes to JAX: slicing there would compile a small program
+        first_batch = batching.to_backend(bk, batching.take(data, slice(0, b)))
         valid_part = (None if self.valid is None else
                       next(batching.chunks(self.valid, VALID_CHUNK))[1])
-        if key is not None and mesh is None and programs.own_code(model, elbo, schedule,
-                                                                   objective):
-            kept = self._programs(key, memo, init_fn, key_init, first_batch, valid_part)
+        kw = self._kw(0)
+        state, shuffle = jax.eval_shape(init_fn, seed, first_batch, kw)
+        loss = jax.ShapeDtypeStruct((), jnp.float32)
+        index = jax.ShapeDtypeStruct((), jnp.int32)
+        self._jobs = {"epoch": ((state, shuffle, index, self.data, kw, self.labelled),
+                                (state, loss, loss), self._epoch_fn)}
+        if valid_part is not None:
+            self._jobs["eval"] = ((state, valid_part, self._kw(0, final=True)), loss,
+                                  self._eval_fn)
+        self._valid_part = valid_part
+        # which programs compile how (quick, optimised), from the settings (:func:`_plan`);
+        # with a mesh, or data streamed from disk, optimised from the start
+        size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(state))
+        self.plan = ("full" if mesh is not None or self.stream is not None else
+                     _plan(epochs, (n // b) * (1 if labelled is None else 2), b, size))
+        self._programs_of = _Compiling(quick=self.plan == "quick" or
+                                       (self.plan == "tiered" and not resuming))
+        init = init_fn      # runs once: compiled quickly, first (while the main thread traces
+        if mesh is None:    # the others); jitted for a mesh's placed inputs
+            init = self._programs_of.submit(init_fn.lower(seed, first_batch, kw).compile, QUICK)
+        if mesh is not None:             # jitted: compiled on their first call, for the
+            for k, (_, _, fn) in self._jobs.items():           # placed (replicated) inputs
+                self._programs_of.add(k, lambda options, fn=fn: fn)
+        elif key is not None and programs.own_code(model, elbo, schedule, objective):
+            self._kept(key, memo)
         else:
-            kept = {}
-        with ThreadPoolExecutor(2) as pool:       # compile the epoch and the validation
-            if kept:                              # while init compiles (and runs)
-                jobs = {k: pool.submit(p.compile) for k, p in kept.items()}
-                self.svi_state = init_fn(key_init, **first_batch, **self._kw(0))
-                self._epoch_fn = jobs["epoch"].result()
-                if "eval" in jobs:
-                    self._eval_fn = _PerShape(self._eval_fn, jobs["eval"].result(), valid_part)
-            else:
-                jobs = self._compile_ahead(pool, init_fn, key_init, first_batch, valid_part)
-                self.svi_state = self._placed(init_fn(key_init, **first_batch, **self._kw(0)))
-                self._epoch_fn, self._eval_fn = (job.result() for job in jobs)
+            for k in self._jobs:
+                self._programs_of.add(k, self._lowered(k))
+        if self.plan == "full" or (self.plan == "tiered" and (resuming or epochs != 1)):
+            self._programs_of.start_optimised()
+        else:                           # quick, or tiered for one epoch: none optimised
+            self._programs_of.done()
+        if mesh is None:
+            init = init.result()
+        self.svi_state, self.key_shuffle = self._placed(init(seed, first_batch, kw))
+        self._last_epoch = None
         self.first_loss = None
 
     def _replicate(self):
@@ -237,58 +352,49 @@ class Loop:
         from jax.sharding import NamedSharding, PartitionSpec
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
-    def _programs(self, key, memo, init_fn, key_init, first_batch, valid_part) -> dict:
+    def _lowered(self, name):
+        """``compile(options)`` for the jitted program ``name``, traced from abstract shapes
+        now, on this thread (NumPyro's effect handlers live on one global stack)."""
+        args, _, fn = self._jobs[name]
+        lowered = fn.lower(*args)
+        if name == "eval":
+            return lambda options: _PerShape(fn, lowered.compile(options), self._valid_part)
+        return lowered.compile
+
+    def _kept(self, key, memo):
         """The epoch and validation programs as :class:`programs.Program` s: from ``memo`` (this
         process's earlier fits), from the files an earlier run with the same settings left (no
-        tracing), else traced now and kept for the next run. Empty when they cannot be
-        exported: the jitted functions then trace as usual. (``init`` is traced each time: it
-        holds the initial weights of this seed.)"""
-        name = programs.key(*key[:3], *key[4:-1], _signature(valid_part),   # the in-memory
+        tracing), else traced now and kept for the next run. Each goes to the compiling threads
+        as soon as it is there; one that cannot be exported is traced by jit as usual.
+        (``init`` is traced each time: it holds the initial weights of this seed.)"""
+        name = programs.key(*key[:3], *key[4:-1], _signature(self._valid_part),  # in-memory
                             bool(self.schedule))                 # key less seed and devices
-        if name not in memo:
-            memo[name] = self._load_or_export(name, init_fn, key_init, first_batch, valid_part)
-        return memo[name]
+        kept = memo.get(name)
+        if kept is None:
+            saved = programs.load(name)
+            kept = {k: programs.Program.fitted(saved.get(k), args, out)
+                    for k, (args, out, _) in self._jobs.items()}
+            if not all(kept.values()):
+                kept = {}
+                for k, (args, _, fn) in self._jobs.items():
+                    try:
+                        kept[k] = programs.export(fn, *args)
+                    except Exception:        # not exportable: jit traces it as before
+                        break
+                    self._programs_of.add(k, kept[k].compiled)
+                if len(kept) == len(self._jobs):
+                    programs.save(name, kept)
+            memo[name] = kept
+        for k in self._jobs:
+            if k not in self._programs_of:
+                self._programs_of.add(k, kept[k].compiled if k in kept else self._lowered(k))
 
-    def _load_or_export(self, name, init_fn, key_init, first_batch, valid_part) -> dict:
-        kw, final = self._kw(0), self._kw(0, final=True)
-        state = jax.eval_shape(lambda k, part: init_fn(k, **part, **kw), key_init, first_batch)
-        shuffle = jax.eval_shape(jax.random.fold_in, self.key_shuffle, 0)
-        args = {"epoch": (state, shuffle, self.data, kw, self.labelled),
-                "eval": (state, valid_part, final)}
-        if valid_part is None:
-            del args["eval"]
-        loss = jax.ShapeDtypeStruct((), jnp.float32)
-        outs = {"epoch": (state, loss, loss), "eval": loss}
-        saved = programs.load(name)
-        kept = {k: programs.Program.fitted(saved.get(k), a, outs[k]) for k, a in args.items()}
-        if all(kept.values()):
-            return kept
-        fns = {"epoch": self._epoch_fn, "eval": self._eval_fn}
-        try:
-            kept = {k: programs.export(fns[k], *a) for k, a in args.items()}
-        except Exception:                 # not exportable: jit traces it as before
-            return {}
-        programs.save(name, kept)
-        return kept
-
-    def _compile_ahead(self, pool, init_fn, key_init, first_batch, valid_part):
-        """Trace the epoch and validation programs from abstract shapes here, then compile
-        them on the pool while this thread traces, compiles and runs init: XLA compiles in
-        parallel on two cores. (Tracing itself stays on one thread: NumPyro's effect handlers
-        live on one global stack.) Across several devices the jitted functions compile on
-        their first call instead, for the placed (replicated) inputs."""
-        if self.mesh is not None:
-            return [pool.submit(lambda: self._epoch_fn), pool.submit(lambda: self._eval_fn)]
-        state = jax.eval_shape(lambda k, part: init_fn(k, **part, **self._kw(0)),
-                               key_init, first_batch)
-        key = jax.eval_shape(jax.random.fold_in, self.key_shuffle, 0)
-        epoch = self._epoch_fn.lower(state, key, self.data, self._kw(0), self.labelled)
-        jobs = [pool.submit(epoch.compile)]
-        if self.valid is None:
-            return jobs + [pool.submit(lambda: self._eval_fn)]
-        lowered = self._eval_fn.lower(state, valid_part, self._kw(0, final=True))
-        return jobs + [pool.submit(lambda: _PerShape(self._eval_fn, lowered.compile(),
-                                                     valid_part))]
+    def _program(self, name, epoch):
+        """The compiled ``name`` program ("epoch" or "eval") for epoch ``epoch``: the quickly
+        compiled one in a quick plan and for a tiered plan's epoch 0, else the optimised one
+        (waiting for its compilation)."""
+        quick = self.plan == "quick" or (self.plan == "tiered" and epoch == 0)
+        return self._programs_of.get(name, quick=quick)
 
     def _kw(self, epoch, final=False):
         if not self.schedule:
@@ -303,9 +409,10 @@ class Loop:
         """Run epoch ``epoch``; returns ``(train_loss, finished)`` (always finished here)."""
         if self.stream is not None:
             return self._stream_epoch(epoch)
-        self.svi_state, loss, first = self._epoch_fn(self.svi_state,
-                                                     jax.random.fold_in(self.key_shuffle, epoch),
-                                                     self.data, self._kw(epoch), self.labelled)
+        self._last_epoch = epoch
+        self.svi_state, loss, first = self._program("epoch", epoch)(
+            self.svi_state, self.key_shuffle, np.int32(epoch), self.data, self._kw(epoch),
+            self.labelled)
         self.first_loss = float(first)         # the loss before the epoch's first step
         return float(loss), True
 
@@ -322,7 +429,7 @@ class Loop:
                 continue
             part = self._placed(batching.to_backend(self.bk, part))
             self.svi_state, loss, first = self._chunk_fn(m)(
-                self.svi_state, jax.random.fold_in(key, j), part, kw, None)
+                self.svi_state, key, np.int32(j), part, kw, None)
             if j == 0:
                 self.first_loss = float(first)
             used = (m // self.b) * self.b
@@ -332,7 +439,7 @@ class Loop:
     def _chunk_fn(self, m):
         """The epoch program for a chunk of ``m`` rows (the first chunk's is compiled ahead)."""
         if m == self._chunk_rows:
-            return self._epoch_fn
+            return self._program("epoch", None)
         if m not in self._chunk_fns:
             self._chunk_fns[m] = _compile(self.svi, m, self.b, None, None, self.binarize,
                                           self.mesh)[1]
@@ -341,8 +448,8 @@ class Loop:
     def validate(self):
         if self.valid is None:
             return None
-        kw = self._kw(0, final=True)
-        total = sum(float(self._eval_fn(self.svi_state, part, kw))
+        kw, fn = self._kw(0, final=True), self._program("eval", self._last_epoch)
+        total = sum(float(fn(self.svi_state, part, kw))
                     for _, part, _ in batching.chunks(self.valid, VALID_CHUNK))
         return total / batching.size(self.valid)
 

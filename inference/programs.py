@@ -73,7 +73,7 @@ class Program:
 
     def __init__(self, exported, in_tree, out_tree):
         self.exported, self.in_tree, self.out_tree = exported, in_tree, out_tree
-        self._fn, self._compiled = jax.jit(exported.call), False
+        self._fn, self._compiled = jax.jit(exported.call), {}
 
     @classmethod
     def fitted(cls, exported, args, out):
@@ -89,11 +89,20 @@ class Program:
         return prog if fits else None
 
     def compile(self):
-        """Compile now (once); returns the program."""
-        if not self._compiled:
-            avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in self.exported.in_avals]
-            self._fn, self._compiled = self._fn.lower(*avals).compile(), True
+        """Compile now (once) with XLA's default options; returns the program."""
+        self._fn = self.compiled()._fn
         return self
+
+    def compiled(self, options=None):
+        """This program compiled with XLA's ``options`` (a dict; None: the defaults), once per
+        options: a :class:`Program` that calls the compiled executable."""
+        tag = repr(sorted((options or {}).items()))
+        if tag not in self._compiled:
+            avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in self.exported.in_avals]
+            prog = Program(self.exported, self.in_tree, self.out_tree)
+            prog._fn = self._fn.lower(*avals).compile(options)
+            self._compiled[tag] = prog
+        return self._compiled[tag]
 
     def out_spec(self):
         """The outputs' shapes and dtypes, in their pytree (``jax.eval_shape``'s answer)."""

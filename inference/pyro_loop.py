@@ -118,8 +118,8 @@ class Loop:
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
-                 device=None, objective=None):
-        del objective                    # (NumPyro's loop checks it before keeping programs)
+                 device=None, objective=None, resuming=False, epochs=None):
+        del objective, resuming, epochs  # (NumPyro's loop uses them to choose its programs)
         if devices not in (None, 1):
             raise ValueError("Pyro trains on several devices as several processes: launch the "
                              "same command with torchrun --nproc_per_node=N (see "

@@ -30,7 +30,7 @@ for n in (1, 4):
 loop = numpyro_loop.Loop(vae.build(0), {"x": d.train.x}, None, *__import__(
     "probvae.inference.objectives", fromlist=["build"]).build("elbo", vae.bk, max_plate_nesting=1),
     batch_size=64, lr=1e-3, seed=0, devices=4)
-hlo = loop._epoch_fn.lower(loop.svi_state, jax.random.PRNGKey(0), loop.data, {}, None)
+hlo = loop._epoch_fn.lower(loop.svi_state, jax.random.PRNGKey(0), np.int32(0), loop.data, {}, None)
 out["all_reduce"] = "all-reduce" in hlo.compile().as_text()
 try:
     pv.fit(vae, d.train, epochs=1, batch_size=30, devices=4, progress=False)
