@@ -14,7 +14,6 @@ key) is plain arrays, so a checkpoint holds it exactly and a resumed run continu
 from __future__ import annotations
 
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +24,7 @@ from numpyro.infer import SVI
 from probvae import batch as batching
 
 from . import programs
+from .compiling import QUICK, Compiling, plan
 from .inputs import StreamedBatch
 
 __all__ = ["Loop"]
@@ -36,97 +36,6 @@ _COMPILED: "OrderedDict[tuple, tuple]" = OrderedDict()
 _COMPILED_MAX = 16
 #: validation rows scored per compiled call (one shape for a validation set up to this size)
 VALID_CHUNK = 4096
-#: XLA's options for quickly compiled programs: LLVM without its optimisations compiles them
-#: in about half the time, and they run up to twice as slow (:func:`_plan` chooses which runs).
-QUICK = {"xla_backend_optimization_level": 0}
-
-
-#: what :func:`_plan` takes an optimised compile to cost (seconds more than a quick one) and
-#: how much sooner a quick one is ready; measured here (digits MLPs, MNIST 784-400-50):
-#: optimised 1.0-1.9 s more, the quick epoch 0.4-1.8 ms a step slower, growing as about the
-#: 0.4th power of batch x parameters (0.42 ms at 8.5e5, 1.8 ms at 1.7e7, 4.7 ms at 5.3e8)
-OPTIMISED_COST_S, QUICK_SAVES_S = 1.5, 1.0
-
-
-def _plan(epochs, steps, batch, state_size):
-    """How a run's programs compile, from its settings alone (so that a seed and settings give
-    the same numbers in every run, cached or not, and on resume): ``"quick"`` (every epoch runs
-    quickly compiled programs, when all of them together lose less than an optimised compile
-    costs: short runs of small models, the estimators), ``"tiered"`` (epoch 0 runs the quick
-    ones while the optimised ones compile for the later epochs) or ``"full"`` (optimised from
-    the start, when one quick epoch loses more than compiling quickly saves: large models).
-
-    >>> _plan(4, 39, 32, 522_868), _plan(50, 39, 32, 522_868), _plan(10, 234, 256, 2_071_000)
-    ('quick', 'tiered', 'full')
-    """
-    per_step = 1.8e-3 * (batch * state_size / 1.7e7) ** 0.4     # seconds lost at O0, a step
-    per_epoch = steps * per_step
-    if epochs is not None and epochs * per_epoch <= OPTIMISED_COST_S:
-        return "quick"
-    return "tiered" if per_epoch <= QUICK_SAVES_S else "full"
-
-
-class _Compiling:
-    """The programs of one loop, compiling on two threads: the quick ones first (the first
-    epoch waits for them), then the optimised ones, which start when the quick ones are done
-    so that those have both cores. :meth:`add` takes a name and its ``compile(options)``."""
-
-    def __init__(self, quick=True):
-        self.compilers, self.quick, self.full, self._quick_ahead = {}, {}, {}, quick
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="probvae-compile")
-
-    def __contains__(self, name):
-        return name in self.compilers
-
-    def add(self, name, compile_):
-        """Start compiling ``name`` (its quick version, when the loop starts with one)."""
-        self.compilers[name] = compile_
-        if self._quick_ahead:
-            self.quick[name] = self._pool.submit(compile_, QUICK)
-        else:
-            self.full[name] = self._pool.submit(compile_, None)
-
-    def submit(self, fn, *args):
-        """Run ``fn(*args)`` on the threads, after what is already queued; returns its future."""
-        return self._pool.submit(fn, *args)
-
-    @staticmethod
-    def _after(jobs):
-        """``compile(options)`` that first waits for ``jobs`` (an error shows where it is used)."""
-        def after(compile_, options):
-            for job in jobs:
-                job.exception()
-            return compile_(options)
-        return after
-
-    def start_optimised(self):
-        """Queue the optimised programs behind the quick ones (call after the last add)."""
-        after = self._after(list(self.quick.values()))
-        for name, compile_ in self.compilers.items():
-            if name not in self.full:
-                self.full[name] = self._pool.submit(after, compile_, None)
-        self.done()
-
-    def done(self):
-        """No more programs: the threads end when their work is done (or compile an optimised
-        program on first use, :meth:`get`)."""
-        self._pool.shutdown(wait=False)
-
-    def get(self, name, quick=False):
-        """The compiled program ``name`` (waits for its compilation)."""
-        jobs = self.quick if quick else self.full
-        if name not in jobs:      # not compiled ahead (quick: resumed at 0; or one epoch only)
-            jobs[name] = _done(self.compilers[name](QUICK if quick else None))
-        return jobs[name].result()
-
-
-def _done(value):
-    from concurrent.futures import Future
-    job = Future()
-    job.set_result(value)
-    return job
-
-
 def _signature(batch):
     if batch is None:
         return None
@@ -311,12 +220,12 @@ class Loop:
             self._jobs["eval"] = ((state, valid_part, self._kw(0, final=True)), loss,
                                   self._eval_fn)
         self._valid_part = valid_part
-        # which programs compile how (quick, optimised), from the settings (:func:`_plan`);
+        # which programs compile how (quick, optimised), from the settings (:func:`.compiling.plan`);
         # with a mesh, or data streamed from disk, optimised from the start
         size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(state))
         self.plan = ("full" if mesh is not None or self.stream is not None else
-                     _plan(epochs, (n // b) * (1 if labelled is None else 2), b, size))
-        self._programs_of = _Compiling(quick=self.plan == "quick" or
+                     plan(epochs, (n // b) * (1 if labelled is None else 2), b, size))
+        self._programs_of = Compiling(quick=self.plan == "quick" or
                                        (self.plan == "tiered" and not resuming))
         init = init_fn      # runs once: compiled quickly, first (while the main thread traces
         if mesh is None:    # the others); jitted for a mesh's placed inputs

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import probvae as pv
-from probvae.inference import numpyro_loop, objectives
+from probvae.inference import compiling, numpyro_loop, objectives
 
 
 def _loop(data, epochs=10_000, resuming=False, valid=None):
@@ -24,11 +24,11 @@ def digits():
 
 def test_the_plan_follows_the_expected_cost():
     demo = (39, 32, 522_868)           # steps an epoch, batch, state size of the make-demo VAE
-    assert numpyro_loop._plan(4, *demo) == "quick"
-    assert numpyro_loop._plan(100, *demo) == "tiered"
-    assert numpyro_loop._plan(None, *demo) == "tiered"
-    assert numpyro_loop._plan(100, 19, 64, 13_264) == "quick"      # an estimator's small VAE
-    assert numpyro_loop._plan(1, 234, 256, 2_071_000) == "full"    # MNIST 784-400-50
+    assert compiling.plan(4, *demo) == "quick"
+    assert compiling.plan(100, *demo) == "tiered"
+    assert compiling.plan(None, *demo) == "tiered"
+    assert compiling.plan(100, 19, 64, 13_264) == "quick"      # an estimator's small VAE
+    assert compiling.plan(1, 234, 256, 2_071_000) == "full"    # MNIST 784-400-50
 
 
 def test_a_tiered_plan_runs_quick_programs_in_epoch_0_and_optimised_ones_later(digits):
@@ -63,7 +63,7 @@ def test_a_short_run_compiles_only_quick_programs_even_when_resumed(digits):
 
 def test_a_tiered_run_of_one_epoch_compiles_no_optimised_program_and_resumed_no_quick_one(
         digits, monkeypatch):
-    monkeypatch.setattr(numpyro_loop, "OPTIMISED_COST_S", 0.0)       # tiered even when short
+    monkeypatch.setattr(compiling, "OPTIMISED_COST_S", 0.0)       # tiered even when short
     one = _loop(digits, epochs=1)
     assert one.plan == "tiered"
     assert set(one._programs_of.quick) == {"epoch"} and not one._programs_of.full
@@ -74,7 +74,7 @@ def test_a_tiered_run_of_one_epoch_compiles_no_optimised_program_and_resumed_no_
 
 
 def test_a_large_model_compiles_optimised_programs_from_the_start(digits, monkeypatch):
-    monkeypatch.setattr(numpyro_loop, "QUICK_SAVES_S", 0.0)   # one quick epoch costs too much
+    monkeypatch.setattr(compiling, "QUICK_SAVES_S", 0.0)   # one quick epoch costs too much
     big = _loop(digits)
     assert big.plan == "full"
     assert not big._programs_of.quick and set(big._programs_of.full) == {"epoch"}
@@ -82,11 +82,11 @@ def test_a_large_model_compiles_optimised_programs_from_the_start(digits, monkey
     assert np.isfinite(big.epoch(0)[0])
 
 
-@pytest.mark.parametrize("cost", [numpyro_loop.OPTIMISED_COST_S, 0.0], ids=["quick", "tiered"])
+@pytest.mark.parametrize("cost", [compiling.OPTIMISED_COST_S, 0.0], ids=["quick", "tiered"])
 def test_the_same_seed_gives_the_same_numbers_in_a_fresh_loop_and_a_refit(digits, cost,
                                                                         monkeypatch):
     """A refit takes the compiled programs from memory; it must train exactly as the first."""
-    monkeypatch.setattr(numpyro_loop, "OPTIMISED_COST_S", cost)
+    monkeypatch.setattr(compiling, "OPTIMISED_COST_S", cost)
     vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="numpyro")
     runs = [pv.fit(vae, digits.train, validation=digits.valid, epochs=3, batch_size=64,
                    seed=3, progress=False) for _ in range(2)]
