@@ -42,18 +42,6 @@ def _signature(batch):
     return tuple((k, tuple(v.shape), str(v.dtype)) for k, v in sorted(batch.items()))
 
 
-class _PerShape:
-    """A compiled program for one input shape, falling back to the jitted function."""
-
-    def __init__(self, jitted, compiled, example):
-        self.jitted, self.compiled = jitted, compiled
-        self.shape = _signature(example)
-
-    def __call__(self, state, part, kw):
-        fn = self.compiled if _signature(part) == self.shape else self.jitted
-        return fn(state, part, kw)
-
-
 def _binary(key, part):
     """``part`` with its grey pixels replaced by one Bernoulli draw each."""
     return {**part, "x": (jax.random.uniform(key, part["x"].shape) < part["x"])
@@ -265,10 +253,7 @@ class Loop:
         """``compile(options)`` for the jitted program ``name``, traced from abstract shapes
         now, on this thread (NumPyro's effect handlers live on one global stack)."""
         args, _, fn = self._jobs[name]
-        lowered = fn.lower(*args)
-        if name == "eval":
-            return lambda options: _PerShape(fn, lowered.compile(options), self._valid_part)
-        return lowered.compile
+        return fn.lower(*args).compile
 
     def _kept(self, key, memo):
         """The epoch and validation programs as :class:`programs.Program` s: from ``memo`` (this
@@ -357,9 +342,12 @@ class Loop:
     def validate(self):
         if self.valid is None:
             return None
+        # the programs are compiled for the first chunk's shape; a last, shorter chunk goes
+        # through the jitted function (compiled once for its shape)
         kw, fn = self._kw(0, final=True), self._program("eval", self._last_epoch)
-        total = sum(float(fn(self.svi_state, part, kw))
-                    for _, part, _ in batching.chunks(self.valid, VALID_CHUNK))
+        shape = _signature(self._valid_part)
+        total = sum(float((fn if _signature(part) == shape else self._eval_fn)(
+            self.svi_state, part, kw)) for _, part, _ in batching.chunks(self.valid, VALID_CHUNK))
         return total / batching.size(self.valid)
 
     def params(self):
