@@ -143,7 +143,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         Epochs between checkpoints.
     resume : str, Path or True, optional
         Continue the run saved in this folder (``True``: in ``checkpoint``, if it holds one,
-        else start it) where its last checkpoint left it. Model, data and settings must be the
+        else start it, also over a run there that stopped before its first checkpoint) where
+        its last checkpoint left it. Model, data and settings must be the
         same; ``epochs``, ``lr``, ``clip_norm`` and ``patience`` may change. A resumed run
         ends with the same parameters and history as one never stopped.
     overwrite : bool
@@ -207,6 +208,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
     if run_info is not None and (not isinstance(run_info, dict) or set(run_info) - {"data", "cli"}):
         raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
     run_dir, resume_dir = resolve_dirs(checkpoint, resume)
+    if resume is True and resume_dir is None and _nothing_learned(run_dir):
+        overwrite = True        # it stopped before its first checkpoint: start it again
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if not model.bk.multi_process:
             raise ValueError("several processes (torchrun) train Pyro models; a NumPyro model "
@@ -281,3 +284,9 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
                 return training.train(model, built, loop, epochs, patience, progress, metric,
                                       options, objective_name, fit_meta, run_dir, resume_dir,
                                       overwrite, checkpoint_every, run_info, started)
+
+
+def _nothing_learned(run_dir) -> bool:
+    """Whether ``run_dir`` is a run folder that holds only the ``config.json`` its run wrote at
+    the start: the run stopped (crashed, killed) before its first checkpoint."""
+    return is_run(run_dir) and [p.name for p in run_dir.iterdir()] == ["config.json"]

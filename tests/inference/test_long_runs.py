@@ -162,6 +162,33 @@ def test_resume_refuses_other_settings_or_data(tmp_path):
         pv.fit(vae, data.train.x, resume=tmp_path / "nothing", progress=False)
 
 
+
+def test_resume_true_starts_again_over_a_run_that_crashed_before_its_first_checkpoint(
+        tmp_path, monkeypatch):
+    """A run that crashed in its first epoch left only its config.json: nothing learned, so
+    ``resume=True`` starts it again (it refused before: 'holds an earlier probvae run')."""
+    from probvae.inference import numpyro_loop
+    run = tmp_path / "run"
+
+    def crash(self):
+        raise RuntimeError("crashed in the first validation")
+    with monkeypatch.context() as m:
+        m.setattr(numpyro_loop.Loop, "validate", crash)
+        with pytest.raises(RuntimeError, match="first validation"):
+            train_in_process("numpyro", run=run, resume=True, epochs=2)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    res = train_in_process("numpyro", run=run, resume=True, epochs=2)
+    assert len(res.history["train_loss"]) == 2 and (run / "params.npz").is_file()
+    # a folder with a checkpoint is continued, and one with other files is still refused
+    assert len(train_in_process("numpyro", run=run, resume=True, epochs=3)
+               .history["train_loss"]) == 3
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    with pytest.raises(Exception, match="did not write"):
+        train_in_process("numpyro", run=other, resume=True, epochs=2)
+    assert (other / "config.json").read_text() == "{}"
+
 # ---------------------------------------------------------------- divergence
 def test_divergence_stops_and_keeps_the_best_parameters(backend, small, make_vae, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
