@@ -259,7 +259,8 @@ class Loop:
         """The epoch and validation programs as :class:`programs.Program` s: from ``memo`` (this
         process's earlier fits), from the files an earlier run with the same settings left (no
         tracing), else traced now and kept for the next run. Each goes to the compiling threads
-        as soon as it is there; one that cannot be exported is traced by jit as usual.
+        as soon as it is there; one that cannot be exported is traced by jit as usual (one that
+        holds weights as constants runs as exported, and :func:`programs.save` does not keep it).
         (``init`` is traced each time: it holds the initial weights of this seed.)"""
         name = programs.key(*key[:3], *key[4:-1], _signature(self._valid_part),  # in-memory
                             bool(self.schedule))                 # key less seed and devices

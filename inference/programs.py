@@ -143,10 +143,6 @@ def export(fn, *args) -> Program:
 
     avals = [_spec(v) for v in leaves]
     exported = jax.export.export(jax.jit(flat))(*avals)
-    big = _largest_constant(exported)
-    if big > MAX_CONSTANT:
-        raise ValueError(f"the program holds an array of {big} values as a constant (weights or "
-                         "data closed over): it would be stale in another run")
     return Program(exported, in_tree, out_tree[0])
 
 
@@ -233,10 +229,24 @@ def load(name: str) -> dict:
 
 
 def save(name: str, programs: dict) -> Path | None:
-    """Keep ``programs`` ({name: Program}) for later runs; None when the cache is off or the
-    folder cannot be written (the run goes on either way)."""
+    """Keep ``programs`` ({name: Program}) for later runs; None when the cache is off, the
+    folder cannot be written or a program holds an array constant of more than
+    ``MAX_CONSTANT`` values (weights or data closed over: stale in another run, though right
+    for this one). The run goes on either way. The check is here, not in :func:`export`, so
+    that it runs after the caller has started compiling the programs (about 0.05 s a program).
+
+    >>> import jax.numpy as jnp, tempfile
+    >>> from probvae.backends import numpyro_backend as nb
+    >>> was_on = nb.program_cache_dir() is not None
+    >>> _ = nb.compilation_cache(tempfile.mkdtemp())
+    >>> weights = jnp.arange(100.0)
+    >>> save(key("w"), {"f": export(lambda x: x * weights, jnp.ones(100))}) is None
+    True
+    >>> _ = nb.compilation_cache("default" if was_on else None)
+    """
     folder = program_cache_dir()
-    if folder is None:
+    if folder is None or max(map(_largest_constant, (p.exported for p in programs.values())),
+                             default=0) > MAX_CONSTANT:
         return None
     try:
         return write_npz(folder / f"{name}.npz", {
