@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import probvae as pv
+from probvae.data.streaming import StreamChangedError
+from probvae.inference import train_state
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,71 @@ def test_memory_stays_with_one_chunk(tmp_path):
     one, sixteen = peak(chunk), peak(16 * chunk)
     size16 = 16 * chunk * 64 * 4                         # 8 MB
     assert sixteen < one + size16 / 4, (one, sixteen)   # loading the file would add all 8 MB
+
+
+class _ChangedMidFit(pv.data.Stream):
+    """A stream whose file ``change(path)`` alters on the first read after the fit's first
+    checkpoint is in ``run``: a file rewritten or cut while a fit trains on it."""
+
+    def __init__(self, path, chunk_rows, run, change):
+        super().__init__(path, chunk_rows)
+        self.run, self.change, self.changed = run, change, False
+
+    def read(self, start, stop):
+        if not self.changed and train_state.exists(self.run):
+            self.change(self.path)
+            self.changed = True
+        return super().read(start, stop)
+
+
+def _rewrite(path):                    # the same size and header, other values
+    x = np.load(path)
+    np.save(path, x[::-1].copy())
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-64 * 4 * 30])      # 30 rows fewer, header unchanged
+
+
+@pytest.mark.parametrize("change", [_rewrite, _truncate])
+def test_a_file_changed_during_a_fit_stops_it(backend, digits, tmp_path, change):
+    path, run = tmp_path / "x.npy", tmp_path / "run"
+    np.save(path, digits.train.x[:200])
+    source = _ChangedMidFit(path, 100, run, change)
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend=backend)
+    with pytest.raises(StreamChangedError, match="changed while training on it") as err:
+        pv.fit(vae, source, epochs=3, batch_size=50, progress=False, checkpoint=run)
+    assert source.changed and err.value.path == path and str(path) in str(err.value)
+    assert "start a new fit on the new file" in str(err.value)
+    assert isinstance(err.value, ValueError)
+    if change is _rewrite:
+        assert "holds other values" in str(err.value)
+        np.save(path, digits.train.x[:200])          # restored: the run resumes from epoch 1
+        res = pv.fit(vae, pv.data.stream(path, 100), epochs=3, batch_size=50, progress=False,
+                     resume=run)
+        assert res.status == "completed" and len(res.history["train_loss"]) == 3
+    else:
+        assert "bytes when opened" in str(err.value)
+
+
+def test_reading_rows_no_longer_in_the_file_says_so(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((10, 3), np.float32))
+    source = pv.data.stream(path, chunk_rows=4)
+    path.write_bytes(path.read_bytes()[:-3 * 4 * 4])            # 4 rows fewer
+    with pytest.raises(StreamChangedError, match=r"x\.npy changed since pv\.data\.stream "
+                       r"opened it \(it held \d+ bytes when opened and holds \d+ now"):
+        source.read(4, 10)
+    source.size = path.stat().st_size          # (as if cut between the size check and the read)
+    with pytest.raises(StreamChangedError, match=r"2 of these 4 rows are left, seen reading "
+                       r"rows 4\.\.7"):
+        source.read(4, 8)
+    np.save(path, np.zeros((10, 3), np.float32))
+    source = pv.data.stream(path, chunk_rows=4)
+    with open(path, "ab") as f:                                  # grown
+        f.write(b"\0" * 12)
+    with pytest.raises(StreamChangedError, match="bytes when opened"):
+        source.read(0, 1)
+    path.unlink()
+    with pytest.raises(StreamChangedError, match="the file is gone"):
+        source.read(0, 1)

@@ -22,7 +22,7 @@ import numpy as np
 from .splits import split_off
 
 __all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load",
-           "from_frame", "Table", "Column", "stream", "Stream"]
+           "from_frame", "Table", "Column", "stream", "Stream", "StreamChangedError"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -359,4 +359,4 @@ for _name in ("mnist", "fashion_mnist"):
 
 
 from .tables import Column, Table, from_frame  # noqa: E402 (tables build on Split)
-from .streaming import Stream, stream  # noqa: E402 (reads the IDX header like read_idx)
+from .streaming import Stream, StreamChangedError, stream  # noqa: E402 (IDX header as read_idx)

@@ -7,6 +7,11 @@ and only one chunk is in memory at a time, read with plain file reads (not a mem
 whose touched pages would count against the process as the file grows). NumPyro runs its
 compiled epoch program on each chunk in turn; Pyro steps through each chunk's batches.
 
+The file must stay as it is while a stream reads it: a read checks the file's size against
+the size it had when the stream was opened (and that the rows are all there), and a fit
+checks each chunk it reads again against a digest of what that chunk held when the fit
+began. A change stops with :class:`StreamChangedError` instead of training on other data.
+
 Examples
 --------
 >>> import numpy as np, tempfile, os
@@ -18,13 +23,53 @@ Examples
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from . import _IDX_DTYPES
 
-__all__ = ["Stream", "stream"]
+__all__ = ["Stream", "stream", "StreamChangedError"]
+
+
+class StreamChangedError(ValueError):
+    """A streamed file changed after it was opened (rewritten, truncated or grown), so its rows
+    are no longer those the stream, or a fit on it, began with.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    rows : tuple of int
+        ``(start, stop)``: the rows being read when the change was seen.
+    detail : str
+        What differs (the file's size, a chunk's contents, missing rows).
+    fitting : bool
+        Whether a fit was training on the file (the message then says how to go on).
+
+    Examples
+    --------
+    >>> err = StreamChangedError("x.npy", (0, 100), "it holds other values")
+    >>> isinstance(err, ValueError), err.rows
+    (True, (0, 100))
+    """
+
+    def __init__(self, path, rows, detail: str, fitting: bool = False):
+        self.path, self.rows, self.detail, self.fitting = Path(path), tuple(rows), detail, fitting
+        start, stop = self.rows
+        if fitting:
+            what, fix = ("changed while training on it", "restore it (a fit with checkpoint= "
+                         "can then resume: the run folder keeps its last checkpoint), or start "
+                         "a new fit on the new file")
+        else:
+            what, fix = ("changed since pv.data.stream opened it",
+                         "restore it, or open the new file with pv.data.stream")
+        super().__init__(f"{self.path} {what} ({detail}, seen reading rows {start}.."
+                         f"{stop - 1}): {fix}")
+
+    def __reduce__(self):                 # pickles (e.g. across processes) with its fields
+        return type(self), (self.path, self.rows, self.detail, self.fitting)
 
 
 class Stream:
@@ -78,10 +123,10 @@ class Stream:
         self.image_shape = tuple(shape[1:]) if len(shape) == 3 else None
         self.scale = (1 / 255 if self.dtype == np.uint8 else 1.0) if scale is None else scale
         self.row_bytes = self.dim * self.dtype.itemsize
-        size = self.path.stat().st_size
-        if size < self.offset + self.n * self.row_bytes:
+        self.size = self.path.stat().st_size       # a read checks the file still has it
+        if self.size < self.offset + self.n * self.row_bytes:
             raise ValueError(f"{self.path} is truncated: its header declares {self.shape} but "
-                             f"it holds {size - self.offset} data bytes")
+                             f"it holds {self.size - self.offset} data bytes")
 
     def __len__(self) -> int:
         return self.n
@@ -112,9 +157,20 @@ class Stream:
         """
         start, stop = max(0, int(start)), min(self.n, int(stop))
         count = max(0, stop - start) * self.dim
-        with open(self.path, "rb") as f:
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            raise StreamChangedError(self.path, (start, stop), "the file is gone") from None
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if size != self.size:
+                raise StreamChangedError(self.path, (start, stop), f"it held {self.size} bytes "
+                                         f"when opened and holds {size} now")
             f.seek(self.offset + start * self.row_bytes)
             raw = np.fromfile(f, dtype=self.dtype, count=count)
+        if raw.size != count:                        # cut short between the check and the read
+            raise StreamChangedError(self.path, (start, stop), f"{raw.size // self.dim} of "
+                                     f"these {stop - start} rows are left")
         out = raw.reshape(-1, self.dim).astype(np.float32)
         if self.scale != 1.0:
             out *= np.float32(self.scale)
