@@ -8,13 +8,15 @@ import numpy as np
 from probvae import batch as batching
 
 from .predict import encode
-from .scoring import active_units, log_mean_exp, weight_chunks
+from .scoring import _num_rows, active_units, check_samples, log_mean_exp, weight_chunks
 
 __all__ = ["evaluate"]
 
 
 #: examples x samples above which evaluate shows a progress bar by default
 PROGRESS_ABOVE = 5_000_000
+#: float64 temporaries per (example, draw) of a block while it is reduced (log-mean-exp, KL)
+_REDUCE_BYTES = 24
 
 
 def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
@@ -29,7 +31,9 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     num_samples : int
         Importance samples per example for the IWAE bound log (1/K) sum_k w_k, which tightens
         towards log p(x) as K grows. Memory stays bounded: examples are scored one block at a
-        time and reduced at once (10,000 MNIST digits with 5,000 samples hold a few MB).
+        time and reduced at once (10,000 MNIST digits with 5,000 samples hold a few MB); a
+        block that would not fit in half of the memory available is refused before scoring
+        (:class:`~probvae.memory.TooLargeError`). The time grows as examples x samples.
     seed : int
     progress : bool, optional
         Show a progress bar over the blocks (default: when examples x samples exceeds
@@ -60,6 +64,8 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     True
     """
     t0 = time.perf_counter()
+    check_samples(res.model, _num_rows(data), num_samples, "pv.evaluate", hold=False,
+                  per_draw=_REDUCE_BYTES)
     if progress is None:
         rows = batching.size(data) if isinstance(data, dict) else len(data)
         progress = rows * int(num_samples) > PROGRESS_ABOVE

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .inputs import check_labels, check_seed, model_batch
-from .predict import _check_count, encode, predict, sample
+from .predict import _check_count, _check_generated, encode, predict, sample
 from .scoring import CHUNK, _checked, _site_mean, exclusive
 
 __all__ = ["decode", "interpolate", "traverse", "synthesize"]
@@ -20,6 +20,12 @@ def _latent_dim(res):
         raise ValueError(f"{type(res.model).__name__} does not declare latent_dim; decode needs "
                          "a model with a latent_dim attribute")
     return int(dim)
+
+
+def _decoded_bytes(res) -> int:
+    """Bytes per decoded row that decode holds: its float32 chunks and their concatenation
+    (the networks see one chunk of rows at a time)."""
+    return 8 * int(getattr(res.model, "input_dim", 0) or 1)
 
 
 def _labels(res, y, n):
@@ -55,11 +61,15 @@ def decode(res, z, y=None, mean=True, seed=0):
     (3, 64)
     """
     dim = _latent_dim(res)
-    z = np.asarray(z, dtype=np.float32)
+    z = z if isinstance(z, np.ndarray) else np.asarray(z, dtype=np.float32)
     if z.ndim == 1:
         z = z[None]
     if z.ndim != 2 or z.shape[1] != dim or len(z) == 0:
         raise ValueError(f"z must have shape (N, {dim}) with N >= 1, got {z.shape}")
+    _check_generated(res, len(z), "pv.decode", per=_decoded_bytes(res) + 5 * dim, name="len(z)",
+                     fix=lambda k: f"decode z in parts of {k} rows (z[:{k}], z[{k}:{2 * k}], "
+                                   "...) and concatenate the results")
+    z = np.asarray(z, dtype=np.float32)
     if not np.all(np.isfinite(z)):
         raise ValueError("z contains NaN or infinite values")
     y, seed = _labels(res, y, len(z)), check_seed(seed)
@@ -105,6 +115,9 @@ def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
     steps = int(steps)
     if steps < 2:
         raise ValueError(f"interpolate needs steps >= 2 (both ends), got {steps}")
+    _check_generated(res, steps, "pv.interpolate", name="steps",
+                     per=_decoded_bytes(res) + 12 * _latent_dim(res) + 4,
+                     fix=lambda k: f"fewer steps, e.g. steps={max(k, 2)}")
     pair = np.stack([np.asarray(x_start, np.float32).ravel(),
                      np.asarray(x_end, np.float32).ravel()])
     pair = model_batch(res.model, pair, "x_start/x_end", res.options.get("missing"))["x"]
@@ -203,6 +216,12 @@ def synthesize(res, n, y=None, seed=0, mean=None):
     (numpy.ndarray (n, input_dim), numpy.ndarray (n,) of int)
         For models with labels: the examples and their classes.
 
+    Raises
+    ------
+    probvae.memory.TooLargeError
+        Before drawing anything, when ``n`` rows would not fit in half of the memory
+        available: synthesize in chunks of a smaller ``n``.
+
     Examples
     --------
     >>> import probvae as pv
@@ -217,6 +236,10 @@ def synthesize(res, n, y=None, seed=0, mean=None):
     n = _check_count(n)
     k = getattr(res.model, "num_classes", None)
     lik = getattr(res.model, "likelihood", None)
+    # beside sample's own: a table's DataFrame (a value and a temporary per cell), or labels
+    extra = (16 * len(lik.table().names) if k is None and hasattr(lik, "decode") else
+             24 if k is not None else 0)
+    _check_generated(res, n, "pv.synthesize", extra=extra)
     if k is None:
         if y is not None:
             raise ValueError(f"{type(res.model).__name__} has no labels; drop y=")

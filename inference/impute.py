@@ -6,10 +6,11 @@ from scipy.special import softmax
 
 from probvae import batch as batching
 from probvae.data import Split
+from probvae.memory import check_allocation, round_down
 
 from .generate import decode
 from .inputs import model_batch
-from .scoring import log_weights
+from .scoring import check_samples, log_weights
 
 __all__ = ["impute"]
 
@@ -56,6 +57,12 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
         (N, D) in the dtype of ``data``; ``(multiple, N, D)`` with ``multiple`` (a list of
         DataFrames for a DataFrame).
 
+    Raises
+    ------
+    probvae.memory.TooLargeError
+        Before any work, when ``num_samples`` or ``multiple`` would need more than half of
+        the memory available.
+
     References
     ----------
     Mattei & Frellsen (2019), "MIWAE: Deep Generative Modelling and Imputation of Incomplete
@@ -74,8 +81,8 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     >>> pv.impute(res, x[:5], num_samples=20, multiple=3).shape
     (3, 5, 64)
     """
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if isinstance(num_samples, bool) or int(num_samples) != num_samples or int(num_samples) < 1:
+        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
     if multiple is not None and (isinstance(multiple, bool) or int(multiple) != multiple
                                  or int(multiple) < 1):
         raise ValueError(f"multiple must be None (one mean imputation) or an integer >= 1 "
@@ -83,6 +90,7 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     if type(data).__name__ == "DataFrame":
         return _impute_frame(res, data, num_samples, multiple, seed)
     original = _original(data)
+    _check_sizes(res, original, int(num_samples), multiple)
     batch = model_batch(res.model, data, "data to impute", missing="mask")
     mask = batch["mask"]
     s = int(num_samples)
@@ -112,6 +120,25 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     out = np.repeat(original[None], len(filled), axis=0).copy()
     out[:, ~mask] = filled[:, ~mask].astype(out.dtype)
     return out[0] if multiple is None else out
+
+
+def _check_sizes(res, original, s, multiple):
+    """Refuse, before any work, ``num_samples`` whose block of rows does not fit in memory
+    (the weights with z and y kept, and for the single imputation the decoded mean of every
+    draw, float32 chunks and their concatenation), and ``multiple`` imputations whose result
+    does not: per cell the float32 draws and their concatenation, and the output (twice, in the
+    data's dtype)."""
+    n, width = len(original), int(getattr(res.model, "input_dim", 0) or original.shape[-1])
+    rows = min(n, max(1, _MAX_VALUES // (s * width)))
+    check_samples(res.model, rows, s, "pv.impute", keep=("z", "y"),
+                  per_draw=0 if multiple is not None else 12 * width)
+    if multiple is None:
+        return
+    m, per = int(multiple), n * width * (8 + 2 * original.dtype.itemsize)
+    check_allocation(m * per, f"multiple={m}",
+                     lambda budget: f"fewer imputations, e.g. multiple={round_down(budget // per)}, "
+                                    "or impute the rows in parts",
+                     what="pv.impute", detail=f"multiple x {n} rows x {width} columns")
 
 
 def _impute_frame(res, df, num_samples, multiple, seed):

@@ -4,9 +4,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, softmax
 
+from probvae.memory import check_allocation, round_down
+
 from .inputs import check_labels, check_seed, model_batch
-from .scoring import (_checked, _site_mean, class_probabilities, example_batch, exclusive, log_weights,
-                      missing_of, posterior_means, site_means)
+from .scoring import (_checked, _num_rows, _site_mean, check_samples, class_probabilities,
+                      example_batch, exclusive, log_weights, missing_of, posterior_means,
+                      row_bytes, site_means)
 
 __all__ = ["sample", "encode", "reconstruct", "predict"]
 
@@ -30,6 +33,12 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     -------
     numpy.ndarray, shape (n, input_dim)
 
+    Raises
+    ------
+    probvae.memory.TooLargeError
+        Before drawing anything, when ``n`` examples would not fit in half of the memory
+        available (``n`` x :func:`~probvae.inference.scoring.row_bytes`): draw in chunks.
+
     Examples
     --------
     >>> import probvae as pv
@@ -40,6 +49,7 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     (16, 64)
     """
     n, seed = _check_count(n), check_seed(seed)
+    _check_generated(res, n, "pv.sample")
     bk = res.bk
     if model_kwargs.get("y") is not None:
         model_kwargs["y"] = bk.asarray_int(check_labels(res.model, model_kwargs["y"], n))
@@ -51,6 +61,20 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
                         f"{err}") from None
     site = tr["x"]
     return np.asarray(bk.to_numpy(_site_mean(site) if mean else site["value"]), dtype=np.float32)
+
+
+def _check_generated(res, n, what="pv.sample", extra=0, per=None, name="n", fix=None):
+    """Refuse ``n`` generated examples (``per`` bytes each, default ``row_bytes``, plus
+    ``extra``) that would not fit in memory, before any is drawn; the message names setting
+    ``name`` and suggests chunks of a size that fits (or says ``fix(k)``, ``k`` that size)."""
+    per = (row_bytes(res.model) if per is None else int(per)) + int(extra)
+
+    def way_round(budget):
+        k = round_down(budget // per)
+        return fix(k) if fix else (f"draw in chunks: call {what} several times with {name}={k} "
+                                   "and a different seed each time, and concatenate the results")
+    check_allocation(n * per, f"{name}={n}", way_round, what=what,
+                     detail=f"{name} x {per} bytes per example")
 
 
 def _check_count(n) -> int:
@@ -101,6 +125,9 @@ def predict(res, data, method="classifier", num_samples=50, seed=0):
     if method not in ("classifier", "model"):
         raise ValueError(f"method must be 'classifier' (q(y|x)) or 'model' (Bayes' rule under "
                          f"the generative model), got {method!r}")
+    if method == "model":        # per class: every example's weights, then a logsumexp over them
+        check_samples(res.model, _num_rows(data), num_samples, "pv.predict(method='model')",
+                      per_draw=16)
     batch = model_batch(res.model, data, "data to classify", missing_of(res))
     x = batch["x"]
     if method == "classifier":

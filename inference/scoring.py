@@ -17,12 +17,14 @@ from scipy.special import logsumexp
 from tqdm.auto import tqdm
 
 from probvae import batch as batching
+from probvae.memory import check_allocation, round_down
 from probvae.priors import factorised_log_prob, unwrap
 
 from .inputs import check_labels, check_seed, model_batch
 
 __all__ = ["exclusive", "log_weights", "weight_chunks", "log_mean_exp", "active_units", "class_probabilities",
-           "posterior_means", "site_means", "labels_for", "example_batch", "missing_of", "CHUNK"]
+           "posterior_means", "site_means", "labels_for", "example_batch", "missing_of", "CHUNK",
+           "row_bytes", "kept_bytes", "weights_bytes", "check_samples"]
 
 #: rows (particles x examples) pushed through the decoder in one call
 _MAX_ROWS = 1 << 16
@@ -193,6 +195,138 @@ def _checked(fn, *args, **kwargs):
                          "retrain it with a lower lr or with clip_norm") from None
 
 
+#: bytes per (example, draw) in one block of weight_chunks, beside the kept sites: the chunks'
+#: float32 log_q, log_prior, log_lik (12), their float64 copies and log_w (32), a float64
+#: temporary (8) and a float32 concatenation in flight (4)
+_BLOCK_BYTES = 56
+#: bytes per (example, draw) that log_weights returns: log_q, log_prior, log_lik, log_w (float64)
+_KEPT_BYTES = 32
+
+
+def _num_rows(x) -> int:
+    """Examples in ``x`` (a batch dict, Split, array or DataFrame), before it is converted."""
+    if isinstance(x, dict):
+        return batching.size(x)
+    if getattr(x, "ndim", 2) == 1:
+        return 1
+    try:
+        return len(x)
+    except TypeError:
+        return 1
+
+
+def _latent_width(model) -> int:
+    """Latent values per example: ``latent_dim``, ``aux_dim`` and the one-hot label (1 for a
+    model that declares none)."""
+    sizes = [getattr(model, name, None) for name in ("latent_dim", "aux_dim", "num_classes")]
+    return max(1, sum(int(v) for v in sizes if v))
+
+
+def kept_bytes(model, keep=("z",)) -> int:
+    """Bytes per example and draw of the guide sites kept by ``keep=``: float32 values of
+    each site's event size (``z``: latent_dim, ``a``: aux_dim), an int64 label for ``y`` on a
+    model with labels (nothing on one without: the site is absent), 4 for a site the model
+    does not size.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> kept_bytes(pv.models.VAE(input_dim=64, latent_dim=2), ("z", "y"))
+    8
+    """
+    total = 0
+    for name in keep:
+        if name == "y":
+            total += 8 if getattr(model, "num_classes", None) else 0
+        else:
+            size = getattr(model, {"z": "latent_dim", "a": "aux_dim"}.get(name, ""), None)
+            total += 4 * int(size or 1)
+    return total
+
+
+def row_bytes(model) -> int:
+    """Bytes one generated example takes on its way through a model (``sample``,
+    ``synthesize``), float32 throughout: its latents twice (value and network input), every
+    network layer's output before and after its activation, and four arrays of ``input_dim``
+    (the likelihood's parameters, the draw, the mean and the NumPy copy). A model that declares
+    no sizes (a user's pair) counts one value each.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> row_bytes(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,))) > 4 * 64
+    True
+    """
+    widths = [getattr(spec, "max_width", 0) for name, spec in vars(model).items()
+              if name.endswith("_spec")]
+    acts = sum(getattr(model, "hidden", ())) + max(widths + [0])
+    return 4 * (2 * _latent_width(model) + 2 * acts + 4 * int(getattr(model, "input_dim", 0) or 1))
+
+
+def _block_rows(model, n, num_samples) -> int:
+    """Examples per block of :func:`weight_chunks` for ``n`` examples."""
+    s_chunk = min(int(num_samples), 100)
+    width = max(int(getattr(model, "input_dim", 0) or 1), _widest(model))
+    return max(1, min(n, _MAX_ROWS * 64 // (s_chunk * width)))
+
+
+def weights_bytes(model, n, num_samples, keep=(), hold=True) -> int:
+    """Bytes :func:`log_weights` holds at its peak for ``n`` examples x ``num_samples`` draws
+    (``hold=True``: every example's weights, plus the larger of the block being scored and
+    their concatenation), or one block of :func:`weight_chunks` (``hold=False``, a caller
+    that reduces each block, like ``evaluate``).
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,))
+    >>> weights_bytes(vae, 10, 1000) > 10 * 1000 * 4 * 8
+    True
+    """
+    s = int(num_samples)
+    kept = kept_bytes(model, keep)
+    block = _block_rows(model, n, s) * s * (_BLOCK_BYTES + 2 * kept)
+    held = n * s * (_KEPT_BYTES + kept)
+    return held + max(block, held) if hold else block
+
+
+def check_samples(model, n, num_samples, what="pv.log_weights", keep=(), hold=True,
+                  per_draw=0) -> int:
+    """``num_samples`` as an integer >= 1 whose draws for ``n`` examples fit in memory (see
+    :func:`weights_bytes`; ``per_draw`` adds the caller's own bytes per example and draw, of
+    every example with ``hold``, else of one block),
+    checked before anything is scored; else a :class:`~probvae.memory.TooLargeError` that
+    names it and a smaller value that fits.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,))
+    >>> check_samples(vae, 16, 100)
+    100
+    >>> check_samples(vae, 16, 10**15, what="pv.evaluate", hold=False)
+    Traceback (most recent call last):
+    ...
+    probvae.memory.TooLargeError: pv.evaluate: num_samples=1000000000000000 needs about ... of memory (...), more than half of the ... available on this machine; a smaller num_samples, e.g. num_samples=...
+    """
+    if isinstance(num_samples, bool) or int(num_samples) != num_samples or int(num_samples) < 1:
+        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    s, n = int(num_samples), max(int(n), 1)
+    rows = n if hold else _block_rows(model, n, s)
+    nbytes = weights_bytes(model, n, s, keep, hold) + rows * s * int(per_draw)
+
+    def fix(budget):
+        text = f"a smaller num_samples, e.g. num_samples={round_down(budget * s // nbytes)}"
+        part = budget * n // nbytes
+        if hold and n > 1 and part >= 1:
+            text += f", or the {n} examples in parts (x[:{round_down(part)}], ...)"
+        return text
+    examples = f"{rows} example{'s' if rows > 1 else ''}"
+    check_allocation(nbytes, f"num_samples={s}", fix, what=what,
+                     detail=f"{examples} x {s} draws" if hold else f"blocks of {examples} x {s} draws")
+    return s
+
+
 @exclusive
 def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
                 missing=_TRAINED):
@@ -228,6 +362,12 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
         mixture prior); and
         ``value_<site>`` (N, num_samples, ...) for each kept site.
 
+    Raises
+    ------
+    probvae.memory.TooLargeError
+        Before scoring anything, when ``num_samples`` draws for every example of ``x`` would
+        not fit in half of the memory available (see :func:`weights_bytes`).
+
     Examples
     --------
     >>> import probvae as pv
@@ -237,6 +377,7 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     >>> log_weights(res, data.test.x[:5], num_samples=10)["log_w"].shape
     (5, 10)
     """
+    check_samples(res.model, _num_rows(x), num_samples, "pv.log_weights", keep)
     rows = list(weight_chunks(res, x, num_samples, seed, keep, y, common_noise, missing))
     return {k: np.concatenate([r[k] for r in rows], axis=0) for k in rows[0]}
 
@@ -245,9 +386,10 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
                   missing=_TRAINED, progress=False):
     """:func:`log_weights` one block of examples at a time (the same numbers), so that a
     caller reducing each block (as :func:`~probvae.inference.evaluate` does) holds only
-    ``rows x num_samples`` values at once; ``progress`` shows a bar over the blocks."""
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    ``rows x num_samples`` values at once; ``progress`` shows a bar over the blocks.
+    A block too large for this machine's memory is refused before any is scored."""
+    check_samples(res.model, _num_rows(x), num_samples, "pv.inference.weight_chunks", keep,
+                  hold=False)
     seed = check_seed(seed)
     batch = model_batch(res.model, x, "evaluation data", missing_of(res, missing))
     if y is not None:

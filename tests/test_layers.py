@@ -12,7 +12,7 @@ LAYERS = [
     ("parts", ["probvae/backends/", "probvae/networks/", "probvae/distributions/",
                "probvae/registry.py", "probvae/data/", "probvae/priors.py",
                "probvae/likelihoods/", "probvae/batch.py", "probvae/outputs.py",
-               "probvae/plots.py"]),
+               "probvae/plots.py", "probvae/memory.py"]),
     ("models", ["models/"]),
     ("inference", ["inference/"]),
     ("applications", ["probvae/diagnostics/", "probvae/anomaly.py", "probvae/features.py",

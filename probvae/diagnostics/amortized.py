@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from probvae.inference import encode, log_weights
-from probvae.inference.scoring import active_units, log_mean_exp
+from probvae.inference.scoring import active_units, check_samples, kept_bytes, log_mean_exp
 
 from .common import KHAT_THRESHOLD, _inputs
 from .predictive import posterior_predictive as _posterior_predictive
@@ -30,7 +30,9 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
     x : Split or array (N, D)
         Observations; a Split's labels become the ``label`` coordinate of ``obs``.
     num_samples : int
-        Draws per observation in all, split evenly over ``chains``.
+        Draws per observation in all, split evenly over ``chains``. Refused before any is
+        drawn (:class:`~probvae.memory.TooLargeError`) when they would need more than half
+        of the memory available.
     chains : int
         Independent draws are grouped into chains so ArviZ's chain-based summaries apply.
     seed : int
@@ -59,12 +61,19 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
     >>> idata.posterior["z"].dims
     ('chain', 'draw', 'obs', 'latent')
     """
-    import arviz as az
-
     if int(chains) < 1 or int(num_samples) < int(chains):
         raise ValueError(f"need chains >= 1 and num_samples >= chains, got {chains}, {num_samples}")
     data, xs, labels = _inputs(x, y)
     draws = int(num_samples) // int(chains)
+    # beside log_weights' own: the (chain, draw, obs) copies of the kept draws, log_w and
+    # log_lik, and with posterior_predictive the replicated x (float32, and decode's chunks)
+    width = int(getattr(res.model, "input_dim", 0) or xs.shape[1])
+    check_samples(res.model, xs.shape[0], draws * int(chains),
+                  "pv.diagnostics.latent_posterior", keep=("z", "y"),
+                  per_draw=kept_bytes(res.model, ("z", "y")) + 16
+                  + (8 * width + kept_bytes(res.model, ("z",)) if posterior_predictive else 0))
+    import arviz as az
+
     lw = log_weights(res, data, num_samples=draws * int(chains), seed=seed, keep=("z", "y"))
     n = xs.shape[0]
 
