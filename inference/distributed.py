@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["world", "is_main", "all_sum", "finish"]
+__all__ = ["world", "is_main", "all_sum", "all_max", "finish"]
 
 
 def world() -> tuple:
@@ -77,6 +77,24 @@ def all_sum(tensors):
     import torch.distributed as dist
     for t in tensors:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+
+def all_max(tensors):
+    """The element-wise maximum of each tensor across processes, in place (nothing to do in a
+    plain process).
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.tensor([15.0])
+    >>> all_max([t]); t.tolist()
+    [15.0]
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+    for t in tensors:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
 
 
 def finish():

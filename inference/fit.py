@@ -20,12 +20,13 @@ from probvae.data import as_split
 from probvae.data.streaming import Stream
 from probvae.backends.base import check_device
 from probvae.models import CustomModel
-from probvae.outputs import check_run_dir, is_run
+from probvae.outputs import check_run_dir, is_run, writing
 
 from . import distributed, objectives, train_state, training
 from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
                      check_positive, check_seed, labelled_batch, model_batch, StreamedBatch)
 from .scoring import class_probabilities
+from .tracker import StopRequest
 from .training import resolve_dirs, run_config
 
 __all__ = ["fit"]
@@ -216,74 +217,90 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
                              "uses several devices from one process: pv.fit(..., devices=N)")
         if not distributed.is_main():        # rank 0 alone writes; every rank may resume
             run_dir, progress = None, False
-    if run_dir is not None and resume_dir is None:
+    _check_run_dir(run_dir, resume_dir, overwrite)       # before any work: nothing lost
+    with contextlib.ExitStack() as hold:   # one writer per run folder, from here to the end
+        if run_dir is not None:
+            hold.enter_context(writing(run_dir))
+            _check_run_dir(run_dir, resume_dir, overwrite)   # again: it is ours alone now
+        stop = hold.enter_context(StopRequest())   # Ctrl-C, SIGTERM, SIGHUP: stop cleanly
+        elbo, schedule = objectives.build(objective, model.bk,
+                                          max_plate_nesting=model.max_plate_nesting,
+                                          **objective_options)
+        enumerates = objectives.get(objective).enumerates
+        if getattr(model, "needs_enumeration", False) and not enumerates:
+            raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
+                             f"enumeration: use objective='enum' (got {objective!r})")
+        if schedule is not None and not model.takes_kl_weight:
+            raise ValueError(f"objective {objective!r} weights the KL term, which needs a model "
+                             "that takes kl_weight= (the built-in models do)")
+        if isinstance(data, Stream):
+            if labels is not None:
+                raise ValueError("labels= needs the data in memory; a stream from disk carries x "
+                                 "only")
+            train = StreamedBatch(model, data, missing, binarize)
+            check_batch_keys(model, train.chunk(0))
+        else:
+            train = model_batch(model, data, "training data", missing, binarize)
+            check_batch_keys(model, train)
+        valid = (model_batch(model, validation, "validation data", missing, binarize)
+                 if validation is not None else None)
+        if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs
+            rng = np.random.default_rng([seed, 1])
+            valid["x"] = (rng.random(valid["x"].shape) < valid["x"]).astype(np.float32)
+        labelled = (labelled_batch(model, data, labels, missing, binarize)
+                    if labels is not None else None)
+        objective_name = objective if isinstance(objective, str) else objective.name
+        options = dict(objective_options, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                       patience=patience, missing=missing)
+        if binarize is not None:
+            options["binarize"] = binarize
+        if clip_norm is not None:
+            options["clip_norm"] = clip_norm
+        if labelled is not None:
+            options["num_labelled"] = int(len(labelled["y"]))
+        fit_meta = {"objective": objective_name, "objective_options": objective_options,
+                    "batch_size": batch_size, "seed": seed, "missing": missing,
+                    "binarize": binarize,
+                    "model": run_config(model, objective_name, options)["model"],
+                    "data": (train.fingerprint if isinstance(train, StreamedBatch)
+                             else train_state.fingerprint(train, labelled)),
+                    "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
+                    "clip_norm": clip_norm, "patience": patience}
+        fit_meta = json.loads(json.dumps(fit_meta, default=str))   # as a checkpoint holds it
+        loop_cls = importlib.import_module(_LOOPS[model.backend]).Loop
+        started = time.perf_counter()   # the first epoch's seconds include building, compiling
+        with model.bk.lock:             # building networks touches the library's global RNG too
+            built = model.build(seed)
+            metric = (_accuracy_metric(built, validation, valid) if validation is not None
+                      else None)
+            cache_key = None if fit_meta["model"] is None else json.dumps(
+                [fit_meta["model"], objective_name, objective_options, missing, binarize],
+                sort_keys=True, default=str)
+            with model.bk.placement(device):     # data, parameters and steps on that device
+                loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size,
+                                lr=lr, seed=seed, labelled=labelled, clip_norm=clip_norm,
+                                cache_key=cache_key, binarize=binarize == "dynamic",
+                                devices=devices, device=device,
+                                objective=objectives.get(objective),
+                                resuming=resume_dir is not None, epochs=epochs)
+                with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
+                    return training.train(model, built, loop, epochs, patience, progress,
+                                          metric, options, objective_name, fit_meta, run_dir,
+                                          resume_dir, overwrite, checkpoint_every, run_info,
+                                          started, stop)
+
+
+def _check_run_dir(run_dir, resume_dir, overwrite):
+    """The checks of the run folder a fit will write, all made before training starts."""
+    if run_dir is None:
+        return
+    if resume_dir is None:
         if is_run(run_dir) and train_state.exists(run_dir) and not overwrite:
             raise ValueError(f"{run_dir} holds an earlier run with a checkpoint: pass "
                              f"resume={str(run_dir)!r} to continue it, or overwrite=True to "
                              "start again")
-        check_run_dir(run_dir, overwrite=overwrite)       # before any work: nothing lost
-    elbo, schedule = objectives.build(objective, model.bk,
-                                      max_plate_nesting=model.max_plate_nesting,
-                                      **objective_options)
-    if getattr(model, "needs_enumeration", False) and not objectives.get(objective).enumerates:
-        raise ValueError(f"{type(model).__name__} sums its discrete latents out by enumeration: "
-                         f"use objective='enum' (got {objective!r})")
-    if schedule is not None and not model.takes_kl_weight:
-        raise ValueError(f"objective {objective!r} weights the KL term, which needs a model that "
-                         "takes kl_weight= (the built-in models do)")
-    if isinstance(data, Stream):
-        if labels is not None:
-            raise ValueError("labels= needs the data in memory; a stream from disk carries x "
-                             "only")
-        train = StreamedBatch(model, data, missing, binarize)
-        check_batch_keys(model, train.chunk(0))
-    else:
-        train = model_batch(model, data, "training data", missing, binarize)
-        check_batch_keys(model, train)
-    valid = (model_batch(model, validation, "validation data", missing, binarize)
-             if validation is not None else None)
-    if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs
-        rng = np.random.default_rng([seed, 1])
-        valid["x"] = (rng.random(valid["x"].shape) < valid["x"]).astype(np.float32)
-    labelled = (labelled_batch(model, data, labels, missing, binarize)
-                if labels is not None else None)
-    objective_name = objective if isinstance(objective, str) else objective.name
-    options = dict(objective_options, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                   patience=patience, missing=missing)
-    if binarize is not None:
-        options["binarize"] = binarize
-    if clip_norm is not None:
-        options["clip_norm"] = clip_norm
-    if labelled is not None:
-        options["num_labelled"] = int(len(labelled["y"]))
-    fit_meta = {"objective": objective_name, "objective_options": objective_options,
-                "batch_size": batch_size, "seed": seed, "missing": missing,
-                "binarize": binarize,
-                "model": run_config(model, objective_name, options)["model"],
-                "data": (train.fingerprint if isinstance(train, StreamedBatch)
-                         else train_state.fingerprint(train, labelled)),
-                "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
-                "clip_norm": clip_norm, "patience": patience}
-    fit_meta = json.loads(json.dumps(fit_meta, default=str))   # as a checkpoint holds it
-    loop_cls = importlib.import_module(_LOOPS[model.backend]).Loop
-    started = time.perf_counter()   # the first epoch's seconds include building and compiling
-    with model.bk.lock:             # building networks touches the library's global RNG too
-        built = model.build(seed)
-        metric = _accuracy_metric(built, validation, valid) if validation is not None else None
-        cache_key = None if fit_meta["model"] is None else json.dumps(
-            [fit_meta["model"], objective_name, objective_options, missing, binarize],
-            sort_keys=True, default=str)
-        with model.bk.placement(device):     # data, parameters and steps on that device
-            loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size, lr=lr,
-                            seed=seed, labelled=labelled, clip_norm=clip_norm,
-                            cache_key=cache_key, binarize=binarize == "dynamic",
-                            devices=devices, device=device,
-                            objective=objectives.get(objective),
-                            resuming=resume_dir is not None, epochs=epochs)
-            with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
-                return training.train(model, built, loop, epochs, patience, progress, metric,
-                                      options, objective_name, fit_meta, run_dir, resume_dir,
-                                      overwrite, checkpoint_every, run_info, started)
+        check_run_dir(run_dir, overwrite=overwrite, writes=training.RUN_FILES)
+    train_state.check_folder(run_dir)     # states of yours; a folder that cannot be written
 
 
 def _nothing_learned(run_dir) -> bool:

@@ -22,6 +22,7 @@ import optax
 from numpyro.infer import SVI
 
 from probvae import batch as batching
+from probvae.outputs import DamagedFileError, check_field
 
 from . import programs
 from .compiling import QUICK, Compiling, plan
@@ -311,6 +312,11 @@ class Loop:
         self.first_loss = float(first)         # the loss before the epoch's first step
         return float(loss), True
 
+    @staticmethod
+    def stop_agreed(stop) -> bool:
+        """Whether to stop at the end of this epoch (one process: as it was asked)."""
+        return stop is not None and stop.requested
+
     def _stream_epoch(self, epoch) -> tuple:
         """One pass over a stream: chunks in a random order (from ``seed`` and the epoch), the
         compiled epoch program on each (it shuffles the chunk's rows), one chunk in memory."""
@@ -372,20 +378,41 @@ class Loop:
         leaves = jax.tree_util.tree_leaves(self.svi_state)
         return {"leaves": len(leaves)}, {f"svi/{i}": np.asarray(v) for i, v in enumerate(leaves)}
 
-    def restore(self, meta, arrays):
+    def restore(self, meta, arrays, where=("checkpoint.json", "the state file")):
+        """Continue from :meth:`state`'s ``(meta, arrays)``, read from the files ``where``
+        (``checkpoint.json``, the state file): every field and array is checked first, and a
+        damaged one raises DamagedFileError naming its file and the field or array."""
+        meta_file, arrays_file = where
         leaves, treedef = jax.tree_util.tree_flatten(self.svi_state)
-        if int(meta.get("leaves", -1)) != len(leaves):
-            raise ValueError(f"the checkpoint's optimizer state has {meta.get('leaves')} parts "
-                             f"but this model's has {len(leaves)}: it was made by another model "
-                             "or objective")
+        check_field(meta, meta_file, "loop", dict)
+        if "leaves" not in meta:
+            raise DamagedFileError(f"{meta_file}: field 'loop.leaves' is missing")
+        if check_field(meta["leaves"], meta_file, "loop.leaves", int) != len(leaves):
+            raise DamagedFileError(f"{meta_file}: field 'loop.leaves' says the optimizer state "
+                                   f"has {meta['leaves']} parts but this model's has "
+                                   f"{len(leaves)}: it was made by another model or objective")
+        best = self.bk.params_to_numpy(self.params())
+        expected = {**{f"svi/{i}": old for i, old in enumerate(leaves)},
+                    **{f"best/{k}": v for k, v in best.items()}}
+        for name in arrays:
+            if name not in expected:
+                raise DamagedFileError(f"{arrays_file}: array {name!r} is not part of this "
+                                       "model's training state; the file is damaged")
         new = []
-        for i, old in enumerate(leaves):
-            a = arrays.get(f"svi/{i}")
+        for name, old in expected.items():
+            a = arrays.get(name)
+            if a is None and name.startswith("best/"):
+                continue                     # no best parameters (training.py checks which)
             if a is None or a.shape != old.shape or a.dtype != old.dtype:
-                raise ValueError(f"optimizer state part {i}: expected {old.dtype} "
-                                 f"{tuple(old.shape)}, found "
-                                 f"{'nothing' if a is None else f'{a.dtype} {a.shape}'}")
-            new.append(jnp.asarray(a))
+                raise DamagedFileError(
+                    f"{arrays_file}: array {name!r} should be {old.dtype} {tuple(old.shape)}, "
+                    f"found {'nothing' if a is None else f'{a.dtype} {a.shape}'}; the file is "
+                    "damaged")
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise DamagedFileError(f"{arrays_file}: array {name!r} has NaN/inf values; the "
+                                       "file is damaged")
+            if name.startswith("svi/"):
+                new.append(jnp.asarray(a))
         self.svi_state = self._placed(jax.tree_util.tree_unflatten(treedef, new))
 
     def snapshot_to_arrays(self, snapshot) -> dict:

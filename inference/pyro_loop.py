@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import weakref
 
 import numpy as np
@@ -32,6 +33,7 @@ from pyro.infer.util import torch_item
 from probvae import batch as batching
 from probvae.backends import init_params
 from probvae.backends.pyro_backend import param_scope
+from probvae.outputs import DamagedFileError, check_field
 
 from . import distributed
 from .inputs import StreamedBatch
@@ -100,6 +102,13 @@ def _decode(tree, arrays):
     return tree
 
 
+def _signum(stop) -> float:
+    """The number of the stop signal this process received (0: none)."""
+    if stop is None or not stop.requested:
+        return 0.0
+    return float(getattr(signal, stop.signal or "SIGINT"))
+
+
 def _bernoulli(x, gen):
     """One Bernoulli draw per value of ``x`` from the CPU generator ``gen`` (the same pixels
     on any device), returned where ``x`` is."""
@@ -151,6 +160,7 @@ class Loop:
         self.binarize = binarize
         self.pending = None         # an unfinished epoch: {"epoch", "perm", "step", "total"}
         self.first_loss = None      # the loss before the current epoch's first step
+        self.stop_signal = 0        # a stop signal's number, agreed by every process
         self._stack = None
         self._checked = False       # an epoch has run with Pyro's argument checks on
 
@@ -210,21 +220,27 @@ class Loop:
         return float(self.schedule(epoch)) if self.schedule else 1.0
 
     # ---- training -------------------------------------------------------------------------
-    def _step(self, batch, kw) -> float:
+    def _step(self, batch, kw, stop=None) -> float:
         """One SVI step (as ``pyro.infer.SVI.step``), with parameters in name order so that
         the global-norm clip sums in the same order in every process. A loss that is not
-        finite raises :class:`_Diverged` before the update, which is then not applied."""
+        finite raises :class:`_Diverged` before the update, which is then not applied. Under
+        torchrun the sum of the gradients also carries whether any process was asked to stop
+        (``stop``), so that every process stops after the same step."""
         with poutine.trace(param_only=True) as capture:
             loss = self.elbo.loss_and_grads(self.model.model, self.model.guide, **batch, **kw)
         params = [site["value"].unconstrained()
                   for _, site in sorted(capture.trace.nodes.items())]
         if self.world > 1:         # the global batch's gradient: the sum of the shares'
-            total = torch.tensor([float(torch_item(loss))], dtype=torch.float64)
+            total = torch.tensor([float(torch_item(loss)), _signum(stop)], dtype=torch.float64)
             for p in params:       # every parameter, so the processes' lists pair up
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
             distributed.all_sum([p.grad for p in params] + [total])
-            loss = float(total.item())
+            loss = float(total[0].item())
+            if total[1].item() > 0:          # some process was asked to stop: which signal
+                self._agree_signal(stop)
+        else:
+            self.stop_signal = _signum(stop)
         loss = torch_item(loss)
         if not math.isfinite(loss):
             self._drop_grads(params)
@@ -234,6 +250,30 @@ class Loop:
         self.optim(params)
         self._drop_grads(params)
         return loss
+
+    def _agree_signal(self, stop):
+        """Every process learns the stop signal (the largest number, if several came)."""
+        sig = torch.tensor([_signum(stop)], dtype=torch.float64)
+        distributed.all_max([sig])
+        self.stop_signal = int(sig.item())
+
+    def stop_agreed(self, stop) -> bool:
+        """Whether to stop at the end of this epoch: asked in any process (under torchrun all
+        of them agree, and all stop at the same epoch). ``stop.signal`` is set to the signal
+        another process received."""
+        if stop is None:
+            return False
+        if self.world > 1:
+            flag = torch.tensor([_signum(stop)], dtype=torch.float64)
+            distributed.all_sum([flag])
+            self.stop_signal = 0
+            if flag.item() > 0:
+                self._agree_signal(stop)
+        else:
+            self.stop_signal = _signum(stop)
+        if self.stop_signal and stop.signal is None:
+            stop.adopt(self.stop_signal)
+        return bool(self.stop_signal)
 
     @staticmethod
     def _drop_grads(params):
@@ -282,7 +322,7 @@ class Loop:
         try:
             for s in range(start, steps):
                 loss = self._step(self._binary(batching.take(
-                    self.data, self._share(perm[s * self.b:(s + 1) * self.b]))), kw)
+                    self.data, self._share(perm[s * self.b:(s + 1) * self.b]))), kw, stop)
                 if s == 0:
                     self.first_loss = loss / self.b
                 total += loss
@@ -290,8 +330,11 @@ class Loop:
                     nl = batching.size(self.labelled)
                     j = torch.randperm(nl, generator=self.gen,
                                        device="cpu")[:min(self.batch_size, nl)]
-                    self._step(self._binary(batching.take(self.labelled, self._share(j))), kw)
-                if stop is not None and stop.requested and s + 1 < steps:
+                    self._step(self._binary(batching.take(self.labelled, self._share(j))), kw,
+                               stop)
+                if self.stop_signal and s + 1 < steps:     # the same step in every process
+                    if stop.signal is None:
+                        stop.adopt(self.stop_signal)
                     self.pending = {"epoch": epoch, "perm": perm, "step": s + 1, "total": total,
                                     "first": self.first_loss}
                     return None, False
@@ -369,20 +412,53 @@ class Loop:
             meta["pending"] = {k: self.pending[k] for k in ("epoch", "step", "total", "first")}
         return meta, arrays
 
-    def restore(self, meta, arrays):
+    def restore(self, meta, arrays, where=("checkpoint.json", "the state file")):
+        """Continue from :meth:`state`'s ``(meta, arrays)``, read from the files ``where``
+        (``checkpoint.json``, the state file): every field and array is checked before
+        anything changes, and a damaged one raises DamagedFileError naming its file and the
+        field or array."""
+        meta_file, arrays_file = where
         params = self.store.get_state()["params"]
+        check_field(meta, meta_file, "loop", dict)
+        if "optim" not in meta:
+            raise DamagedFileError(f"{meta_file}: field 'loop.optim' is missing")
         saved = {k[len("param/"):] for k in arrays if k.startswith("param/")}
         if saved != set(params):
-            raise ValueError("the checkpoint's parameters do not match this model: "
-                             f"{sorted(saved ^ set(params))}")
+            raise DamagedFileError(f"{arrays_file}: the checkpoint's parameters do not match "
+                                   f"this model: {sorted(saved ^ set(params))[:4]}")
+        shapes = {k: tuple(t.shape) for k, t in params.items()}
+        pending = _checked_pending(meta.get("pending"), meta_file, self.n // self.b)
+        rng = {"rng/torch": tuple(torch.get_rng_state().shape),
+               "rng/gen": tuple(self.gen.get_state().shape)}
+        refs = _array_refs(meta["optim"])
+        known = {*(f"param/{k}" for k in params), *(f"best/{k}" for k in params), *rng, *refs,
+                 *(["epoch/perm"] if pending is not None else [])}
+        for name in arrays:
+            if name not in known:
+                raise DamagedFileError(f"{arrays_file}: array {name!r} is not part of this "
+                                       "model's training state; the file is damaged")
+        best = [k for k in params if f"best/{k}" in arrays]
+        if best and len(best) != len(params):
+            raise DamagedFileError(f"{arrays_file}: the best parameters (arrays 'best/...') are "
+                                   "incomplete; the file is damaged")
+        for k, shape in shapes.items():
+            for name in (f"param/{k}", *([f"best/{k}"] if best else [])):
+                _check_array(arrays.get(name), arrays_file, name, shape, "f")
+        for name, shape in rng.items():
+            _check_array(arrays.get(name), arrays_file, name, shape, "u")
+            if arrays[name].dtype != np.uint8:
+                raise DamagedFileError(f"{arrays_file}: array {name!r} should be uint8, found "
+                                       f"{arrays[name].dtype}; the file is damaged")
+        if pending is not None:
+            perm = arrays.get("epoch/perm")
+            _check_array(perm, arrays_file, "epoch/perm", (self.n,), "iu")
+            if not np.array_equal(np.sort(perm), np.arange(self.n)):
+                raise DamagedFileError(f"{arrays_file}: array 'epoch/perm' is not an order of "
+                                       f"the {self.n} training examples; the file is damaged")
+        state = _checked_optim(meta["optim"], arrays, shapes, meta_file)
         with torch.no_grad():
             for k, t in params.items():
-                a = arrays[f"param/{k}"]
-                if tuple(a.shape) != tuple(t.shape):
-                    raise ValueError(f"parameter {k!r}: expected shape {tuple(t.shape)}, "
-                                     f"found {a.shape}")
-                t.copy_(torch.as_tensor(a, dtype=t.dtype))
-        state = _decode(meta["optim"], arrays)
+                t.copy_(torch.as_tensor(arrays[f"param/{k}"], dtype=t.dtype))
         fused = self.optim.pt_optim_args.get("fused")
         for group_state in state.values():            # a new lr given on resume wins
             for group in group_state.get("param_groups", []):
@@ -393,7 +469,6 @@ class Loop:
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8, device="cpu"))
         self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8, device="cpu"))
         self._reseed_rank()
-        pending = meta.get("pending")
         self.pending = None if pending is None else {
             **pending, "perm": torch.as_tensor(arrays["epoch/perm"], dtype=torch.long,
                                                device="cpu")}
@@ -403,3 +478,114 @@ class Loop:
 
     def snapshot_from_arrays(self, arrays):
         return {k: torch.as_tensor(v, dtype=torch.get_default_dtype()) for k, v in arrays.items()}
+
+
+# ---- what restore checks ----------------------------------------------------------------------
+#: Adam's settings that a saved parameter group must hold (torch fills in the others)
+_ADAM_NEEDS = ("betas", "eps", "weight_decay")
+#: the tensors of a saved Adam state (``max_exp_avg_sq`` with amsgrad)
+_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _check_array(a, where, name, shape, kinds):
+    """Array ``name`` of a state file: present, of ``shape``, of a dtype kind in ``kinds``,
+    and finite."""
+    if a is None:
+        raise DamagedFileError(f"{where}: array {name!r} is missing; the file is damaged")
+    if tuple(a.shape) != tuple(shape) or a.dtype.kind not in kinds:
+        raise DamagedFileError(f"{where}: array {name!r} should have shape {tuple(shape)}, "
+                               f"found {a.dtype} {a.shape}; the file is damaged")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise DamagedFileError(f"{where}: array {name!r} has NaN/inf values; the file is "
+                               "damaged")
+
+
+def _checked_pending(pending, where, steps):
+    """checkpoint.json's ``loop.pending``: where an unfinished epoch stopped, or null."""
+    if pending is None:
+        return None
+    check_field(pending, where, "loop.pending", dict)
+    for key in ("epoch", "step", "total"):
+        if key not in pending:
+            raise DamagedFileError(f"{where}: field 'loop.pending.{key}' is missing")
+    check_field(pending["epoch"], where, "loop.pending.epoch", int, low=0, high=2 ** 31 - 1)
+    check_field(pending["step"], where, "loop.pending.step", int, low=0, high=steps)
+    check_field(pending["total"], where, "loop.pending.total", float)
+    check_field(pending.get("first"), where, "loop.pending.first", float, none=True)
+    return pending
+
+
+def _array_refs(tree) -> list:
+    """The array names an encoded optimizer state refers to (``{"__array__": name}``)."""
+    refs, stack = [], [tree]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if isinstance(v.get("__array__"), str):
+                refs.append(v["__array__"])
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return refs
+
+
+def _checked_optim(tree, arrays, shapes, where) -> dict:
+    """checkpoint.json's ``loop.optim`` decoded and checked against the parameters'
+    ``shapes``: one single-tensor Adam ``state_dict`` per parameter name, its moments of the
+    parameter's shape (Pyro's optimizers take them up lazily, at the next step: a damaged
+    one must be refused here, not half-way through an epoch)."""
+    field = "loop.optim"
+    try:
+        state = _decode(tree, arrays)
+    except MemoryError:
+        raise
+    except Exception as err:
+        raise DamagedFileError(f"{where}: field {field!r} is not an optimizer state "
+                               f"({type(err).__name__}: {str(err)[:200]})") from None
+    check_field(state, where, field, dict)
+    for name, sd in state.items():
+        f = f"{field}[{name!r}]"
+        if name not in shapes:
+            raise DamagedFileError(f"{where}: field {f} is the state of {name!r}, not a "
+                                   "parameter of this model")
+        if not isinstance(sd, dict) or set(sd) != {"state", "param_groups"}:
+            raise DamagedFileError(f"{where}: field {f} should hold 'state' and "
+                                   "'param_groups' (an Adam state)")
+        groups = sd["param_groups"]
+        if not (isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], dict)
+                and groups[0].get("params") == [0]):
+            raise DamagedFileError(f"{where}: field {f}.param_groups should be one group of "
+                                   "parameter [0]")
+        group = groups[0]
+        for key in _ADAM_NEEDS:
+            if key not in group:
+                raise DamagedFileError(f"{where}: field {f}.param_groups[0].{key} is missing")
+        betas = group["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise DamagedFileError(f"{where}: field {f}.param_groups[0].betas should be two "
+                                   "numbers")
+        for i, b in enumerate(betas):
+            check_field(b, where, f"{f}.param_groups[0].betas[{i}]", float, low=0, high=1)
+        for key in ("eps", "weight_decay"):
+            check_field(group[key], where, f"{f}.param_groups[0].{key}", float, low=0)
+        for key in ("amsgrad", "maximize", "capturable", "differentiable",
+                    "decoupled_weight_decay"):
+            if key in group:
+                check_field(group[key], where, f"{f}.param_groups[0].{key}", bool)
+        moments = sd["state"]
+        if not isinstance(moments, dict) or set(moments) - {0}:
+            raise DamagedFileError(f"{where}: field {f}.state should hold the state of "
+                                   "parameter 0 only")
+        one = moments.get(0, {})
+        if not isinstance(one, dict) or (one and (set(one) - set(_ADAM_STATE) or any(
+                k not in one for k in _ADAM_STATE[:3 + bool(group.get("amsgrad"))]))):
+            raise DamagedFileError(f"{where}: field {f}.state[0] should hold "
+                                   f"{', '.join(_ADAM_STATE[:3])}")
+        for key, t in one.items():
+            shape = () if key == "step" else shapes[name]
+            if not (isinstance(t, torch.Tensor) and t.is_floating_point()
+                    and tuple(t.shape) == shape and bool(torch.isfinite(t).all())
+                    and (key != "step" or float(t) >= 0)):
+                raise DamagedFileError(f"{where}: field {f}.state[0].{key} should be a finite "
+                                       f"float array of shape {shape}")
+    return state

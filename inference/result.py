@@ -27,12 +27,15 @@ class FitResult:
         Epoch whose parameters were kept (with validation), else None.
     status : str
         How training ended: ``"completed"`` (all epochs), ``"stopped_early"`` (patience),
-        ``"interrupted"`` (Ctrl-C), ``"diverged"`` (a non-finite loss; the parameters are the
+        ``"interrupted"`` (Ctrl-C, SIGTERM or SIGHUP), ``"diverged"`` (a non-finite loss; the parameters are the
         best ones before it).
     message : str
         What happened and what to do next, for any status but ``"completed"``.
     checkpoint : str or None
         The run folder that holds this fit's checkpoints (``fit(checkpoint=...)``).
+    stopped_by : str or None
+        For an ``"interrupted"`` fit, the signal that stopped it: ``"SIGINT"`` (Ctrl-C),
+        ``"SIGTERM"`` (``timeout``, Slurm, Kubernetes, ``docker stop``) or ``"SIGHUP"``.
 
     Examples
     --------
@@ -53,6 +56,7 @@ class FitResult:
     status: str = "completed"
     message: str = ""
     checkpoint: Optional[str] = None
+    stopped_by: Optional[str] = None
 
     @property
     def diverged(self) -> bool:

@@ -22,7 +22,10 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["Tracker", "StopRequest", "GROWTH", "DIVERGED"]
+from probvae.outputs import DamagedFileError, check_field
+
+__all__ = ["Tracker", "StopRequest", "GROWTH", "DIVERGED", "MAX_EPOCHS", "check_state",
+           "check_history"]
 
 #: a training loss this many times above the best one so far (in scale) draws a warning
 GROWTH = 100.0
@@ -59,7 +62,10 @@ class Tracker:
                 "lowest_train": _finite_or_none(self.lowest_train), "warned": self.warned,
                 "initial_loss": self.initial_loss}
 
-    def restore(self, state: dict):
+    def restore(self, state: dict, where="the checkpoint"):
+        """Continue from a :meth:`state` read from file ``where``, checked first
+        (:func:`check_state`): a damaged one raises DamagedFileError and changes nothing."""
+        state = check_state(state, where)
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.best = math.inf if state["best"] is None else float(state["best"])
         self.best_epoch, self.bad_epochs = state["best_epoch"], int(state["bad_epochs"])
@@ -133,12 +139,78 @@ def _finite_or_none(v):
     return float(v) if np.isfinite(v) else None
 
 
-class StopRequest:
-    """Ctrl-C as a request to stop at the end of the current step.
+#: the largest epoch count a checkpoint may hold
+MAX_EPOCHS = 2 ** 31 - 1
 
-    Inside ``with StopRequest() as stop:`` the first SIGINT sets ``stop.requested`` and the
-    loop ends cleanly after its current step; a second one raises ``KeyboardInterrupt`` at
-    once. Outside the main thread (where Python delivers no signals) it does nothing.
+
+def check_history(history, where, field="history") -> dict:
+    """A training history read from file ``where`` (field ``field``), checked: an object of
+    lists of numbers (NaN and inf allowed: a diverged epoch's loss); else DamagedFileError
+    naming the file and the field.
+
+    Examples
+    --------
+    >>> check_history({"train_loss": [1.0, "2"]}, "run/history.json", "")
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.DamagedFileError: run/history.json: field 'train_loss[1]' should be float, found str '2'
+    """
+    prefix = f"{field}." if field else ""
+    check_field(history, where, field or "history", dict)
+    for key, values in history.items():
+        check_field(values, where, prefix + key, list)
+        for i, v in enumerate(values):
+            if not isinstance(v, float):      # a float may be NaN; anything else a number
+                check_field(v, where, f"{prefix}{key}[{i}]", float)
+    return history
+
+
+def check_state(state, where="the checkpoint", field="tracker") -> dict:
+    """A tracker's :meth:`Tracker.state` read from file ``where`` (its field ``field``),
+    checked field by field; a damaged one raises DamagedFileError naming the file and the
+    field (e.g. ``tracker.best_epoch``).
+
+    Examples
+    --------
+    >>> t = Tracker(epochs=2, patience=None, has_valid=False, progress=False)
+    >>> check_state(t.state())["bad_epochs"]
+    0
+    >>> check_state({**t.state(), "best_epoch": "3"}, "run/checkpoint.json")
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.DamagedFileError: run/checkpoint.json: field 'tracker.best_epoch' should be int or null, found str '3'
+    """
+    check_field(state, where, field, dict)
+    for key in ("history", "best", "best_epoch", "bad_epochs"):
+        if key not in state:
+            raise DamagedFileError(f"{where}: field '{field}.{key}' is missing")
+    history = check_history(state["history"], where, f"{field}.history")
+    for key in ("train_loss", "valid_loss", "kl_weight", "seconds"):    # what record() extends
+        if key not in history:
+            raise DamagedFileError(f"{where}: field '{field}.history.{key}' is missing")
+    if not len(history["train_loss"]) == len(history["kl_weight"]) == len(history["seconds"]):
+        raise DamagedFileError(f"{where}: fields '{field}.history.train_loss', 'kl_weight' and "
+                               "'seconds' should have one entry per epoch, found "
+                               f"{len(history['train_loss'])}, {len(history['kl_weight'])} and "
+                               f"{len(history['seconds'])}")
+    for key in ("best", "lowest_train", "initial_loss"):      # finite, or null for none yet
+        check_field(state.get(key), where, f"{field}.{key}", float, none=True)
+    check_field(state["best_epoch"], where, f"{field}.best_epoch", int, low=0, high=MAX_EPOCHS,
+                none=True)
+    check_field(state["bad_epochs"], where, f"{field}.bad_epochs", int, low=0, high=MAX_EPOCHS)
+    check_field(state.get("warned", False), where, f"{field}.warned", bool)
+    return state
+
+
+class StopRequest:
+    """Ctrl-C, SIGTERM and SIGHUP as a request to stop at the end of the current step.
+
+    Inside ``with StopRequest() as stop:`` the first of these signals sets ``stop.requested``
+    (and ``stop.signal``, its name) and the loop ends cleanly after its current step: the run
+    checkpoints and says so. ``timeout``, Slurm, Kubernetes and ``docker stop`` send SIGTERM, a
+    closed terminal SIGHUP; each is handled as Ctrl-C is. A second signal stops at once:
+    ``KeyboardInterrupt`` for Ctrl-C, ``SystemExit(128 + signal)`` for the others. Outside the
+    main thread (where Python delivers no signals) it does nothing.
 
     Examples
     --------
@@ -147,21 +219,42 @@ class StopRequest:
     False
     """
 
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, n))
+
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.signal = None
+        self._previous = {}
 
     def _handler(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
         self.requested = True
+        self.signal = signal.Signals(signum).name
+
+    def adopt(self, signum: int):
+        """Stop as if signal ``signum`` had come here (another process under torchrun got
+        it)."""
+        self.requested = True
+        self.signal = self.signal or signal.Signals(int(signum)).name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's status for the signal received: 130 (Ctrl-C), 143 (SIGTERM), 129
+        (SIGHUP)."""
+        return 128 + int(getattr(signal, self.signal or "SIGINT"))
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
         return False

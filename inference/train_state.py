@@ -2,10 +2,14 @@
 last complete one readable.
 
 Each checkpoint's arrays go to a new numbered file ``state-NNNNNN.npz`` (written to a temporary
-name, flushed and renamed); then ``checkpoint.json`` (epoch, history, the loop's JSON state and
-the name of that arrays file) replaces the previous one the same way; then older arrays files
-are removed. A reader follows ``checkpoint.json``, which always names a complete file. JSON and
-NumPy arrays only: nothing is unpickled.
+name, flushed and renamed; it carries probvae's mark, an array ``probvae`` holding
+:data:`FORMAT`); then ``checkpoint.json`` (epoch, history, the loop's JSON state, the name of
+that arrays file, and under ``"stale"`` the arrays files of the checkpoints it replaces)
+replaces the previous one the same way; then those older arrays files are removed. Only the
+files a ``checkpoint.json`` named are ever removed: a file of yours called ``state-notes.npz``,
+or ``state-000001.npz`` without probvae's mark, is never touched (a run folder holding one is
+refused before training, :func:`check_folder`). A reader follows ``checkpoint.json``, which
+always names a complete file. JSON and NumPy arrays only: nothing is unpickled.
 
 Examples
 --------
@@ -22,36 +26,144 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from probvae.outputs import (DamagedFileError, atomic_write, json_text, owned_files, read_json,
-                             read_npz, write_npz)
+from probvae.memory import check_allocation
+from probvae.outputs import (DamagedFileError, OutputError, atomic_write, check_field,
+                             check_writable, json_text, read_json, read_npz,
+                             remove_stale_temporaries, run_manifest, write_npz, write_run)
 
-__all__ = ["FORMAT", "POINTER", "PATTERN", "write", "read", "exists", "fingerprint"]
+from .tracker import MAX_EPOCHS, check_history
+
+__all__ = ["FORMAT", "POINTER", "RUN_FILES", "write", "read", "exists", "fingerprint",
+           "owned_states", "check_folder", "write_folder", "is_state_name"]
 
 FORMAT = "probvae-train-state"
 VERSION = 1
 POINTER = "checkpoint.json"
-PATTERN = "state-*.npz"
+#: every file name of a run folder besides its numbered states: what config.json's manifest
+#: may list and the only names probvae ever replaces or removes there
+RUN_FILES = ("config.json", "params.npz", "history.json", "metrics.json", POINTER)
 _NAME = re.compile(r"state-\d{6,}\.npz")
+_MARK = "probvae"                # the array in each state file that says probvae wrote it
 #: fields every checkpoint.json has, with their JSON types
 _FIELDS = {"format": str, "version": int, "arrays": str, "epoch": int, "counter": int,
            "history": dict, "tracker": dict, "loop": dict, "fit": dict, "status": str}
 
 
+def is_state_name(name: str) -> bool:
+    """Whether ``name`` is the name of a numbered training state (``state-NNNNNN.npz``).
+
+    Examples
+    --------
+    >>> is_state_name("state-000012.npz"), is_state_name("state-backup.npz")
+    (True, False)
+    """
+    return bool(_NAME.fullmatch(name))
+
+
+def owned_states(run) -> list:
+    """The state files of ``run`` that its ``checkpoint.json`` names (the current one and the
+    ones it replaced, where they are still there): the only ones probvae removes.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> owned_states(tempfile.mkdtemp())
+    []
+    """
+    run = Path(run)
+    try:
+        meta = json.loads((run / POINTER).read_text())
+    except (OSError, ValueError, RecursionError):
+        return []
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return []
+    stale = meta.get("stale", [])
+    names = [n for n in [meta.get("arrays"), *(stale if isinstance(stale, list) else [])]
+             if isinstance(n, str)]                  # (a damaged one may hold anything)
+    return [run / n for n in dict.fromkeys(names) if _NAME.fullmatch(n)
+            and (run / n).is_file() and not (run / n).is_symlink()]
+
+
+def _marked(path: Path) -> bool:
+    """Whether the state file ``path`` carries probvae's mark (a killed writer's last state,
+    written before the checkpoint.json that would have named it)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if zf.getinfo(f"{_MARK}.npy").file_size > 1024:
+                return False
+        return str(read_npz(path, max_bytes=1 << 20).get(_MARK, "")) == FORMAT
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+
+
+def check_folder(run):
+    """Before training into ``run``: refuse a ``state-NNNNNN.npz`` that probvae did not write
+    (neither named by its ``checkpoint.json`` nor carrying probvae's mark), since training
+    would write over it, and a folder that cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "state-000001.npz").write_bytes(b"mine")
+    >>> check_folder(run)
+    Traceback (most recent call last):
+    ...
+    probvae.outputs.OutputError: ... holds state-000001.npz, ...
+    """
+    run = Path(run)
+    if not run.is_dir():
+        return
+    owned = {p.name for p in owned_states(run)}
+    theirs = [p.name for p in sorted(run.iterdir()) if _NAME.fullmatch(p.name)
+              and p.name not in owned and (p.is_symlink() or not _marked(p))]
+    if theirs:
+        raise OutputError(f"run folder {run} holds {', '.join(theirs[:3])}, named like "
+                          "probvae's training states but not written by it; training would "
+                          "write over it: move it away, or choose another folder (nothing "
+                          "was written)")
+    check_writable(run)
+    if not os.access(run, os.W_OK):
+        raise OutputError(f"cannot write to run folder {run}: permission denied; training "
+                          "would fail at its first checkpoint: make it writable or choose "
+                          "another folder")
+
+
 def write(run, meta: dict, arrays: dict):
-    """Write one training checkpoint (``meta`` needs an increasing integer ``counter``)."""
+    """Write one training checkpoint (``meta`` needs an increasing integer ``counter``); then
+    remove the state files of the checkpoints it replaces, and nothing else."""
     run = Path(run)
     name = f"state-{int(meta['counter']):06d}.npz"
-    write_npz(run / name, arrays)
-    record = {"format": FORMAT, "version": VERSION, **meta, "arrays": name}
+    old = [p.name for p in owned_states(run) if p.name != name]
+    remove_stale_temporaries(run, lambda n: n in RUN_FILES or bool(_NAME.fullmatch(n)))
+    write_npz(run / name, {**arrays, _MARK: np.array(FORMAT)})
+    record = {"format": FORMAT, "version": VERSION, **meta, "arrays": name, "stale": old}
     atomic_write(run / POINTER, lambda tmp: tmp.write_text(json_text(record)))
-    for f in owned_files(run, [PATTERN]):
-        if f.name != name:
-            f.unlink(missing_ok=True)
+    for n in old:
+        (run / n).unlink(missing_ok=True)
+
+
+def write_folder(path, files: dict, overwrite=False, keep_checkpoint=False, plans=()):
+    """Write the result files of a run folder (:func:`probvae.outputs.write_run` with the
+    run's file names; ``plans``: the names the run will write later); unless
+    ``keep_checkpoint``, an earlier training checkpoint there goes too, its state files
+    included (the ones its ``checkpoint.json`` named, nothing else)."""
+    path = Path(path)
+    keep = [POINTER] if keep_checkpoint else []
+    states = [] if keep_checkpoint or run_manifest(path) is None or not overwrite else [
+        p for p in owned_states(path)]
+    out = write_run(path, files, overwrite=overwrite, keep=keep, owns=RUN_FILES, plans=plans)
+    for p in states:
+        p.unlink(missing_ok=True)
+    return out
 
 
 def exists(run) -> bool:
@@ -75,21 +187,50 @@ def read(run, max_bytes=None) -> tuple:
     for field, kind in _FIELDS.items():
         if field not in meta:
             raise DamagedFileError(f"{path}: field {field!r} is missing")
-        if not isinstance(meta[field], kind) or (kind is int and isinstance(meta[field], bool)):
-            raise DamagedFileError(f"{path}: field {field!r} should be {kind.__name__}, found "
-                                   f"{type(meta[field]).__name__}")
+        check_field(meta[field], path, field, kind)
     if meta["format"] != FORMAT:
         raise DamagedFileError(f"{path}: field 'format' is {meta['format']!r}, not {FORMAT!r}")
     if meta["version"] > VERSION:
         raise DamagedFileError(f"{path} has version {meta['version']}; this probvae reads up to "
                                f"{VERSION}: upgrade probvae")
+    check_field(meta["version"], path, "version", int, low=1)
     if not _NAME.fullmatch(meta["arrays"]):
         raise DamagedFileError(f"{path}: field 'arrays' must name a state-NNNNNN.npz file in "
                                f"the run folder, found {meta['arrays']!r}")
     if meta["epoch"] < 0:
         raise DamagedFileError(f"{path}: field 'epoch' is negative ({meta['epoch']})")
-    arrays = read_npz(run / meta["arrays"], max_bytes=max_bytes)
-    return meta, arrays
+    check_field(meta["epoch"], path, "epoch", int, low=0, high=MAX_EPOCHS)
+    check_field(meta["counter"], path, "counter", int, low=0, high=MAX_EPOCHS)
+    check_field(meta.get("has_best", False), path, "has_best", bool)
+    check_history(meta["history"], path)      # "tracker", "loop", "fit": checked by their users
+    arrays = read_npz(run / meta["arrays"], max_bytes=max_bytes,
+                      check=fits(run / meta["arrays"]))
+    arrays.pop(_MARK, None)
+    return meta, _checked_arrays(arrays, meta, path, run / meta["arrays"])
+
+
+def _checked_arrays(arrays, meta, path, arrays_file) -> dict:
+    """The arrays of a state file: real numbers (what the loops write), and the best
+    parameters there exactly when ``checkpoint.json`` says so (its field ``has_best``)."""
+    for name, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise DamagedFileError(f"{arrays_file}: array {name!r} has dtype {a.dtype}, not "
+                                   "real numbers; the file is damaged: restore it or start again")
+    has_best = any(name.startswith("best/") for name in arrays)
+    if has_best != meta.get("has_best", False):
+        raise DamagedFileError(
+            f"{path}: field 'has_best' is {str(meta.get('has_best', False)).lower()} but "
+            f"{arrays_file} holds {'' if has_best else 'no '}best parameters (arrays "
+            "'best/...'); the checkpoint is damaged: restore it or start again")
+    return arrays
+
+
+def fits(path):
+    """The memory check :func:`probvae.outputs.read_npz` runs on a file's declared size before
+    it reads the arrays: room for them in this machine's free memory."""
+    return lambda nbytes: check_allocation(
+        nbytes, f"the arrays of {path}", "close other programs to free memory, or read it on "
+        "a machine with more", what="reading a run folder")
 
 
 def fingerprint(*batches) -> str:

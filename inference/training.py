@@ -1,7 +1,7 @@
 """The epoch loop that ``fit`` runs on either backend, and the run folder it writes.
 
 ``train`` owns what is the same on both backends: resuming, the epochs, history and early
-stopping (:mod:`.tracker`), divergence, Ctrl-C, and checkpoints (:mod:`.train_state`) in a run
+stopping (:mod:`.tracker`), divergence, Ctrl-C / SIGTERM / SIGHUP, and checkpoints (:mod:`.train_state`) in a run
 folder (``config.json``, ``params.npz``, ``history.json``); each backend's ``Loop`` runs epochs
 and moves its state in and out.
 
@@ -13,23 +13,26 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from probvae.models import CustomModel
-from probvae.outputs import (FORMAT, check_run_dir, is_run, json_text, read_json, write_json,
-                             write_npz, write_run)
+from probvae.outputs import (FORMAT, DamagedFileError, check_field, check_run_dir, is_run,
+                             json_text, read_json, write_json, write_npz)
 
 from . import train_state
 from .result import FitResult
-from .tracker import StopRequest, Tracker
+from .tracker import StopRequest, Tracker, check_state
 
 __all__ = ["train", "run_config", "resolve_dirs", "RUN_FILES"]
 
-#: the run-folder files a checkpointed fit writes (config.json's manifest)
-RUN_FILES = ["config.json", "params.npz", "history.json", train_state.POINTER,
-             train_state.PATTERN]
+#: the run-folder files a checkpointed fit writes (config.json's manifest; the numbered
+#: state files are named by checkpoint.json)
+RUN_FILES = list(train_state.RUN_FILES)
 #: settings a resumed fit may change; every other one must match the checkpoint
 _CHANGEABLE = ("epochs", "lr", "clip_norm", "patience")
 
@@ -58,7 +61,8 @@ class _Run:
         self.counter = 0
 
     def start(self, overwrite):
-        write_run(self.path, {"config.json": _dump(self.config)}, overwrite=overwrite)
+        train_state.write_folder(self.path, {"config.json": _dump(self.config)},
+                                 overwrite=overwrite, plans=RUN_FILES)
 
     def write(self, loop, tracker, epoch, best, status, fit_meta, result_params):
         loop_meta, arrays = loop.state()
@@ -96,31 +100,76 @@ def resolve_dirs(checkpoint, resume):
 
 
 def _check_resumable(meta, fit_meta, path):
-    """A resumed fit must train the same model on the same data with the same settings."""
-    saved = meta["fit"]
+    """A resumed fit must train the same model on the same data with the same settings; a
+    saved setting of a kind the fit never writes is damage, not another setting."""
+    pointer = Path(path) / train_state.POINTER
+    saved = check_field(meta["fit"], pointer, "fit", dict)
     for key, value in fit_meta.items():
         if key in _CHANGEABLE:
             continue
+        if key not in saved and value is not None:
+            raise DamagedFileError(f"{pointer}: field 'fit.{key}' is missing")
+        if key in _FIT_FIELDS and key in saved:
+            kind, low, high = _FIT_FIELDS[key]
+            check_field(saved[key], pointer, f"fit.{key}", tuple(k for k in kind if k),
+                        low=low, high=high, none=None in kind)
         if saved.get(key) != value:
             raise ValueError(f"cannot resume from {path}: {key} was {saved.get(key)!r} there "
                              f"and is {value!r} now; resume with the same {key} (settings "
                              f"that may change: {', '.join(_CHANGEABLE)})")
 
 
+#: the kinds (None: null) and ranges of the settings in checkpoint.json's "fit"
+_FIT_FIELDS = {"objective": ((str,), None, None), "objective_options": ((dict,), None, None),
+               "batch_size": ((int,), 1, 2 ** 31 - 1), "seed": ((int,), 0, 2 ** 32 - 1),
+               "missing": ((str, None), None, None), "binarize": ((str, bool, None), None, None),
+               "model": ((dict, None), None, None), "data": ((str,), None, None),
+               "validation": ((str,), None, None)}
+
+
+def _restore(loop, meta, arrays, files):
+    """Put a checkpoint's training state into ``loop`` (``files``: its ``checkpoint.json``
+    and state file); returns its best parameters, or None. The loop checks the fields and
+    arrays it reads, naming them; any other failure is named as damage of those files too."""
+    try:
+        loop.restore(meta["loop"], arrays, where=files)
+        best_arrays = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
+        return loop.snapshot_from_arrays(best_arrays) if meta.get("has_best") else None
+    except (DamagedFileError, MemoryError):
+        raise
+    except Exception as err:
+        raise DamagedFileError(f"{files[0]}: field 'loop' and {files[1].name} do not restore "
+                               f"this model's training state ({type(err).__name__}: "
+                               f"{str(err)[:300]}); the checkpoint is damaged: restore it, or "
+                               "train again without resume") from None
+
+
+
+
+def _state_limit(loop) -> int:
+    """The most bytes a checkpoint of this loop can hold: its parameters and optimizer state
+    (measured on the loop as it starts), room for the optimizer's moments that Pyro makes on
+    the first step and the best parameters, and 64 MiB for the rest (random states, an
+    unfinished epoch's order). A state file that declares more is refused before it is
+    read."""
+    template = sum(np.asarray(a).nbytes for a in loop.state()[1].values())
+    return 4 * template + (1 << 26)
 
 
 def train(model, built, loop, epochs, patience, progress, metric, options, objective_name,
-          fit_meta, run_dir, resume_dir, overwrite, every, run_info, started):
+          fit_meta, run_dir, resume_dir, overwrite, every, run_info, started, stop=None):
     """Run the epochs of ``loop`` (a backend's ``Loop``): resume, history and early stopping,
-    divergence, Ctrl-C, the run folder's checkpoints; returns the :class:`FitResult`."""
+    divergence, Ctrl-C, the run folder's checkpoints; returns the :class:`FitResult`. ``stop``:
+    the :class:`~.tracker.StopRequest` that ``fit`` entered before building the loop (a
+    signal that came while it was building or compiling stops before the first step)."""
     start, best, counter = 0, None, 0
     meta = None
     if resume_dir is not None:
-        meta, arrays = train_state.read(resume_dir)
+        meta, arrays = train_state.read(resume_dir, max_bytes=_state_limit(loop))
+        files = (Path(resume_dir) / train_state.POINTER, Path(resume_dir) / meta["arrays"])
         _check_resumable(meta, fit_meta, resume_dir)
-        loop.restore(meta["loop"], arrays)
-        best_arrays = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
-        best = loop.snapshot_from_arrays(best_arrays) if meta.get("has_best") else None
+        check_state(meta["tracker"], files[0])       # checked before anything is written
+        best = _restore(loop, meta, arrays, files)
         start, counter = meta["epoch"], meta["counter"]
     tracker = Tracker(epochs, patience, loop.valid is not None, progress,
                       desc=f"{_name(model)}[{model.backend}] {objective_name}",
@@ -135,18 +184,20 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
         if resume_dir is None:
             run.start(overwrite)
         elif Path(run_dir).resolve() != Path(resume_dir).resolve():
-            check_run_dir(run_dir, overwrite=overwrite)
+            check_run_dir(run_dir, overwrite=overwrite, writes=RUN_FILES)
             run.start(overwrite)
         run.counter = counter
     if meta is not None:
-        tracker.restore(meta["tracker"])
+        tracker.restore(meta["tracker"], Path(resume_dir) / train_state.POINTER)
     tracker.restart_clock(started)
     status, where = "completed", None
     epoch = start
     last_good = loop.snapshot()
     try:
-        with StopRequest() as stop:
-            for epoch in range(start, epochs):
+        with (contextlib.nullcontext(stop) if stop is not None else StopRequest()) as stop:
+            if start < epochs and loop.stop_agreed(stop):   # asked while building, compiling
+                status, where = "interrupted", start
+            for epoch in range(start, epochs if where is None else start):
                 last_good = loop.snapshot()
                 loss, finished = loop.epoch(epoch, stop)
                 if tracker.initial_loss is None and loop.first_loss is not None:
@@ -170,7 +221,7 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
                 if halt:
                     status = "stopped_early"
                     break
-                if stop.requested and epoch + 1 < epochs:
+                if loop.stop_agreed(stop) and epoch + 1 < epochs:
                     status, where = "interrupted", epoch + 1
                     break
     finally:
@@ -182,7 +233,9 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
         kept = best if best is not None else loop.snapshot()
         params = loop.result(kept)
     by_cli = run is not None and bool(run.config.get("cli"))
-    message = _message(status, tracker, where, epochs, options, run_dir, loop, by_cli)
+    stopped_by = stop.signal if status == "interrupted" else None
+    message = _message(status, tracker, where, epochs, options, run_dir, loop, by_cli,
+                       stopped_by)
     if run is not None and status in ("interrupted", "diverged", "stopped_early"):
         if status == "interrupted":
             run.write(loop, tracker, where if where is not None else epoch, best, status,
@@ -195,7 +248,8 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
         print(message, file=sys.stderr)
     return FitResult(built, params, tracker.history, objective_name, options,
                      tracker.best_epoch, status=status, message=message,
-                     checkpoint=None if run_dir is None else str(run_dir))
+                     checkpoint=None if run_dir is None else str(run_dir),
+                     stopped_by=stopped_by)
 
 
 def _name(model) -> str:
@@ -203,7 +257,12 @@ def _name(model) -> str:
     return getattr(model, "display_name", type(model).__name__)
 
 
-def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=False):
+#: how a stop signal is named in messages
+_SIGNAL_NAMES = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM", "SIGHUP": "SIGHUP", None: "Ctrl-C"}
+
+
+def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=False,
+             stopped_by=None):
     if status == "completed":
         return ""
     if status == "stopped_early":
@@ -227,4 +286,6 @@ def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=Fals
     how = ("pass checkpoint='runs/NAME' to fit to be able to resume" if run_dir is None else
            f"resume with probvae train --resume {run_dir}" if by_cli else
            f"resume with pv.fit(..., resume={str(run_dir)!r})")
-    return f"stopped by Ctrl-C after {done} of {epochs} epochs{step}; {how}"
+    saved = "" if run_dir is None else f"; checkpoint written to {run_dir}"
+    return (f"stopped by {_SIGNAL_NAMES.get(stopped_by, stopped_by)} after {done} of {epochs} "
+            f"epochs{step}{saved}; {how}")

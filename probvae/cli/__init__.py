@@ -17,7 +17,9 @@ A user's mistake is an error message and a non-zero exit, never a traceback:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from probvae import likelihoods, objectives, priors
 from probvae.models.base import MODELS
@@ -132,11 +134,24 @@ def build_parser():
     return p
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP outside a training loop (which stops after its step instead)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped(signum, frame):
+    raise _Stopped(signum)
+
+
 def main(argv=None):
     """Entry point of the ``probvae`` command; returns its exit status.
 
     0: done; 2: a mistake in the command or its files (a message, never a traceback);
-    3: training diverged (the parameters before it are saved); 130: stopped by Ctrl-C.
+    3: training diverged (the parameters before it are saved); 130, 143, 129: stopped by
+    Ctrl-C, SIGTERM or SIGHUP (during training: after the current step, with a checkpoint).
 
     Examples
     --------
@@ -144,14 +159,26 @@ def main(argv=None):
     2
     """
     args = build_parser().parse_args(argv)
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _stopped) for sig in handled}
     try:
         status = args.func(args)
     except KeyboardInterrupt:
         print(f"probvae {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Stopped as stop:
+        print(f"probvae {args.command}: stopped by {signal.Signals(stop.signum).name}; every "
+              "file written is complete (a run keeps its last checkpoint: continue it with "
+              "probvae train --resume DIR)", file=sys.stderr)
+        return 128 + stop.signum
     except (ValueError, OSError, TypeError, MemoryError) as err:
         print(f"probvae {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     return int(status or 0)
 
 

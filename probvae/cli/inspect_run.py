@@ -17,8 +17,8 @@ import numpy as np
 import probvae as pv
 from probvae import diagnostics as dg
 from probvae.inference.checkpoint import read_config
-from probvae.outputs import (DIAGNOSTICS_FORMAT, atomic_write, check_new_file, check_run_dir,
-                             write_json, write_run)
+from probvae.outputs import (DIAGNOSTICS_FORMAT, DamagedFileError, atomic_write,
+                             check_new_file, check_run_dir, write_json, write_run, writing)
 
 from .common import finite, load_data, print_scores
 
@@ -30,15 +30,29 @@ def _open_run(run):
     return pv.load(run), cfg
 
 
+def _recorded_data(cfg, run, instead):
+    """``(record, data set)``: the data set a run recorded (config.json's ``data``, whose
+    fields :func:`read_config` checked), loaded. A run that records none is an error that
+    says to use ``instead`` in Python; one whose record names no data set probvae can load
+    is an error naming the file and the field."""
+    d = cfg.get("data") or {}
+    if not d.get("dataset"):
+        raise ValueError(f"{run} does not record its data set (its config.json has no field "
+                         f"'data.dataset'); use {instead} in Python")
+    try:
+        return d, load_data(d["dataset"], d.get("data_dir"), d.get("data_seed", 0),
+                            d.get("binarize"))
+    except ValueError as err:
+        raise DamagedFileError(f"{Path(run) / 'config.json'}: field 'data' does not describe "
+                               f"a data set probvae can load: {err}") from None
+
+
 def cmd_evaluate(args):
     """Test scores of a saved run on the test split of its recorded data set."""
     if args.json:
         check_new_file(args.json, overwrite=args.overwrite)
     res, cfg = _open_run(args.run)
-    d = cfg.get("data") or {}
-    if not d.get("dataset"):
-        raise SystemExit(f"{args.run} does not record its data set; use probvae.evaluate in Python")
-    ds = load_data(d["dataset"], d.get("data_dir"), d.get("data_seed", 0), d.get("binarize"))
+    d, ds = _recorded_data(cfg, args.run, "probvae.evaluate")
     scores = finite(pv.evaluate(res, ds.test, num_samples=args.num_samples, seed=args.seed),
                      args.run)
     print(f"{args.run}: {cfg['model']['class']} on {d['dataset']} test split ({len(ds.test)} examples)")
@@ -72,7 +86,14 @@ def cmd_sample(args):
 
 
 def cmd_diagnose(args):
-    """ArviZ diagnostics of a saved run's latent posterior, written to a folder."""
+    """ArviZ diagnostics of a saved run's latent posterior, written to a folder (locked
+    against a second writer from the check of the folder to the last file written)."""
+    check_run_dir(args.out, overwrite=args.overwrite, kind=DIAGNOSTICS_FORMAT)
+    with writing(args.out):
+        return _diagnose(args)
+
+
+def _diagnose(args):
     import arviz as az                # plotting libraries: only this command needs them
     import matplotlib
     matplotlib.use("Agg")
@@ -80,10 +101,7 @@ def cmd_diagnose(args):
 
     out = check_run_dir(args.out, overwrite=args.overwrite, kind=DIAGNOSTICS_FORMAT)
     res, cfg = _open_run(args.run)
-    d = cfg.get("data") or {}
-    if not d.get("dataset"):
-        raise SystemExit(f"{args.run} does not record its data set; use probvae.diagnostics")
-    ds = load_data(d["dataset"], d.get("data_dir"), d.get("data_seed", 0), d.get("binarize"))
+    _, ds = _recorded_data(cfg, args.run, "probvae.diagnostics")
     test = ds.test
     n = min(args.n, len(test))
     x, y = test.x[:n], (test.y[:n] if test.y is not None else None)

@@ -15,6 +15,7 @@ resuming VAE ...
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,10 +26,11 @@ import probvae as pv
 from probvae.inference import distributed
 from probvae.inference.checkpoint import read_config
 from probvae.models.base import MODELS
-from probvae.outputs import check_run_dir
+from probvae.inference.inputs import check_count
+from probvae.inference.training import RUN_FILES
+from probvae.outputs import DamagedFileError, check_field, check_run_dir, writing
 
-from .common import (DEFAULTS, EXIT_DIVERGED, EXIT_INTERRUPTED, finite, load_data, needs_binary,
-                     print_scores)
+from .common import DEFAULTS, EXIT_DIVERGED, finite, load_data, needs_binary, print_scores
 
 __all__ = ["cmd_train"]
 
@@ -55,6 +57,7 @@ def _resume_settings(args):
         raise ValueError("--resume continues the run in its own folder; drop --out")
     given = {k: getattr(args, k) for k in ("epochs", "lr", "clip_norm", "patience")
              if getattr(args, k) is not None}
+    _check_recorded(recorded, Path(args.resume) / "config.json", given)
     for key in _TRAIN_SETTINGS:
         setattr(args, key, recorded.get(key, _RECORD_DEFAULTS.get(key)))
     for key, value in given.items():
@@ -64,25 +67,94 @@ def _resume_settings(args):
     return args
 
 
+#: the kinds of the recorded settings (config.json's "cli"): names, counts, numbers
+_NAMES = {"model": lambda: [k.lower() for k in MODELS], "prior": lambda: pv.priors.names(),
+          "likelihood": lambda: pv.likelihoods.names(), "backend": lambda: ["numpyro", "pyro"],
+          "encoder": lambda: ["mlp", "conv"], "decoder": lambda: ["mlp", "conv"],
+          "dataset": None, "objective": None, "data_dir": None}
+_COUNTS = ("epochs", "batch_size", "latent_dim", "eval_samples", "checkpoint_every",
+           "num_particles", "patience", "warmup")
+_NUMBERS = ("lr", "clip_norm", "alpha", "beta")
+
+
+def _check_recorded(recorded, where, given):
+    """config.json's "cli": each recorded setting of the kind the command line gives (a
+    setting that may be null may be missing; one given again on the command line is not
+    read)."""
+    for key in _TRAIN_SETTINGS:
+        optional = key in _RECORD_DEFAULTS or key in given or key in (
+            "objective", "data_dir", "num_particles", "patience", "warmup", "clip_norm",
+            "alpha", "beta")
+        if key not in recorded or key in given:
+            if not optional:
+                raise DamagedFileError(f"{where}: field 'cli.{key}' is missing")
+            continue
+        value, field = recorded[key], f"cli.{key}"
+        if key in _NAMES:
+            check_field(value, where, field, str, none=optional)
+            known = _NAMES[key]() if _NAMES[key] else None
+            name = value.lower() if key == "model" and value is not None else value
+            if known is not None and name is not None and name not in known:
+                raise DamagedFileError(f"{where}: field {field!r} is {value!r}"[:200]
+                                       + f"; known: {', '.join(known)}")
+        elif key in _COUNTS:
+            check_field(value, where, field, int, low=0 if key in ("patience", "warmup") else 1,
+                        high=2 ** 31 - 1, none=optional)
+        elif key in _NUMBERS:
+            check_field(value, where, field, float, low=0 if key == "lr" else None,
+                        none=optional)
+        elif key == "seed":
+            check_field(value, where, field, int, low=0, high=2 ** 32 - 1)
+        elif key == "binarize":
+            if value not in (None, False, "threshold", "dynamic"):
+                raise DamagedFileError(f"{where}: field {field!r} should be 'threshold' or "
+                                       f"'dynamic', found {value!r}"[:300])
+        elif key == "hidden":
+            check_field(value, where, field, list)
+            if not value:
+                raise DamagedFileError(f"{where}: field {field!r} is empty; it lists the "
+                                       "widths of the hidden layers")
+            for i, w in enumerate(value):
+                check_field(w, where, f"{field}[{i}]", int, low=1, high=2 ** 31 - 1)
+
+
 def cmd_train(args):
     """Train (or with ``--resume`` continue) a run; returns the exit status."""
     try:
-        return _train(args)
+        if args.resume:
+            args = _resume_settings(args)
+        elif args.out is None:
+            raise ValueError("train needs --out DIR (a new run folder) or --resume DIR")
+        _check_settings(args)
+        writer = distributed.is_main()    # under torchrun, rank 0 alone writes and prints
+        if not writer:
+            return _train(args, writer)
+        # the output folder is checked before anything is loaded or trained: nothing of yours
+        # is ever replaced, and an impossible --out fails now, not after training; then it is
+        # locked (one writer) until the run is saved
+        if not args.resume:
+            check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir],
+                          writes=RUN_FILES)
+        with writing(args.out):
+            return _train(args, writer)
     finally:
         distributed.finish()
 
 
-def _train(args):
-    writer = distributed.is_main()    # under torchrun, rank 0 alone writes and prints
-    if args.resume:
-        args = _resume_settings(args)
-    else:
-        if args.out is None:
-            raise ValueError("train needs --out DIR (a new run folder) or --resume DIR")
-        # the output folder is checked before anything is loaded or trained: nothing of yours
-        # is ever replaced, and an impossible --out fails now, not after training
+def _check_settings(args):
+    """The settings used after training, checked before it (so a mistake costs no training)."""
+    check_count(args.eval_samples, "--eval-samples")
+    check_count(args.checkpoint_every, "--checkpoint-every")
+    for key in ("epochs", "batch_size", "latent_dim", "num_particles", "patience"):
+        if getattr(args, key, None) is not None:
+            check_count(getattr(args, key), "--" + key.replace("_", "-"))
+
+
+def _train(args, writer):
+    if not args.resume:
         if writer:
-            check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir])
+            check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir],
+                          writes=RUN_FILES)
         for key, default in (("epochs", DEFAULTS["epochs"]), ("lr", DEFAULTS["lr"])):
             if getattr(args, key) is None:
                 setattr(args, key, default)
@@ -122,8 +194,8 @@ def _train(args):
                  resume=args.resume or None, overwrite=args.overwrite,
                  devices=getattr(args, "devices", None), device=getattr(args, "device", None),
                  run_info={"data": data_info, "cli": recorded}, **opts)
-    if res.status == "interrupted":
-        return EXIT_INTERRUPTED              # fit printed how to resume
+    if res.status == "interrupted":          # fit printed how to resume; 130, 143 or 129
+        return 128 + int(getattr(signal, res.stopped_by or "SIGINT"))
     if not writer:
         return 0 if res.status != "diverged" else EXIT_DIVERGED
     if res.status == "diverged":
