@@ -35,13 +35,16 @@ __all__ = ["fit"]
 _LOOPS = {"pyro": "probvae.inference.pyro_loop", "numpyro": "probvae.inference.numpyro_loop"}
 
 
-def _as_model(model, backend):
+def _as_model(model, backend, contract=None):
     if isinstance(model, tuple):
         if len(model) != 2:
             raise TypeError("a custom model is a (model, guide) pair of functions")
         if backend is None:
             raise ValueError("pass backend='pyro' or backend='numpyro' with a (model, guide) pair")
-        return CustomModel(model[0], model[1], backend)
+        return CustomModel(model[0], model[1], backend, contract=contract)
+    if contract is not None:
+        raise ValueError("contract= describes a user's (model, guide) pair; a probvae model "
+                         "declares its own (model.contract)")
     if not hasattr(model, "build"):
         raise TypeError(f"fit takes a probvae model or a (model, guide) pair, got {type(model)}")
     if backend is not None and backend != model.backend:
@@ -84,7 +87,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         validation=None, patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
         resume=None, overwrite=False, run_info=None, devices=None, device=None,
-        **objective_options):
+        contract=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -159,6 +162,10 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         as one device, within float rounding). ``batch_size`` must divide evenly. Pyro
         trains on several devices as several processes instead: ``torchrun`` (see
         :mod:`probvae.inference.distributed`). Default: one device.
+    contract : Contract, optional
+        For a ``(model, guide)`` pair: its latent and observed sites and data plate
+        (:class:`~probvae.models.Contract`), instead of reading them from one trace of the
+        pair on the first rows of ``data`` (what happens by default).
     device : None, "cpu" or "gpu"
         Where training runs. ``None`` (default): a GPU when the library sees one (the CUDA
         build of jax or torch), else the CPU; ``"gpu"`` without one is an error naming the
@@ -185,7 +192,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
     >>> sorted(res.history), res.status
     (['kl_weight', 'seconds', 'train_loss', 'valid_loss'], 'completed')
     """
-    model = _as_model(model, backend)
+    model = _as_model(model, backend, contract)
     if objective is None:
         objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
     own = getattr(model, "fit_defaults", {})
@@ -230,9 +237,6 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         if getattr(model, "needs_enumeration", False) and not enumerates:
             raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
                              f"enumeration: use objective='enum' (got {objective!r})")
-        if schedule is not None and not model.takes_kl_weight:
-            raise ValueError(f"objective {objective!r} weights the KL term, which needs a model "
-                             "that takes kl_weight= (the built-in models do)")
         if isinstance(data, Stream):
             if labels is not None:
                 raise ValueError("labels= needs the data in memory; a stream from disk carries x "
@@ -242,6 +246,9 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         else:
             train = model_batch(model, data, "training data", missing, binarize)
             check_batch_keys(model, train)
+        if isinstance(model, CustomModel):     # its latent and observed sites, from one trace
+            model = model.with_contract(train.chunk(0) if isinstance(train, StreamedBatch)
+                                        else train, seed)
         valid = (model_batch(model, validation, "validation data", missing, binarize)
                  if validation is not None else None)
         if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs

@@ -8,7 +8,8 @@ Examples
 """
 from .adgm import ADGM
 from .base import CustomModel, Model
+from .contract import Contract, Site
 from .ssvae import SSVAE
 from .vae import VAE
 
-__all__ = ["Model", "CustomModel", "VAE", "SSVAE", "ADGM"]
+__all__ = ["Model", "CustomModel", "Contract", "Site", "VAE", "SSVAE", "ADGM"]

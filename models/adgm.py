@@ -5,6 +5,7 @@ from probvae.networks import MLP, Head, Input, gaussian_heads
 from probvae.registry import check_int
 
 from .base import register_model
+from .contract import Site
 from .ssvae import SSVAE
 
 __all__ = ["ADGM"]
@@ -95,6 +96,12 @@ class ADGM(SSVAE):
         """``"SDGM"`` with the skip connection, else ``"ADGM"`` (progress bars, messages)."""
         return "SDGM" if self.skip else "ADGM"
 
+    def latent_sites(self) -> tuple:
+        """The auxiliary ``a``, the label ``y`` (discrete) and ``z``, in the guide's order."""
+        return (Site("a", (self.aux_dim,)),
+                Site("y", (), discrete=True, num_values=self.num_classes),
+                Site("z", (self.latent_dim,)))
+
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
         return {**super().config(), "class": "ADGM", "aux_dim": self.aux_dim, "skip": self.skip}
@@ -124,7 +131,7 @@ class ADGM(SSVAE):
         a = self._aux_posterior(u).mean
         return u, a, self._classify(u, a).probs
 
-    def model(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
+    def model(self, x=None, y=None, mask=None, n=None):
         """p(x, y, z, a); ``y`` observed when given, else a latent summed out by the objective."""
         self._require_built()
         bk = self.bk
@@ -136,33 +143,28 @@ class ADGM(SSVAE):
         with bk.plate("data", size):
             y_obs = y
             y = bk.sample("y", y_prior, obs=y_obs)
-            with bk.scale(kl_weight):
-                z = bk.sample("z", prior)
+            z = bk.sample("z", prior)
             if self.skip:
-                with bk.scale(kl_weight):
-                    a = bk.sample("a", bk.dist.Normal(*aux_decoder(z, y)).to_event(1))
+                a = bk.sample("a", bk.dist.Normal(*aux_decoder(z, y)).to_event(1))
                 out = bk.sample("x", self.likelihood.distribution(bk, decoder(z, y, a), mask=mask),
                                 obs=x)
             else:
                 out = bk.sample("x", self.likelihood.distribution(bk, decoder(z, y), mask=mask),
                                 obs=x)
-                with bk.scale(kl_weight):
-                    a = bk.sample("a", bk.dist.Normal(*aux_decoder(out, y, z)).to_event(1))
+                a = bk.sample("a", bk.dist.Normal(*aux_decoder(out, y, z)).to_event(1))
             if y_obs is not None and x is not None and self.alpha > 0:
                 with bk.scale(self.alpha):
                     bk.sample("y_aux", self._classify(x, a), obs=y_obs)
         return out
 
-    def guide(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
+    def guide(self, x=None, y=None, mask=None, n=None):
         """q(a|x) q(y|a, x) q(z|a, y, x); ``y`` is enumerated in parallel when not given."""
         self._require_built()
         bk = self.bk
         encoder = bk.module("encoder", self.nets["encoder"])
         with bk.plate("data", x.shape[0]):
-            with bk.scale(kl_weight):
-                a = bk.sample("a", self._aux_posterior(x))
+            a = bk.sample("a", self._aux_posterior(x))
             if y is None:
                 y = bk.sample("y", self._classify(x, a), infer={"enumerate": "parallel"})
             loc, scale = encoder(x, a, y)
-            with bk.scale(kl_weight):
-                return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))
+            return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))

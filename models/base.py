@@ -8,7 +8,10 @@ import numbers
 import os
 
 from probvae import backends, networks
+from probvae import batch as batching
 from probvae.registry import to_config
+
+from .contract import Contract, Site, read_contract
 
 __all__ = ["Model", "CustomModel", "check_hidden", "memory_bytes", "image_input", "architecture"]
 
@@ -119,7 +122,6 @@ class Model:
     #: sites whose plate is the data plate; diagnostics and evaluation rely on these names
     data_plate = "data"
     max_plate_nesting = 1
-    takes_kl_weight = True
     #: observed sites that are training terms, not part of p(x, ...): left out of scores
     training_sites = ()
     #: the per-example inputs (batch keys, see probvae.batch) that model and guide take
@@ -131,6 +133,26 @@ class Model:
         self.bk = backends.get(backend)
         self.backend = self.bk.name
         self.nets = None
+
+    def latent_sites(self) -> tuple:
+        """The model's latent sites (:class:`~.contract.Site`), in its guide's order; each
+        model class declares its own."""
+        raise NotImplementedError(f"{type(self).__name__} declares no latent sites")
+
+    @property
+    def contract(self) -> Contract:
+        """What this model is: its latent and observed sites, batch keys and data plate
+        (:class:`~.contract.Contract`).
+
+        Examples
+        --------
+        >>> from probvae.models import VAE
+        >>> VAE(input_dim=4, latent_dim=2).contract.latents
+        (Site(name='z', event_shape=(2,), discrete=False, num_values=None),)
+        """
+        return Contract(latents=self.latent_sites(), observed=(Site("x", (self.input_dim,)),),
+                        batch_keys=self.batch_keys, data_plate=self.data_plate,
+                        training_sites=self.training_sites)
 
     def build(self, seed: int = 0):
         """A copy of this model with networks built from ``seed``.
@@ -217,6 +239,10 @@ class CustomModel:
     ``y``, ... when the data has them); the first argument may have another name, and then
     receives ``x``. To use ``probvae.sample`` the model should also accept ``x=None, n=...``.
 
+    Its :class:`~.contract.Contract` (latent and observed sites, data plate) is read from one
+    trace of the pair when ``fit`` first sees data (:meth:`with_contract`), so the pair may name
+    its sites and plates as it likes; ``contract=`` gives one instead.
+
     Examples
     --------
     >>> def model(x, mask=None): ...
@@ -226,15 +252,15 @@ class CustomModel:
     ('pyro', ['mask', 'x'])
     """
 
-    data_plate = "data"
     max_plate_nesting = 1
-    takes_kl_weight = False
     likelihood = None
-    training_sites = ()
 
-    def __init__(self, model, guide, backend: str, max_plate_nesting: int = 1):
+    def __init__(self, model, guide, backend: str, max_plate_nesting: int = 1, contract=None):
         if not (callable(model) and callable(guide)):
             raise TypeError("a custom model is a pair of callables (model, guide)")
+        if contract is not None and not isinstance(contract, Contract):
+            raise TypeError("contract= takes a probvae.models.Contract, got "
+                            f"{type(contract).__name__}")
         self.model, self.guide = _adapt(model), _adapt(guide)
         self.bk = backends.get(backend)
         self.backend = self.bk.name
@@ -247,6 +273,56 @@ class CustomModel:
         #: the batch keys both functions take (None: any)
         self.batch_keys = (None if keys[0] is None and keys[1] is None else
                            tuple(sorted(set.intersection(*[k for k in keys if k is not None]))))
+        self._contract = contract
+
+    @property
+    def contract(self) -> Contract:
+        """The pair's contract (read by ``fit`` from a trace, or given)."""
+        if self._contract is None:
+            raise ValueError("this (model, guide) pair has not seen data yet, so its latent "
+                             "sites are not known: train it with pv.fit, or give "
+                             "contract=pv.models.Contract(...)")
+        return self._contract
+
+    @property
+    def data_plate(self) -> str:
+        return self._contract.data_plate if self._contract is not None else "data"
+
+    @property
+    def training_sites(self) -> tuple:
+        return self._contract.training_sites if self._contract is not None else ()
+
+    def with_contract(self, batch: dict, seed: int = 0) -> "CustomModel":
+        """This pair with its contract read from one trace on a few rows of ``batch`` (a
+        batch dict of NumPy arrays; see :func:`~.contract.read_contract`), unless it has one.
+
+        Examples
+        --------
+        >>> import numpy as np, numpyro, numpyro.distributions as dist
+        >>> def model(x):
+        ...     with numpyro.plate("data", x.shape[0]):
+        ...         z = numpyro.sample("z", dist.Normal(0, 1).expand([2]).to_event(1))
+        ...         numpyro.sample("x", dist.Normal(z.sum(-1, keepdims=True), 1).to_event(1),
+        ...                        obs=x)
+        >>> def guide(x):
+        ...     with numpyro.plate("data", x.shape[0]):
+        ...         numpyro.sample("z", dist.Normal(0, 1).expand([2]).to_event(1))
+        >>> pair = CustomModel(model, guide, "numpyro").with_contract({"x": np.zeros((5, 1))})
+        >>> pair.contract.latent_names
+        ('z',)
+        """
+        if self._contract is not None:
+            return self
+        rows = batching.take(batch, slice(0, min(4, batching.size(batch))))
+        if self.batch_keys is not None:
+            rows = batching.with_keys(rows, self.batch_keys)
+        with self.bk.lock:
+            contract = read_contract(self.bk, self.model, self.guide,
+                                     batching.to_backend(self.bk, rows), seed,
+                                     batch_keys=self.batch_keys)
+        out = copy.copy(self)
+        out._contract = contract
+        return out
 
     def build(self, seed: int = 0):
         return self

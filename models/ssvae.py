@@ -9,6 +9,7 @@ from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
 from .base import Model, architecture, check_hidden, image_input, network_config, register_model
+from .contract import Site
 
 __all__ = ["SSVAE"]
 
@@ -102,6 +103,11 @@ class SSVAE(Model):
                                               self.likelihood.heads(self.input_dim), "decoder",
                                               shape)
 
+    def latent_sites(self) -> tuple:
+        """The label ``y`` (discrete, summed out where it is not observed) and ``z``."""
+        return (Site("y", (), discrete=True, num_values=self.num_classes),
+                Site("z", (self.latent_dim,)))
+
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
         return {"class": "SSVAE", "input_dim": self.input_dim, "num_classes": self.num_classes,
@@ -138,7 +144,7 @@ class SSVAE(Model):
         class probabilities."""
         return u, self._classify(u).probs
 
-    def model(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
+    def model(self, x=None, y=None, mask=None, n=None):
         """p(x, y, z); ``y`` observed when given, else a latent summed out by the objective."""
         self._require_built()
         bk = self.bk
@@ -149,8 +155,7 @@ class SSVAE(Model):
         with bk.plate("data", size):
             y_obs = y
             y = bk.sample("y", y_prior, obs=y_obs)
-            with bk.scale(kl_weight):
-                z = bk.sample("z", prior)
+            z = bk.sample("z", prior)
             out = bk.sample("x", self.likelihood.distribution(bk, decoder(z, y), mask=mask),
                             obs=x)
             if y_obs is not None and x is not None and self.alpha > 0:
@@ -158,7 +163,7 @@ class SSVAE(Model):
                     bk.sample("y_aux", self._classify(x), obs=y_obs)
         return out
 
-    def guide(self, x=None, y=None, mask=None, n=None, kl_weight=1.0):
+    def guide(self, x=None, y=None, mask=None, n=None):
         """q(y|x) q(z|x, y); ``y`` is enumerated in parallel when not given."""
         self._require_built()
         bk = self.bk
@@ -167,5 +172,4 @@ class SSVAE(Model):
             if y is None:
                 y = bk.sample("y", self._classify(x), infer={"enumerate": "parallel"})
             loc, scale = encoder(x, y)
-            with bk.scale(kl_weight):
-                return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))
+            return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))

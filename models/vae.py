@@ -7,6 +7,7 @@ from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
 from .base import Model, architecture, check_hidden, image_input, network_config, register_model
+from .contract import Site
 
 __all__ = ["VAE"]
 
@@ -41,7 +42,8 @@ class VAE(Model):
     Notes
     -----
     Sites: plate ``"data"`` over examples, latent ``"z"`` (event dim 1), observed ``"x"``.
-    The KL weight of objective ``"beta"`` scales the ``z`` site in model and guide alike.
+    The KL weight of objective ``"beta"`` (and its warm-up) scales the ``z`` site in model and
+    guide alike, applied by the objective from outside the model.
     Batch keys (see :mod:`probvae.batch`): ``x`` and, for data with missing values, ``mask``
     (True where observed; missing cells are left out of p(x|z), and the encoder sees the
     likelihood's ``fill`` value there).
@@ -97,6 +99,10 @@ class VAE(Model):
         return cls(input_dim=table.width, latent_dim=latent_dim, hidden=hidden,
                    likelihood=likelihoods.Columns(tuple(table.columns)), **kwargs)
 
+    def latent_sites(self) -> tuple:
+        """``z``, a vector of ``latent_dim``."""
+        return (Site("z", (self.latent_dim,)),)
+
     def config(self) -> dict:
         """Constructor arguments as plain JSON-able values."""
         return {"class": "VAE", "input_dim": self.input_dim, "latent_dim": self.latent_dim,
@@ -116,7 +122,7 @@ class VAE(Model):
         return self.prior.distribution(bk, PriorContext(self.latent_dim, self.input_dim,
                                                         self.nets["prior"], encoder))
 
-    def model(self, x=None, mask=None, n=None, kl_weight=1.0):
+    def model(self, x=None, mask=None, n=None):
         """p(x, z) = p(z) p(x|z); pass ``x=None, n=N`` to generate N examples."""
         self._require_built()
         bk = self.bk
@@ -124,16 +130,14 @@ class VAE(Model):
         prior = self.prior_distribution()
         size = x.shape[0] if x is not None else n
         with bk.plate("data", size):
-            with bk.scale(kl_weight):
-                z = bk.sample("z", prior)
+            z = bk.sample("z", prior)
             return bk.sample("x", self.likelihood.distribution(bk, decoder(z), mask=mask), obs=x)
 
-    def guide(self, x=None, mask=None, n=None, kl_weight=1.0):
+    def guide(self, x=None, mask=None, n=None):
         """q(z|x) = Normal(loc(x), scale(x)) from the encoder network."""
         self._require_built()
         bk = self.bk
         encoder = bk.module("encoder", self.nets["encoder"])
         with bk.plate("data", x.shape[0]):
             loc, scale = encoder(x)
-            with bk.scale(kl_weight):
-                return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))
+            return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))
