@@ -24,7 +24,7 @@ from numpyro.infer import SVI
 from probvae import batch as batching
 from probvae.outputs import DamagedFileError, check_field
 
-from . import programs
+from . import objectives, programs
 from .compiling import QUICK, Compiling, plan
 from .inputs import StreamedBatch
 
@@ -187,7 +187,9 @@ class Loop:
             optim = optax.adam(lr)
             if clip_norm is not None:
                 optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
-            self.svi = SVI(model.model, model.guide, optim, loss=elbo)
+            weighted = model.contract.continuous_names    # the KL weight scales these
+            self.svi = SVI(objectives.kl_weighted(bk, model.model, weighted),
+                           objectives.kl_weighted(bk, model.guide, weighted), optim, loss=elbo)
             fns, memo = _compile(self.svi, n, b, nl, bl, binarize, mesh), {}
             if key is not None:
                 _COMPILED[key] = (self.svi, fns, memo)

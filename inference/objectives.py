@@ -25,7 +25,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-__all__ = ["Objective", "KLSchedule", "register", "get", "names", "build"]
+__all__ = ["Objective", "KLSchedule", "register", "get", "names", "build", "kl_weighted"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class KLSchedule:
 class Objective:
     """A named objective: factories ``(bk, **options) -> ELBO`` for each backend.
 
-    ``schedule``, when given, maps the options to a :class:`KLSchedule`; the model then gets a
-    ``kl_weight`` keyword each epoch.
+    ``schedule``, when given, maps the options to a :class:`KLSchedule`: each epoch's weight
+    scales the continuous latent sites of model and guide (:func:`kl_weighted`), whatever the
+    model, a user's pair included.
     """
 
     name: str
@@ -158,6 +159,37 @@ def build(name, bk, max_plate_nesting=1, **options):
                       if k in inspect.signature(obj.schedule).parameters}
         schedule = obj.schedule(**sched_opts)
     return elbo, schedule
+
+
+def kl_weighted(bk, fn, names):
+    """``fn`` (a model or a guide) taking one more keyword, ``kl_weight``, that scales the log
+    densities of its sample sites ``names`` (the continuous latents, from the model's
+    contract) by a handler: how a KL weight and its warm-up reach every model without the
+    model taking part. Without ``kl_weight`` (or with no such sites) ``fn`` runs as it is.
+
+    Examples
+    --------
+    >>> import numpyro, numpyro.distributions as dist
+    >>> from numpyro import handlers
+    >>> from probvae import backends
+    >>> def model():
+    ...     numpyro.sample("z", dist.Normal(0, 1))
+    ...     numpyro.sample("x", dist.Normal(0, 1), obs=0.0)
+    >>> bk = backends.get("numpyro")
+    >>> tr = handlers.trace(handlers.seed(kl_weighted(bk, model, ["z"]), 0)).get_trace(
+    ...     kl_weight=0.25)
+    >>> tr["z"]["scale"], tr["x"]["scale"]
+    (0.25, None)
+    """
+    names = tuple(names)
+
+    def run(*args, kl_weight=None, **kwargs):
+        if kl_weight is None or not names:
+            return fn(*args, **kwargs)
+        with bk.scale_sites(names, kl_weight):
+            return fn(*args, **kwargs)
+    run.__wrapped__ = fn
+    return run
 
 
 def _check_particles(num_particles):

@@ -35,7 +35,7 @@ from probvae.backends import init_params
 from probvae.backends.pyro_backend import param_scope
 from probvae.outputs import DamagedFileError, check_field
 
-from . import distributed
+from . import distributed, objectives
 from .inputs import StreamedBatch
 
 __all__ = ["Loop"]
@@ -134,6 +134,9 @@ class Loop:
                              "same command with torchrun --nproc_per_node=N (see "
                              "probvae.inference.distributed); devices= is NumPyro's option")
         self.model, self.bk, self.elbo, self.schedule = model, model.bk, elbo, schedule
+        weighted = model.contract.continuous_names           # the KL weight scales these
+        self._model = objectives.kl_weighted(self.bk, model.model, weighted)
+        self._guide = objectives.kl_weighted(self.bk, model.guide, weighted)
         # fit enters bk.placement(device) around the loop: new tensors go there; the networks
         # (built on the CPU, so the same seed gives the same start anywhere) move there too
         self.device = self.bk.torch_device(device)
@@ -173,7 +176,7 @@ class Loop:
         if self.binarize:                            # init sees binary pixels too
             first = {**first, "x": _bernoulli(first["x"],
                                               torch.Generator().manual_seed(self.seed))}
-        self.state_dict = init_params(self.bk, self.model, {**first, **self._kw(0)}, self.seed)
+        self.state_dict = init_params(self.bk, self.model, first, self.seed)
         self.store = stack.enter_context(param_scope(self.state_dict))
         _reset_to_initial(self.store.get_state()["params"])
         self._reseed_rank()
@@ -227,7 +230,7 @@ class Loop:
         torchrun the sum of the gradients also carries whether any process was asked to stop
         (``stop``), so that every process stops after the same step."""
         with poutine.trace(param_only=True) as capture:
-            loss = self.elbo.loss_and_grads(self.model.model, self.model.guide, **batch, **kw)
+            loss = self.elbo.loss_and_grads(self._model, self._guide, **batch, **kw)
         params = [site["value"].unconstrained()
                   for _, site in sorted(capture.trace.nodes.items())]
         if self.world > 1:         # the global batch's gradient: the sum of the shares'
@@ -378,7 +381,7 @@ class Loop:
             return float("nan")
         kw = self._kw(0, final=True)
         with torch.no_grad():
-            total = sum(self.elbo.loss(self.model.model, self.model.guide, **part, **kw)
+            total = sum(self.elbo.loss(self._model, self._guide, **part, **kw)
                         for _, part, _ in batching.chunks(self.valid, self.batch_size))
         if self.world > 1:     # every process scores all of it; all take the mean, the same
             t = torch.tensor([float(total)], dtype=torch.float64)

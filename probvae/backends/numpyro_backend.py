@@ -152,6 +152,18 @@ class _Distributions(SimpleNamespace):
         return getattr(_nd, name)
 
 
+class _ScaleSites(numpyro.primitives.Messenger):
+    """``handlers.scale`` for the named sites only."""
+
+    def __init__(self, fn=None, names=(), factor=1.0):
+        self.names, self.factor = frozenset(names), factor
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["name"] in self.names:
+            msg["scale"] = self.factor if msg.get("scale") is None else self.factor * msg["scale"]
+
+
 class NumPyroBackend:
     """NumPyro's primitives under the shared names, plus the few places NumPyro differs.
 
@@ -182,6 +194,12 @@ class NumPyroBackend:
     @staticmethod
     def scale(factor):
         return handlers.scale(scale=factor)
+
+    @staticmethod
+    def scale_sites(names, factor):
+        """A handler that scales the log densities of the sample sites named ``names`` (in
+        model and guide alike: the KL weight of a warm-up, applied from outside the model)."""
+        return _ScaleSites(names=names, factor=factor)
 
     @staticmethod
     def param(name, init=None, constraint=_nd.constraints.real):

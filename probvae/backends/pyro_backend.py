@@ -50,6 +50,18 @@ def _register_mixture_support():
 _register_mixture_support()
 
 
+class _ScaleSites(poutine.messenger.Messenger):
+    """``poutine.scale`` for the named sites only."""
+
+    def __init__(self, names, factor):
+        super().__init__()
+        self.names, self.factor = frozenset(names), factor
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and msg["name"] in self.names:
+            msg["scale"] = self.factor * msg["scale"]
+
+
 @contextlib.contextmanager
 def param_scope(state):
     """Run with Pyro's global param store holding exactly ``state``, then put the old one back.
@@ -118,6 +130,12 @@ class PyroBackend:
     @staticmethod
     def scale(factor):
         return poutine.scale(scale=factor)
+
+    @staticmethod
+    def scale_sites(names, factor):
+        """A handler that scales the log densities of the sample sites named ``names`` (in
+        model and guide alike: the KL weight of a warm-up, applied from outside the model)."""
+        return _ScaleSites(names, factor)
 
     def param(self, name, init=None, constraint=dist.constraints.real):
         """``pyro.param`` whose ``init`` may be a NumPy array (converted lazily, once)."""

@@ -114,10 +114,28 @@ def test_refitting_the_same_pair_leaves_the_first_result_alone(backend, small):
     np.testing.assert_array_equal(pv.sample(first, n=4, seed=0), sample_before)
 
 
-def test_custom_pair_cannot_take_a_kl_weighting_objective(small):
-    with pytest.raises(ValueError, match="kl_weight"):
-        pv.fit(pyro_pair(), small.train, backend="pyro", objective="beta", beta=0.5, epochs=1,
-               progress=False)
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_a_kl_weight_and_its_warm_up_reach_a_users_pair(backend, small):
+    """The objective scales the pair's continuous latents by a handler: the pair takes no
+    kl_weight keyword and needs none."""
+    from probvae.inference.objectives import kl_weighted
+    res = pv.fit(PAIRS[backend](), small.train, backend=backend, objective="beta", beta=0.5,
+                 warmup=2, epochs=3, batch_size=32, progress=False)
+    assert res.history["kl_weight"] == [0.25, 0.5, 0.5]
+    bk, names = res.bk, res.model.contract.continuous_names
+    assert names == ("z",)
+    x = bk.asarray(small.test.x[:4])
+    gtr = bk.get_trace(bk.seed(bk.with_params(kl_weighted(bk, res.model.guide, names),
+                                              res.params), 0), x, kl_weight=0.25)
+    mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(
+        kl_weighted(bk, res.model.model, names), res.params), 0), gtr), x, kl_weight=0.25)
+    assert float(gtr["z"]["scale"]) == 0.25 and float(mtr["z"]["scale"]) == 0.25
+    assert mtr["x"]["scale"] in (None, 1.0)
+    zero = pv.fit(PAIRS[backend](), small.train, backend=backend, objective="beta", beta=0.01,
+                  epochs=1, batch_size=32, progress=False)
+    one = pv.fit(PAIRS[backend](), small.train, backend=backend, objective="beta", beta=1.0,
+                 epochs=1, batch_size=32, progress=False)
+    assert zero.history["train_loss"] != one.history["train_loss"]
 
 
 def test_sites_outside_the_data_plate_are_refused_by_evaluate(small):

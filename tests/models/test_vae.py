@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import probvae as pv
+from probvae.inference.objectives import kl_weighted
 
 PRIORS = ("normal", "laplace", "student_t", "mixture", "vamp", "flow")
 # every prior with the continuous Bernoulli, every [0, 1] likelihood with the normal prior,
@@ -64,8 +65,10 @@ def _trace_pair(backend, prior, x, kl_weight=1.0, likelihood="continuous_bernoul
                         likelihood=likelihood, backend=backend).build(seed=0)
     xb = bk.asarray(x)
     params = pv.backends.init_params(bk, vae, {"x": xb}, 0)
-    gtr = bk.get_trace(bk.seed(bk.with_params(vae.guide, params), 0), xb, kl_weight=kl_weight)
-    mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(vae.model, params), 0), gtr), xb,
+    names = vae.contract.continuous_names             # what the objective's KL weight scales
+    guide, model = (kl_weighted(bk, fn, names) for fn in (vae.guide, vae.model))
+    gtr = bk.get_trace(bk.seed(bk.with_params(guide, params), 0), xb, kl_weight=kl_weight)
+    mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(model, params), 0), gtr), xb,
                        kl_weight=kl_weight)
     gen = bk.get_trace(bk.seed(bk.with_params(vae.model, params), 1), None, n=5)
     return bk, gtr, mtr, gen
