@@ -3,8 +3,8 @@
 The model is an ordinary VAE-like pair with a Laplace prior and a Gaussian likelihood with fixed
 scale, both taken from probvae's registries and used inside the user's code. The same
 `pv.fit((model, guide), data, backend=..., objective=...)` call trains it on either backend, and
-`pv.evaluate` / `pv.encode` work on it because its sites follow the naming contract (plate
-"data", latent "z", observed "x").
+`pv.evaluate` / `pv.encode` work on it whatever its sites are called: probvae reads its latent
+and observed sites and its plate from one trace of the pair (`res.model.contract`).
 
     python examples/custom_model.py                 # both backends, 20 epochs each
     python examples/custom_model.py --backend pyro --epochs 5

@@ -131,7 +131,8 @@ def pictures(res, data, out: Path, test=None, stacked=None):
                         title="samples, one row per class")
     test = data.test if test is None else test        # binarized when the model trained so
     x = test.x[:8]
-    z = pv.encode(res, x if stacked is None else stacked.codes(test).x[:8], y=test.y[:8])
+    z = pv.encode(res, x if stacked is None else stacked.codes(test).x[:8], y=test.y[:8],
+                  site=res.model.contract.latent().name)      # z (ADGM: not its aux a)
     style = image(pv.decode(res, np.repeat(z, k, axis=0), y=np.tile(np.arange(k), len(z))))
     grid = np.concatenate([np.concatenate([x[i:i + 1], style[i * k:(i + 1) * k]])
                            for i in range(len(x))])

@@ -1,4 +1,4 @@
-"""Test scores from importance weights: ELBO, IWAE bound, KL per latent dim, active units."""
+"""Test scores from importance weights: ELBO, IWAE bound, KL per latent site and dim, active units."""
 from __future__ import annotations
 
 import time
@@ -7,8 +7,8 @@ import numpy as np
 
 from probvae import batch as batching
 
-from .predict import encode
-from .scoring import _num_rows, active_units, check_samples, log_mean_exp, weight_chunks
+from .scoring import (_num_rows, active_units, check_samples, example_batch, log_mean_exp,
+                      posterior_means, split_sites, weight_chunks)
 
 __all__ = ["evaluate"]
 
@@ -49,6 +49,12 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
         ``flow``), ``active_units`` (dims whose posterior mean varies over x by more than
         0.01, Burda et al. 2016), ``num_samples``, ``num_examples``, ``seconds``.
 
+        The latent dims are those of every continuous latent site of the model's contract:
+        ``kl_per_site`` and ``active_per_site`` give them by site (``{name: array (size,)}``,
+        ``{name: int}``); ``kl_per_dim`` is their concatenation in contract order (one latent,
+        as for VAE and SSVAE: its dims) and ``active_units`` their total. Discrete latents (a
+        label) have no dims here: their KL is in ``kl`` only.
+
     References
     ----------
     Burda, Grosse & Salakhutdinov (2016), "Importance Weighted Autoencoders", ICLR.
@@ -70,6 +76,7 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
         rows = batching.size(data) if isinstance(data, dict) else len(data)
         progress = rows * int(num_samples) > PROGRESS_ABOVE
     sums = {"elbo": 0.0, "log_likelihood": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    continuous = [s for s in res.model.contract.latents if not s.discrete]
     kl_dim, n = 0.0, 0
     for block in weight_chunks(res, data, num_samples=num_samples, seed=seed,
                                progress=progress):
@@ -82,12 +89,17 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
         else:
             kl_dim = None
         n += len(block["log_w"])
-    latent_dim = getattr(res.model, "latent_dim", None)
+    width = sum(s.size for s in continuous)
     scores = {k: v / n for k, v in sums.items()}
     scores["kl_per_dim"] = (np.asarray(kl_dim) / n if kl_dim is not None
-                            else np.full(latent_dim or 0, np.nan))
+                            else np.full(width, np.nan))
+    scores["kl_per_site"] = split_sites(scores["kl_per_dim"], continuous)
     scores.update(num_samples=int(num_samples), num_examples=int(n))
-    if latent_dim:
-        scores["active_units"] = int(active_units(encode(res, data))[1].sum())
+    if continuous:
+        means = posterior_means(res, example_batch(res, data, "data to encode"))
+        scores["active_per_site"] = {s.name: int(active_units(
+            means[s.name].reshape(len(means[s.name]), -1))[1].sum())
+            for s in continuous if s.name in means}
+        scores["active_units"] = sum(scores["active_per_site"].values())
     scores["seconds"] = time.perf_counter() - t0
     return scores

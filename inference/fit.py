@@ -56,7 +56,7 @@ def _as_model(model, backend, contract=None):
 def _accuracy_metric(model, validation, valid_batch):
     """Validation accuracy per epoch for models with a classifier and labelled validation."""
     y = as_split(validation, allow_missing=True).y
-    if not getattr(model, "is_classifier", False) or y is None:
+    if not model.is_classifier or y is None:
         return None
     x = valid_batch["x"]
 

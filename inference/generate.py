@@ -1,7 +1,11 @@
 """Generation from a fitted model: decode latents, interpolate, traverse, synthesize data.
 
 Arrays in and out are NumPy. Every function works on both backends and on any model whose
-``model(x=None, n=N)`` generates (VAE, SSVAE, and user pairs with sites ``"z"`` and ``"x"``).
+``model(x=None, n=N)`` generates (VAE, SSVAE, ADGM and user pairs): the latent sites they
+condition and the observed site they read come from the model's contract, whatever their
+names. A latent code is an array for one latent site (by default the contract's principal
+latent, ``contract.latent()``; ``site=`` names another) or a dict ``{site: array}`` for several,
+as :func:`~probvae.inference.encode` returns for a model with several continuous latents.
 """
 from __future__ import annotations
 
@@ -9,23 +13,56 @@ import numpy as np
 
 from .inputs import check_labels, check_seed, model_batch
 from .predict import _check_count, _check_generated, encode, predict, sample
-from .scoring import CHUNK, _checked, _site_mean, exclusive
+from .scoring import (CHUNK, _checked, _observed_width, _site_mean, example_batch, exclusive,
+                      is_classifier, label_site, posterior_means)
 
 __all__ = ["decode", "interpolate", "traverse", "synthesize"]
 
 
-def _latent_dim(res):
-    dim = getattr(res.model, "latent_dim", None)
-    if dim is None:
-        raise ValueError(f"{type(res.model).__name__} does not declare latent_dim; decode needs "
-                         "a model with a latent_dim attribute")
-    return int(dim)
+def _shape_text(shape) -> str:
+    """``(N, 2)`` for event shape ``(2,)``, ``(N,)`` for a scalar site."""
+    return "(" + ", ".join(["N", *map(str, shape)]) + ("," if not shape else "") + ")"
+
+
+def _codes(res, z, site=None) -> dict:
+    """``{latent site: array (N, *event_shape)}`` from ``z``: an array for ``site``
+    (default: the contract's principal latent) or a dict by site name; one code (no N axis)
+    becomes one row. A discrete site (a cluster) takes integer values."""
+    contract = res.model.contract
+    if isinstance(z, dict):
+        if site is not None:
+            raise ValueError("give z as an array with site=, or as a dict by site name, not both")
+        if not z:
+            raise ValueError("z is an empty dict; give at least one latent site's values")
+        items = [(contract.latent(name), value) for name, value in z.items()]
+    else:
+        items = [(contract.latent(site), z)]
+    codes, rows = {}, set()
+    for s, value in items:
+        value = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=np.float32)
+        if value.ndim == len(s.event_shape):
+            value = value[None]
+        if value.shape[1:] != s.event_shape or len(value) == 0:
+            what = "z" if not isinstance(z, dict) else f"z[{s.name!r}]"
+            raise ValueError(f"{what} must have shape {_shape_text(s.event_shape)} with N >= 1, "
+                             f"got {value.shape}")
+        codes[s.name] = value
+        rows.add(len(value))
+    if len(rows) > 1:
+        raise ValueError(f"the latent sites of z need the same number of rows, got "
+                         f"{ {k: len(v) for k, v in codes.items()} }")
+    return codes
+
+
+def _continuous_width(res) -> int:
+    """Values per example of the contract's continuous latents together."""
+    return sum(s.size for s in res.model.contract.latents if not s.discrete)
 
 
 def _decoded_bytes(res) -> int:
     """Bytes per decoded row that decode holds: its float32 chunks and their concatenation
     (the networks see one chunk of rows at a time)."""
-    return 8 * int(getattr(res.model, "input_dim", 0) or 1)
+    return 8 * _observed_width(res.model)
 
 
 def _labels(res, y, n):
@@ -33,23 +70,29 @@ def _labels(res, y, n):
 
 
 @exclusive
-def decode(res, z, y=None, mean=True, seed=0):
+def decode(res, z, y=None, mean=True, seed=0, site=None):
     """Decode latent vectors: the likelihood's mean (or a draw) of p(x | z) for each row of z.
 
     Parameters
     ----------
     res : FitResult
-    z : array (N, latent_dim)
+    z : array (N, *event_shape) or dict of them
+        Values of the latent ``site`` (default: the contract's principal latent,
+        ``res.model.contract.latent()``: VAE's and SSVAE's ``z``), or ``{site: values}`` for
+        several latent sites, as :func:`~probvae.inference.encode` returns them for a model
+        with several continuous latents. Latent sites not given are drawn from the model.
     y : int or array (N,), optional
         Labels for models with labels (one label for all rows, or one per row). Without it a
         conditional model draws y from its prior.
     mean : bool
         Return E[x | z] (default); ``False`` returns a draw from p(x | z).
     seed : int
+    site : str, optional
+        The latent site an array ``z`` holds.
 
     Returns
     -------
-    numpy.ndarray, shape (N, input_dim)
+    numpy.ndarray, shape (N, *event_shape of the observed site)
 
     Examples
     --------
@@ -60,26 +103,28 @@ def decode(res, z, y=None, mean=True, seed=0):
     >>> decode(res, np.zeros((3, 2))).shape
     (3, 64)
     """
-    dim = _latent_dim(res)
-    z = z if isinstance(z, np.ndarray) else np.asarray(z, dtype=np.float32)
-    if z.ndim == 1:
-        z = z[None]
-    if z.ndim != 2 or z.shape[1] != dim or len(z) == 0:
-        raise ValueError(f"z must have shape (N, {dim}) with N >= 1, got {z.shape}")
-    _check_generated(res, len(z), "pv.decode", per=_decoded_bytes(res) + 5 * dim, name="len(z)",
+    codes = _codes(res, z, site)
+    n = len(next(iter(codes.values())))
+    dim = sum(int(np.prod(v.shape[1:])) for v in codes.values())
+    _check_generated(res, n, "pv.decode", per=_decoded_bytes(res) + 5 * dim, name="len(z)",
                      fix=lambda k: f"decode z in parts of {k} rows (z[:{k}], z[{k}:{2 * k}], "
                                    "...) and concatenate the results")
-    z = np.asarray(z, dtype=np.float32)
-    if not np.all(np.isfinite(z)):
+    if not all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in codes.values()):
         raise ValueError("z contains NaN or infinite values")
-    y, seed = _labels(res, y, len(z)), check_seed(seed)
+    sites = {s.name: s for s in res.model.contract.latents}
+    codes = {name: np.asarray(v, dtype=np.int64 if sites[name].discrete else np.float32)
+             for name, v in codes.items()}
+    y, seed = _labels(res, y, n), check_seed(seed)
     bk = res.bk
+    observed = res.model.contract.observed_names[0]
     out = []
-    for i in range(0, len(z), CHUNK):
-        zb = z[i:i + CHUNK]
+    for i in range(0, n, CHUNK):
+        rows = min(CHUNK, n - i)
         kw = {} if y is None else {"y": bk.asarray_int(y[i:i + CHUNK])}
-        fn = bk.condition(res.bound(res.model.model), {"z": bk.asarray(zb)})
-        site = _checked(bk.get_trace, bk.seed(fn, seed), None, n=len(zb), **kw)["x"]
+        fn = bk.condition(res.bound(res.model.model),
+                          {name: bk.asarray_int(v[i:i + CHUNK]) if sites[name].discrete
+                           else bk.asarray(v[i:i + CHUNK]) for name, v in codes.items()})
+        site = _checked(bk.get_trace, bk.seed(fn, seed), None, n=rows, **kw)[observed]
         out.append(bk.to_numpy(_site_mean(site) if mean else site["value"]))
     return np.asarray(np.concatenate(out), dtype=np.float32)
 
@@ -91,7 +136,9 @@ def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
     ----------
     res : FitResult
     x_start, x_end : array (input_dim,)
-        The two inputs; their codes are ``encode(res, x)``.
+        The two inputs; their codes are ``encode(res, x)``: every continuous latent of the
+        model's contract moves along its own line (ADGM's ``a`` and ``z``, a hierarchy's
+        levels).
     steps : int
         Number of points, both ends included.
     y : int, optional
@@ -115,32 +162,38 @@ def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
     steps = int(steps)
     if steps < 2:
         raise ValueError(f"interpolate needs steps >= 2 (both ends), got {steps}")
+    continuous = res.model.contract.continuous_names
     _check_generated(res, steps, "pv.interpolate", name="steps",
-                     per=_decoded_bytes(res) + 12 * _latent_dim(res) + 4,
+                     per=_decoded_bytes(res) + 12 * _continuous_width(res) + 4,
                      fix=lambda k: f"fewer steps, e.g. steps={max(k, 2)}")
     pair = np.stack([np.asarray(x_start, np.float32).ravel(),
                      np.asarray(x_end, np.float32).ravel()])
     pair = model_batch(res.model, pair, "x_start/x_end", res.options.get("missing"))["x"]
-    if getattr(res.model, "is_classifier", False) and y is None:
+    if is_classifier(res.model) and y is None:
         y = int(predict(res, pair[:1]).argmax())
     y = None if y is None else int(check_labels(res.model, y, 1)[0])
     z = encode(res, pair, seed=seed, y=None if y is None else [y, y])
-    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-    return decode(res, (1 - t) * z[0] + t * z[1], y=y, seed=seed)
+    ends = z if isinstance(z, dict) else {continuous[0]: z}
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    path = {name: (1 - t.reshape(-1, *[1] * (v.ndim - 1))) * v[0]
+            + t.reshape(-1, *[1] * (v.ndim - 1)) * v[1] for name, v in ends.items()}
+    return decode(res, path, y=y, seed=seed)
 
 
-def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0):
+def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0, site=None):
     """Latent traversals: vary one latent dim at a time from an anchor and decode.
 
     Parameters
     ----------
     res : FitResult
     x : array (input_dim,), optional
-        Anchor input; the anchor code is its posterior mean.
+        Anchor input; the anchor code is its posterior mean (of every continuous latent: the
+        ones not traversed stay at theirs).
     z : array (latent_dim,), optional
-        Anchor code given directly (default: zeros, the prior's centre for the usual priors).
+        Anchor code of the traversed site given directly (default: zeros, the prior's centre
+        for the usual priors); the model draws its other latents.
     dims : sequence of int, optional
-        Dims to traverse (default: all).
+        Dims to traverse (default: all), of the site's flattened values.
     values : array (steps,) or (len(dims), steps), optional
         Values the traversed dim takes (absolute, not offsets): one grid for every dim, or one
         row per dim, e.g. per-dim quantiles of the codes of a data set. Default
@@ -149,6 +202,9 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0):
         Class to decode under, for models with labels (default: the classifier's guess for
         ``x``, or class 0 when only ``z`` is given).
     seed : int
+    site : str, optional
+        The continuous latent site to traverse (default: the contract's principal latent,
+        ``res.model.contract.latent()``).
 
     Returns
     -------
@@ -163,15 +219,21 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0):
     >>> traverse(res, x=data.test.x[0], values=[-2, 0, 2]).shape
     (3, 3, 64)
     """
-    dim = _latent_dim(res)
+    target = res.model.contract.latent(site)
+    if target.discrete:
+        raise ValueError(f"traverse varies a continuous latent; {target.name!r} is discrete")
+    dim = target.size
     if x is not None and z is not None:
         raise ValueError("traverse takes an anchor x or z, not both")
-    if getattr(res.model, "is_classifier", False) and y is None:
+    if is_classifier(res.model) and y is None:
         y = 0 if x is None else int(predict(res, np.asarray(x, np.float32).reshape(1, -1)).argmax())
     y = None if y is None else int(check_labels(res.model, y, 1)[0])
+    fixed = {}                                    # the other latents' anchors, given x
     if x is not None:
         x = np.asarray(x, np.float32).reshape(1, -1)
-        anchor = encode(res, x, seed=seed, y=None if y is None else [y])[0]
+        batch = example_batch(res, x, "the anchor x", None if y is None else [y])
+        fixed = posterior_means(res, batch, seed)
+        anchor = fixed.pop(target.name)[0].ravel()
     else:
         anchor = np.zeros(dim, np.float32) if z is None else np.asarray(z, np.float32).ravel()
         if anchor.shape != (dim,):
@@ -189,12 +251,15 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0):
     codes = np.repeat(anchor[None, None], len(dims), 0).repeat(steps, 1)   # (dims, steps, latent)
     for row, d in enumerate(dims):
         codes[row, :, d] = values[row]
-    out = decode(res, codes.reshape(-1, dim), y=y, seed=seed)
+    given = {name: np.repeat(v, len(dims) * steps, axis=0) for name, v in fixed.items()}
+    given[target.name] = codes.reshape(-1, *target.event_shape)
+    out = decode(res, given, y=y, seed=seed)
     return out.reshape(len(dims), steps, -1)
 
 
 def synthesize(res, n, y=None, seed=0, mean=None):
-    """Synthetic examples for data augmentation or release: z from the prior, x from the decoder.
+    """Synthetic examples for data augmentation or release: the latents from the prior, the
+    data from the decoder.
 
     Parameters
     ----------
@@ -234,8 +299,9 @@ def synthesize(res, n, y=None, seed=0, mean=None):
     ((20, 64), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
     """
     n = _check_count(n)
-    k = getattr(res.model, "num_classes", None)
-    lik = getattr(res.model, "likelihood", None)
+    label = label_site(res.model)
+    k = None if label is None else label.num_values
+    lik = res.model.likelihood                   # a table's likelihood decodes rows to a frame
     # beside sample's own: a table's DataFrame (a value and a temporary per cell), or labels
     extra = (16 * len(lik.table().names) if k is None and hasattr(lik, "decode") else
              24 if k is not None else 0)

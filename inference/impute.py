@@ -10,7 +10,7 @@ from probvae.memory import check_allocation, round_down
 
 from .generate import decode
 from .inputs import model_batch
-from .scoring import check_samples, log_weights
+from .scoring import _observed_width, check_samples, label_site, log_weights
 
 __all__ = ["impute"]
 
@@ -35,7 +35,9 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     sum_k w_k E[x_miss | z_k], with z_k ~ q(z|x_obs) and w_k proportional to
     p(x_obs, z_k) / q(z_k|x_obs) (MIWAE's single imputation). With ``multiple=m`` it returns
     m draws instead (multiple imputation): z resampled by the weights, then x_miss drawn
-    from p(x_miss | z). Observed cells are copied from ``data`` bit for bit.
+    from p(x_miss | z). Here z is every latent site of the model's contract (a label too),
+    each draw decoded with all of them fixed. Observed cells are copied from ``data`` bit for
+    bit.
 
     Parameters
     ----------
@@ -97,14 +99,17 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     width = batch["x"].shape[1]
     rng = np.random.default_rng(seed)
     rows = max(1, _MAX_VALUES // (s * width))
+    names, label = res.model.contract.latent_names, label_site(res.model)
     fills = []
     for start, part, _ in batching.chunks(batch, rows):
-        lw = log_weights(res, part, num_samples=s, seed=seed + start, keep=("z", "y"))
+        lw = log_weights(res, part, num_samples=s, seed=seed + start, keep=names)
         w = softmax(lw["log_w"], axis=1)                                   # (n, s)
-        z, y = lw["value_z"], lw.get("value_y")
+        # every latent's draws (n, s, ...); a label goes to decode as y=, the rest as codes
+        z = {name: lw[f"value_{name}"] for name in names if f"value_{name}" in lw}
+        y = None if label is None else z.pop(label.name, None)
         k = len(w)
         if multiple is None:
-            flat_z = z.reshape(k * s, -1)
+            flat_z = {name: v.reshape(k * s, *v.shape[2:]) for name, v in z.items()}
             flat_y = None if y is None else y.reshape(-1).astype(np.int64)
             means = decode(res, flat_z, y=flat_y, seed=seed).reshape(k, s, width)
             fills.append(np.einsum("ns,nsd->nd", w, means)[None])
@@ -113,8 +118,8 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
             for m in range(int(multiple)):
                 pick = np.array([rng.choice(s, p=row) for row in w])
                 zy = y[np.arange(k), pick].astype(np.int64) if y is not None else None
-                draws.append(decode(res, z[np.arange(k), pick], y=zy, mean=False,
-                                    seed=seed + 7919 * (m + 1) + start))
+                draws.append(decode(res, {name: v[np.arange(k), pick] for name, v in z.items()},
+                                    y=zy, mean=False, seed=seed + 7919 * (m + 1) + start))
             fills.append(np.stack(draws))
     filled = np.concatenate(fills, axis=1)                                 # (m, n, d)
     out = np.repeat(original[None], len(filled), axis=0).copy()
@@ -124,13 +129,13 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
 
 def _check_sizes(res, original, s, multiple):
     """Refuse, before any work, ``num_samples`` whose block of rows does not fit in memory
-    (the weights with z and y kept, and for the single imputation the decoded mean of every
+    (the weights with every latent kept, and for the single imputation the decoded mean of every
     draw, float32 chunks and their concatenation), and ``multiple`` imputations whose result
     does not: per cell the float32 draws and their concatenation, and the output (twice, in the
     data's dtype)."""
-    n, width = len(original), int(getattr(res.model, "input_dim", 0) or original.shape[-1])
+    n, width = len(original), _observed_width(res.model)
     rows = min(n, max(1, _MAX_VALUES // (s * width)))
-    check_samples(res.model, rows, s, "pv.impute", keep=("z", "y"),
+    check_samples(res.model, rows, s, "pv.impute", keep=res.model.contract.latent_names,
                   per_draw=0 if multiple is not None else 12 * width)
     if multiple is None:
         return

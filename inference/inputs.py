@@ -207,7 +207,7 @@ def labelled_batch(model, data, labels, missing=None, binarize=None) -> dict:
     ValueError: labels= looks like a 0/1 mask stored as integers (values 0 and 1, one per example); pass it as booleans, labels=np.asarray(labels, dtype=bool), or pass the indices of the labelled examples
     """
     k = getattr(model, "num_classes", None)
-    if not getattr(model, "is_classifier", False):
+    if not model.is_classifier:
         raise ValueError("labels= is for models that learn from labels (e.g. SSVAE); "
                          f"{type(model).__name__} does not use them")
     split = as_split(data, allow_missing=missing == "mask")

@@ -8,15 +8,16 @@ from probvae.memory import check_allocation, round_down
 
 from .inputs import check_labels, check_seed, model_batch
 from .scoring import (_checked, _num_rows, _site_mean, check_samples, class_probabilities,
-                      example_batch, exclusive, log_weights, missing_of, posterior_means,
-                      row_bytes, site_means)
+                      example_batch, exclusive, is_classifier, label_site, log_weights,
+                      missing_of, posterior_means, row_bytes, site_means)
 
 __all__ = ["sample", "encode", "reconstruct", "predict"]
 
 
 @exclusive
 def sample(res, n=16, seed=0, mean=True, **model_kwargs):
-    """Generate ``n`` new examples: z from the prior, then x from the decoder.
+    """Generate ``n`` new examples: the latents from the prior, then the data from the decoder
+    (the contract's first observed site).
 
     Parameters
     ----------
@@ -31,7 +32,7 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
 
     Returns
     -------
-    numpy.ndarray, shape (n, input_dim)
+    numpy.ndarray, shape (n, *event_shape of the observed site)
 
     Raises
     ------
@@ -59,7 +60,7 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     except TypeError as err:
         raise TypeError("sample needs a model that accepts model(x=None, n=N): "
                         f"{err}") from None
-    site = tr["x"]
+    site = tr[res.model.contract.observed_names[0]]
     return np.asarray(bk.to_numpy(_site_mean(site) if mean else site["value"]), dtype=np.float32)
 
 
@@ -119,7 +120,7 @@ def predict(res, data, method="classifier", num_samples=50, seed=0):
     >>> predict(res, data.test.x[:5], method="model", num_samples=10).shape
     (5, 10)
     """
-    if not getattr(res.model, "is_classifier", False):
+    if not is_classifier(res.model):
         raise ValueError(f"{type(res.model).__name__} has no classifier; predict needs a model "
                          "that learns labels, such as SSVAE")
     if method not in ("classifier", "model"):
@@ -135,21 +136,40 @@ def predict(res, data, method="classifier", num_samples=50, seed=0):
     # log p(x, y=c) up to the same constant for every class: the IWAE bound given y = c
     log_joint = np.stack([logsumexp(log_weights(res, data, num_samples=num_samples, seed=seed,
                                                 y=np.full(len(x), c))["log_w"], axis=1)
-                          for c in range(res.model.num_classes)], axis=1)
+                          for c in range(label_site(res.model).num_values)], axis=1)
     return softmax(log_joint, axis=1).astype(np.float32)
 
 
-def encode(res, data, seed=0, y=None):
-    """Posterior means E_q[z|x] for each example (a feature extractor).
+def encode(res, data, seed=0, y=None, site=None):
+    """Posterior means E_q[z|x] for each example (a feature extractor), for the latent sites
+    the model's contract declares.
 
-    For models with labels, z is encoded given ``y`` (default: the classifier's best guess).
+    For models with labels, the latents are encoded given ``y`` (default: the classifier's
+    best guess).
 
     ``data`` is 2-D (examples, features); with a model trained on data with missing values,
     NaN cells are missing.
 
+    Parameters
+    ----------
+    res : FitResult
+    data : Split or array (N, D)
+    seed : int
+    y : array (N,), optional
+        Labels, for models with labels.
+    site : str, optional
+        One latent site to encode, by name. A discrete one (a label ``y``, a cluster) gives
+        its posterior probabilities, (N, num_values): a classifier's q(y|x), else the guide's
+        probabilities for it; take ``.argmax(1)`` for the likeliest value.
+
     Returns
     -------
-    numpy.ndarray, shape (N, latent_dim)
+    numpy.ndarray, shape (N, *event_shape)
+        With ``site=``, or for a model with one continuous latent (VAE, SSVAE: ``z``).
+    dict of numpy.ndarray
+        For a model with several continuous latents (ADGM's ``a`` and ``z``, a user's
+        hierarchy): ``{site: (N, *event_shape)}`` in the contract's order. Discrete latents are
+        left out unless named by ``site=``.
 
     Examples
     --------
@@ -159,13 +179,31 @@ def encode(res, data, seed=0, y=None):
     ...              epochs=1, progress=False)
     >>> encode(res, data.test.x).shape
     (360, 2)
+    >>> encode(res, data.test.x, site="z").shape
+    (360, 2)
     """
+    contract = res.model.contract
+    chosen = None if site is None else contract.latent(site)
     batch = example_batch(res, data, "data to encode", y)
-    return posterior_means(res, batch, seed)
+    if chosen is not None and chosen.discrete and is_classifier(res.model) \
+            and chosen == label_site(res.model):
+        return class_probabilities(res.model, res.params, batch["x"]).astype(np.float32)
+    names = contract.continuous_names if chosen is None else (chosen.name,)
+    if not names:
+        raise ValueError(f"{type(res.model).__name__} has no continuous latent site to encode "
+                         f"(its latent sites: {list(contract.latent_names)}); name one with "
+                         "site=")
+    means = posterior_means(res, batch, seed, names)
+    missing = [n for n in names if n not in means]
+    if missing:
+        raise ValueError(f"the guide does not sample {missing} for these data; encode the "
+                         "latent sites it does sample")
+    return means[names[0]] if len(names) == 1 else means
 
 
 def reconstruct(res, data, seed=0, y=None):
-    """Decode each example's posterior mean: the likelihood's mean at z = E_q[z|x].
+    """Decode each example's posterior means: the likelihood's mean of the observed site with
+    every continuous latent at E_q[latent|x].
 
     For models with labels, both encoder and decoder are given ``y`` (default: the
     classifier's best guess).
@@ -184,4 +222,4 @@ def reconstruct(res, data, seed=0, y=None):
     (5, 64)
     """
     batch = example_batch(res, data, "data to reconstruct", y)
-    return site_means(res, batch, posterior_means(res, batch, seed), "x", seed)
+    return site_means(res, batch, posterior_means(res, batch, seed), seed=seed)

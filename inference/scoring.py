@@ -24,7 +24,8 @@ from .inputs import check_labels, check_seed, model_batch
 
 __all__ = ["exclusive", "log_weights", "weight_chunks", "log_mean_exp", "active_units", "class_probabilities",
            "posterior_means", "site_means", "labels_for", "example_batch", "missing_of", "CHUNK",
-           "row_bytes", "kept_bytes", "weights_bytes", "check_samples"]
+           "row_bytes", "kept_bytes", "weights_bytes", "check_samples", "is_classifier",
+           "label_site", "split_sites"]
 
 #: rows (particles x examples) pushed through the decoder in one call
 _MAX_ROWS = 1 << 16
@@ -87,13 +88,61 @@ def missing_of(res, missing=_TRAINED):
     return res.options.get("missing") if missing is _TRAINED else missing
 
 
-def _shared_draws(bk, fn, eps):
-    """z = loc + scale * eps for a (diagonal) Normal guide: the same ``eps`` for every example."""
+def is_classifier(model) -> bool:
+    """Whether ``model`` learns labels and has a public ``classify(x)`` giving q(y|x) (SSVAE,
+    ADGM): a declared class attribute, not something the contract can tell.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> is_classifier(pv.models.SSVAE(input_dim=4)), is_classifier(pv.models.VAE(input_dim=4))
+    (True, False)
+    """
+    return bool(model.is_classifier)
+
+
+def label_site(model):
+    """The contract's label site (a :class:`~probvae.models.Site`): the discrete latent that
+    model and guide also take as a batch key, observed where labels are given (M2's ``y``);
+    ``None`` for a model without one.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> label_site(pv.models.SSVAE(input_dim=4, num_classes=3)).num_values
+    3
+    >>> label_site(pv.models.VAE(input_dim=4)) is None
+    True
+    """
+    contract = model.contract
+    keys = contract.batch_keys or ()
+    return next((s for s in contract.latents if s.discrete and s.name in keys), None)
+
+
+def split_sites(values, sites) -> dict:
+    """Columns of ``values`` (..., sum of the sites' sizes), the sites' flattened values
+    concatenated in order, back as ``{name: (..., size)}``: how ``kl_dim`` of several
+    continuous latents splits by site.
+
+    Examples
+    --------
+    >>> from probvae.models import Site
+    >>> {k: v.tolist() for k, v in split_sites(np.arange(3), (Site("a", (1,)), Site("b", (2,)))).items()}
+    {'a': [0], 'b': [1, 2]}
+    """
+    values = np.asarray(values)
+    bounds = np.cumsum([0] + [s.size for s in sites])
+    return {s.name: values[..., lo:hi] for s, lo, hi in zip(sites, bounds[:-1], bounds[1:])}
+
+
+def _shared_draws(bk, fn, eps, name):
+    """A draw loc + scale * eps of site ``name`` for a (diagonal) Normal guide: the same
+    ``eps`` for every example."""
     fn = unwrap(bk, fn)
     if isinstance(fn, bk.dist.Independent):
         fn = unwrap(bk, fn.base_dist)
     if not isinstance(fn, bk.dist.Normal):
-        raise ValueError(f"common_noise=True needs a Normal guide for 'z', got "
+        raise ValueError(f"common_noise=True needs a Normal guide for {name!r}, got "
                          f"{type(fn).__name__}; use common_noise=False")
     return fn.loc + fn.scale * eps
 
@@ -127,8 +176,10 @@ def _cached(model, name, make):
 
 def _make_chunk_fn(res, num_particles, keep=(), kl=True):
     """``(params, seed, batch, eps) -> dict`` of (particles, examples) arrays for one chunk;
-    ``eps`` (particles, 1, latent) fixes the guide's draws of ``z`` (None: draw them);
-    ``kl``: also ``kl_dim`` (K times the rest's cost under a K-component mixture prior).
+    ``eps`` ``{site: (particles, 1, *event_shape)}`` fixes the guide's draws of the contract's
+    continuous latents (None: draw them); ``kl``: also ``kl_dim/<site>`` for each continuous
+    latent with per-dimension marginals (K times the rest's cost under a K-component mixture
+    prior).
 
     Shared by every fitted model of the same configuration, so repeated calls and refits reuse
     NumPyro's compilation."""
@@ -136,11 +187,26 @@ def _make_chunk_fn(res, num_particles, keep=(), kl=True):
     return _cached(res.model, key, lambda: _build_chunk_fn(res.bk, res.model, *key[1:]))
 
 
+def _per_dim_log_prob(bk, prior, fn, value, scalar):
+    """log density per dimension of one latent's value (..., size): factorised over its last
+    dim, the whole log density of a scalar site, else the prior's marginals (a mixture prior;
+    ``None`` without a closed form or a prior object)."""
+    lp = factorised_log_prob(bk, fn, value)
+    if lp is None and scalar:
+        lp = fn.log_prob(value)[..., None]
+    if lp is None and prior is not None:
+        try:
+            lp = prior.marginal_log_prob(bk, fn, value)
+        except (AttributeError, TypeError, ValueError):   # not the prior's distribution
+            lp = None
+    return lp
+
+
 def _build_chunk_fn(bk, model, num_particles, keep, kl):
     dim = -(model.max_plate_nesting + 1)
-    prior = getattr(model, "prior", None)
-    marginal = prior.marginal_log_prob if prior is not None else (
-        lambda bk, fn, value: factorised_log_prob(bk, fn, value))
+    prior = getattr(model, "prior", None)        # a built-in model's prior object (per-dim KL)
+    contract = model.contract
+    continuous = [s for s in contract.latents if not s.discrete]
 
     def vectorized(fn):
         def run(**kwargs):
@@ -151,10 +217,13 @@ def _build_chunk_fn(bk, model, num_particles, keep, kl):
     def chunk(params, seed, batch, eps=None):
         guide = bk.with_params(vectorized(model.guide), params)
         gtr = bk.get_trace(bk.seed(guide, seed), **batch)
-        if eps is not None:
-            z = _shared_draws(bk, gtr["z"]["fn"], eps)
-            gtr = bk.get_trace(bk.seed(bk.condition(guide, {"z": z}), seed), **batch)
-            gtr["z"] = {**gtr["z"], "is_observed": False}     # a draw of q, for replay
+        if eps is not None:                  # each continuous latent in turn, given the ones before
+            fixed = {}
+            for s in continuous:
+                fixed[s.name] = _shared_draws(bk, gtr[s.name]["fn"], eps[s.name], s.name)
+                gtr = bk.get_trace(bk.seed(bk.condition(guide, fixed), seed), **batch)
+            for name in fixed:
+                gtr[name] = {**gtr[name], "is_observed": False}     # a draw of q, for replay
         mdl = bk.with_params(vectorized(model.model), params)
         mtr = bk.get_trace(bk.replay(bk.seed(mdl, seed), gtr), **batch)
         out = {"log_q": 0.0, "log_prior": 0.0, "log_lik": 0.0}
@@ -171,11 +240,13 @@ def _build_chunk_fn(bk, model, num_particles, keep, kl):
         for name in keep:
             if name in gtr:
                 out[f"value_{name}"] = gtr[name]["value"]
-        if kl and "z" in gtr and "z" in mtr:
-            q = factorised_log_prob(bk, gtr["z"]["fn"], gtr["z"]["value"])
-            p = marginal(bk, mtr["z"]["fn"], mtr["z"]["value"])
-            if q is not None and p is not None:
-                out["kl_dim"] = (q - p).mean(0)                               # (examples, D)
+        for s in continuous if kl else ():
+            if s.name in gtr and s.name in mtr:
+                scalar = s.event_shape == ()
+                q = _per_dim_log_prob(bk, None, gtr[s.name]["fn"], gtr[s.name]["value"], scalar)
+                p = _per_dim_log_prob(bk, prior, mtr[s.name]["fn"], mtr[s.name]["value"], scalar)
+                if q is not None and p is not None:
+                    out[f"kl_dim/{s.name}"] = (q - p).mean(0)             # (examples, size)
         return out
 
     return bk.compile(chunk)
@@ -216,40 +287,45 @@ def _num_rows(x) -> int:
 
 
 def _latent_width(model) -> int:
-    """Latent values per example: ``latent_dim``, ``aux_dim`` and the one-hot label (1 for a
-    model that declares none)."""
-    sizes = [getattr(model, name, None) for name in ("latent_dim", "aux_dim", "num_classes")]
-    return max(1, sum(int(v) for v in sizes if v))
+    """Latent values per example, from the contract: each continuous latent's size and each
+    discrete one's values one-hot (at least 1)."""
+    sizes = [s.size if not s.discrete else (s.num_values or 1) * s.size
+             for s in model.contract.latents]
+    return max(1, sum(sizes))
 
 
-def kept_bytes(model, keep=("z",)) -> int:
-    """Bytes per example and draw of the guide sites kept by ``keep=``: float32 values of
-    each site's event size (``z``: latent_dim, ``a``: aux_dim), an int64 label for ``y`` on a
-    model with labels (nothing on one without: the site is absent), 4 for a site the model
-    does not size.
+def _observed_width(model) -> int:
+    """Values per example of the model's (first) observed site, from the contract."""
+    observed = model.contract.observed
+    return max(1, observed[0].size if observed else 1)
+
+
+def kept_bytes(model, keep=None) -> int:
+    """Bytes per example and draw of the guide sites kept by ``keep=`` (default: every latent
+    of the contract): float32 values of a continuous latent's event size, an int64 value per
+    element of a discrete one (a label), nothing for a name that is no latent of the model
+    (the site is absent).
 
     Examples
     --------
     >>> import probvae as pv
     >>> kept_bytes(pv.models.VAE(input_dim=64, latent_dim=2), ("z", "y"))
     8
+    >>> kept_bytes(pv.models.SSVAE(input_dim=64, num_classes=10, latent_dim=2))
+    16
     """
-    total = 0
-    for name in keep:
-        if name == "y":
-            total += 8 if getattr(model, "num_classes", None) else 0
-        else:
-            size = getattr(model, {"z": "latent_dim", "a": "aux_dim"}.get(name, ""), None)
-            total += 4 * int(size or 1)
-    return total
+    sites = {s.name: s for s in model.contract.latents}
+    names = sites if keep is None else keep
+    return sum((8 if sites[n].discrete else 4) * sites[n].size for n in names if n in sites)
 
 
 def row_bytes(model) -> int:
     """Bytes one generated example takes on its way through a model (``sample``,
     ``synthesize``), float32 throughout: its latents twice (value and network input), every
-    network layer's output before and after its activation, and four arrays of ``input_dim``
-    (the likelihood's parameters, the draw, the mean and the NumPy copy). A model that declares
-    no sizes (a user's pair) counts one value each.
+    network layer's output before and after its activation, and four arrays of the observed
+    site's size (the likelihood's parameters, the draw, the mean and the NumPy copy); the sizes
+    of latents and data from the model's contract (a user's pair's networks, which it does not
+    declare, count nothing).
 
     Examples
     --------
@@ -260,13 +336,13 @@ def row_bytes(model) -> int:
     widths = [getattr(spec, "max_width", 0) for name, spec in vars(model).items()
               if name.endswith("_spec")]
     acts = sum(getattr(model, "hidden", ())) + max(widths + [0])
-    return 4 * (2 * _latent_width(model) + 2 * acts + 4 * int(getattr(model, "input_dim", 0) or 1))
+    return 4 * (2 * _latent_width(model) + 2 * acts + 4 * _observed_width(model))
 
 
 def _block_rows(model, n, num_samples) -> int:
     """Examples per block of :func:`weight_chunks` for ``n`` examples."""
     s_chunk = min(int(num_samples), 100)
-    width = max(int(getattr(model, "input_dim", 0) or 1), _widest(model))
+    width = max(_observed_width(model), _widest(model))
     return max(1, min(n, _MAX_ROWS * 64 // (s_chunk * width)))
 
 
@@ -339,15 +415,16 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
         With NaN for missing cells when the model was trained with ``missing="mask"``: only
         the observed cells are scored.
     num_samples : int
-        Draws z ~ q(z|x) per example.
+        Draws of the latents z ~ q(z|x) per example.
     seed : int
     keep : tuple of str
-        Guide sites whose draws to return as well (e.g. ``("z",)``).
+        Guide sites whose draws to return as well (e.g. ``res.model.contract.latent_names``).
     y : array (N,), optional
         Labels to condition on, for models with labels (``log_w`` is then that of p(x, y, z)).
     common_noise : bool
-        Draw z = loc(x) + scale(x) * eps with the same standard-normal ``eps`` (from ``seed``)
-        for every example (common random numbers; needs a Normal guide for ``z``). Each
+        Draw each continuous latent as loc(x) + scale(x) * eps with the same standard-normal
+        ``eps`` (from ``seed``) for every example (common random numbers; needs a Normal guide
+        for each, given the latents before it). Each
         example's weights then depend only on that example and ``seed``, not on which other
         examples share the call, so a score for one row matches its score in a batch.
     missing : None or "mask"
@@ -357,9 +434,11 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     -------
     dict of NumPy arrays
         ``log_w``, ``log_lik``, ``log_prior``, ``log_q``: shape (N, num_samples);
-        ``kl_dim`` (N, latent_dim) when the prior has per-dimension marginals, from the
-        first 100 draws of each example (it costs K times the rest under a K-component
-        mixture prior); and
+        ``kl_dim`` (N, D): KL per dimension of every continuous latent of the model's
+        contract, flattened and concatenated in contract order (D = the sum of their sizes;
+        one latent: its dims; :func:`split_sites` splits it by site), NaN for a latent whose
+        marginals have no closed form, absent when none has; from the first 100 draws of each
+        example (it costs K times the rest under a K-component mixture prior); and
         ``value_<site>`` (N, num_samples, ...) for each kept site.
 
     Raises
@@ -392,11 +471,12 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
                   hold=False)
     seed = check_seed(seed)
     batch = model_batch(res.model, x, "evaluation data", missing_of(res, missing))
-    if y is not None:
+    if y is not None:                 # labels under the batch's label key (probvae.batch)
         n = batching.size(batch)
-        batch["y"] = (check_labels(res.model, y, n) if hasattr(res.model, "num_classes")
+        batch["y"] = (check_labels(res.model, y, n) if label_site(res.model) is not None
                       else batching.make(y=y)["y"])
     bk = res.bk
+    continuous = [site for site in res.model.contract.latents if not site.discrete]
     x = batch["x"]
     s_chunk = min(int(num_samples), 100)
     width = max(x.shape[1], _widest(res.model))
@@ -404,9 +484,10 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
     first = _make_chunk_fn(res, s_chunk, tuple(keep))                 # with kl_dim
     rest = (_make_chunk_fn(res, s_chunk, tuple(keep), kl=False)
             if int(num_samples) > s_chunk else None)
-    if common_noise and getattr(res.model, "latent_dim", None) is None:
-        raise ValueError("common_noise=True needs a model with a latent_dim attribute (VAE, "
-                         "SSVAE); use common_noise=False for this model")
+    if common_noise and not continuous:
+        raise ValueError("common_noise=True needs a model with a continuous latent site (its "
+                         f"latent sites: {list(res.model.contract.latent_names)}); use "
+                         "common_noise=False for this model")
     blocks = batching.chunks(batch, n_chunk, padded=bk.fixed_shapes)
     bar = tqdm(blocks, total=-(-len(x) // n_chunk), disable=not progress, unit="block",
                desc=f"scoring {len(x)} examples x {int(num_samples)} samples", leave=False)
@@ -416,10 +497,10 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
         for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
             chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
             eps = None
-            if common_noise:
+            if common_noise:              # one standard-normal eps per continuous latent, in order
                 rng = np.random.default_rng([int(seed), j])
-                eps = bk.asarray(rng.standard_normal((s_chunk, 1, res.model.latent_dim))
-                                 .astype(np.float32))
+                eps = {site.name: bk.asarray(rng.standard_normal((s_chunk, 1, *site.event_shape))
+                                             .astype(np.float32)) for site in continuous}
             with bk.lock:
                 out = _checked(rest if j else first, res.params, chunk_seed, part, eps)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
@@ -432,8 +513,12 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
                 vals = np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape + p[k].shape[2:])
                                        for p in parts], axis=0)[:num_samples, :n_keep]
                 chunk[k] = np.swapaxes(vals, 0, 1)
-        if "kl_dim" in parts[0]:
-            chunk["kl_dim"] = parts[0]["kl_dim"][:n_keep]
+        kl = [parts[0].get(f"kl_dim/{site.name}") for site in continuous]
+        if any(v is not None for v in kl):  # the continuous latents' in contract order, NaN where
+            chunk["kl_dim"] = np.concatenate(  # a site's marginals have no closed form
+                [v.reshape(v.shape[0], -1)[:n_keep] if v is not None
+                 else np.full((n_keep, site.size), np.nan, np.float32)
+                 for v, site in zip(kl, continuous)], axis=1)
         yield chunk
 
 
@@ -470,7 +555,7 @@ def class_probabilities(model, params, x):
         bk = model.bk
 
         def probs(params, xb):
-            return bk.with_params(lambda v: model._classify(v).probs, params)(xb)
+            return bk.with_params(lambda v: model.classify(v).probs, params)(xb)
         return bk.compile(probs)
     fn = _cached(model, "class_probs", make)
     bk = model.bk
@@ -481,7 +566,7 @@ def class_probabilities(model, params, x):
 def labels_for(res, batch, y=None):
     """Labels to condition on, for models with labels: given ones (checked), else the
     classifier's best guess; ``None`` for models without labels."""
-    if not getattr(res.model, "is_classifier", False):
+    if not is_classifier(res.model):
         return None
     n = batching.size(batch)
     if y is None:
@@ -489,27 +574,65 @@ def labels_for(res, batch, y=None):
     return check_labels(res.model, y, n)
 
 
+def _site_probs(bk, site):
+    """The probabilities of a discrete guide site's distribution (a Categorical's per class)."""
+    fn = unwrap(bk, site["fn"])
+    while not hasattr(fn, "probs") and hasattr(fn, "base_dist"):
+        fn = unwrap(bk, fn.base_dist)
+    return fn.probs
+
+
 @exclusive
-def posterior_means(res, batch, seed=0):
-    """E_q[z|x] for every example of ``batch`` (its ``y`` conditions models with labels)."""
+def posterior_means(res, batch, seed=0, sites=None) -> dict:
+    """``{site: E_q[site|x]}`` for every example of ``batch`` (its ``y`` conditions models with
+    labels), one guide pass per chunk: each named latent (default: every continuous latent of
+    the contract) that the guide samples; a discrete one gives its probabilities
+    (N, ..., values) instead of a mean.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> res = pv.fit(pv.models.VAE(input_dim=4, latent_dim=1, hidden=(4,)),
+    ...              np.full((8, 4), 0.5), epochs=1, progress=False)
+    >>> {k: v.shape for k, v in posterior_means(res, {"x": np.full((3, 4), 0.5)}).items()}
+    {'z': (3, 1)}
+    """
     bk, seed = res.bk, check_seed(seed)
-    out = []
+    contract = res.model.contract
+    wanted = [s for s in contract.latents if not s.discrete] if sites is None else [
+        contract.latent(name) for name in sites]
+    out = {}
     for _, part, _ in batching.chunks(batch, CHUNK):
         tr = _checked(bk.get_trace, bk.seed(res.bound(res.model.guide), seed),
                       **batching.to_backend(bk, part))
-        out.append(bk.to_numpy(_site_mean(tr["z"])))
-    return np.asarray(np.concatenate(out), dtype=np.float32)
+        for s in wanted:
+            if s.name in tr:
+                value = _site_probs(bk, tr[s.name]) if s.discrete else _site_mean(tr[s.name])
+                out.setdefault(s.name, []).append(bk.to_numpy(value))
+    return {name: np.asarray(np.concatenate(v), dtype=np.float32) for name, v in out.items()}
 
 
 @exclusive
-def site_means(res, batch, z, site="x", seed=0):
-    """The mean of model site ``site`` for each example of ``batch`` with the latent fixed at
-    ``z`` (reconstructions), chunked."""
+def site_means(res, batch, values: dict, site=None, seed=0):
+    """The mean of model site ``site`` (default: the contract's first observed site) for each
+    example of ``batch`` with the latents fixed at ``values`` (``{latent: (N, ...)}``, e.g. their
+    posterior means: reconstructions), chunked.
+
+    Examples
+    --------
+    >>> import probvae as pv
+    >>> res = pv.fit(pv.models.VAE(input_dim=4, latent_dim=1, hidden=(4,)),
+    ...              np.full((8, 4), 0.5), epochs=1, progress=False)
+    >>> site_means(res, {"x": np.full((3, 4), 0.5)}, {"z": np.zeros((3, 1))}).shape
+    (3, 4)
+    """
     bk, seed = res.bk, check_seed(seed)
+    site = res.model.contract.observed_names[0] if site is None else site
     out = []
     for start, part, _ in batching.chunks(batch, CHUNK):
+        stop = start + batching.size(part)
         fn = bk.condition(res.bound(res.model.model),
-                          {"z": bk.asarray(z[start:start + batching.size(part)])})
+                          {name: bk.asarray(v[start:stop]) for name, v in values.items()})
         tr = _checked(bk.get_trace, bk.seed(fn, seed), **batching.to_backend(bk, part))
         out.append(bk.to_numpy(_site_mean(tr[site])))
     return np.asarray(np.concatenate(out), dtype=np.float32)

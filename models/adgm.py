@@ -96,6 +96,8 @@ class ADGM(SSVAE):
         """``"SDGM"`` with the skip connection, else ``"ADGM"`` (progress bars, messages)."""
         return "SDGM" if self.skip else "ADGM"
 
+    principal_latent = "z"
+
     def latent_sites(self) -> tuple:
         """The auxiliary ``a``, the label ``y`` (discrete) and ``z``, in the guide's order."""
         return (Site("a", (self.aux_dim,)),
@@ -118,8 +120,9 @@ class ADGM(SSVAE):
         loc, scale = bk.module("aux_encoder", self.nets["aux_encoder"])(x)
         return bk.dist.Normal(loc, scale).to_event(1)
 
-    def _classify(self, x, a=None):
-        """q(y|a, x); without ``a``, at the mean of q(a|x)."""
+    def classify(self, x, a=None):
+        """q(y|a, x) as a distribution over the classes; without ``a``, at the mean of q(a|x)
+        (what ``pv.predict`` uses)."""
         bk = self.bk
         if a is None:
             a = self._aux_posterior(x).mean
@@ -129,7 +132,7 @@ class ADGM(SSVAE):
         """The encoder's inputs for pseudo-inputs ``u`` (VampPrior): ``u``, the mean of
         q(a|u) and the classifier's class probabilities there."""
         a = self._aux_posterior(u).mean
-        return u, a, self._classify(u, a).probs
+        return u, a, self.classify(u, a).probs
 
     def model(self, x=None, y=None, mask=None, n=None):
         """p(x, y, z, a); ``y`` observed when given, else a latent summed out by the objective."""
@@ -154,7 +157,7 @@ class ADGM(SSVAE):
                 a = bk.sample("a", bk.dist.Normal(*aux_decoder(out, y, z)).to_event(1))
             if y_obs is not None and x is not None and self.alpha > 0:
                 with bk.scale(self.alpha):
-                    bk.sample("y_aux", self._classify(x, a), obs=y_obs)
+                    bk.sample("y_aux", self.classify(x, a), obs=y_obs)
         return out
 
     def guide(self, x=None, y=None, mask=None, n=None):
@@ -165,6 +168,6 @@ class ADGM(SSVAE):
         with bk.plate("data", x.shape[0]):
             a = bk.sample("a", self._aux_posterior(x))
             if y is None:
-                y = bk.sample("y", self._classify(x, a), infer={"enumerate": "parallel"})
+                y = bk.sample("y", self.classify(x, a), infer={"enumerate": "parallel"})
             loc, scale = encoder(x, a, y)
             return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))

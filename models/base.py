@@ -122,6 +122,10 @@ class Model:
     #: sites whose plate is the data plate; diagnostics and evaluation rely on these names
     data_plate = "data"
     max_plate_nesting = 1
+    #: learns labels and has a public ``classify(x)`` giving q(y|x) (SSVAE, ADGM)
+    is_classifier = False
+    #: the latent that decode and traverse move by default (None: the first continuous one)
+    principal_latent = None
     #: observed sites that are training terms, not part of p(x, ...): left out of scores
     training_sites = ()
     #: the per-example inputs (batch keys, see probvae.batch) that model and guide take
@@ -152,7 +156,7 @@ class Model:
         """
         return Contract(latents=self.latent_sites(), observed=(Site("x", (self.input_dim,)),),
                         batch_keys=self.batch_keys, data_plate=self.data_plate,
-                        training_sites=self.training_sites)
+                        training_sites=self.training_sites, principal=self.principal_latent)
 
     def build(self, seed: int = 0):
         """A copy of this model with networks built from ``seed``.
@@ -254,6 +258,7 @@ class CustomModel:
 
     max_plate_nesting = 1
     likelihood = None
+    is_classifier = False
 
     def __init__(self, model, guide, backend: str, max_plate_nesting: int = 1, contract=None):
         if not (callable(model) and callable(guide)):

@@ -71,6 +71,10 @@ class Contract:
     training_sites : tuple of str
         Observed sites that are training terms and not part of p(x, ...) (M2's auxiliary
         classifier term): left out of scores.
+    principal : str, optional
+        The latent that :meth:`latent` gives by default (what ``decode`` and ``traverse`` move
+        when not told which): the first continuous latent unless named (ADGM names ``z``, the
+        code of x, not its auxiliary ``a``).
 
     Examples
     --------
@@ -84,6 +88,7 @@ class Contract:
     batch_keys: tuple | None = ("x", "mask")
     data_plate: str = "data"
     training_sites: tuple = field(default=())
+    principal: str | None = None
 
     def __post_init__(self):
         for what in ("latents", "observed"):
@@ -97,6 +102,9 @@ class Contract:
         if self.batch_keys is not None:
             object.__setattr__(self, "batch_keys", tuple(self.batch_keys))
         object.__setattr__(self, "training_sites", tuple(self.training_sites))
+        if self.principal is not None and self.principal not in self.latent_names:
+            raise ValueError(f"principal={self.principal!r} is not one of the latent sites "
+                             f"{list(self.latent_names)}")
 
     @property
     def latent_names(self) -> tuple:
@@ -113,8 +121,8 @@ class Contract:
         return tuple(s.name for s in self.observed)
 
     def latent(self, name: str | None = None) -> Site:
-        """The latent site ``name`` (default: the first continuous one); a clear error names
-        the latents there are.
+        """The latent site ``name`` (default: the principal one, else the first continuous
+        one); a clear error names the latents there are.
 
         Examples
         --------
@@ -123,6 +131,8 @@ class Contract:
         ...
         ValueError: the model has no latent site 'z'; its latent sites: ['h']
         """
+        if name is None and self.principal is not None:
+            name = self.principal
         if name is None:
             continuous = [s for s in self.latents if not s.discrete]
             if not (continuous or self.latents):

@@ -124,8 +124,20 @@ class SSVAE(Model):
                 "prior": self.prior.build(bk, self.latent_dim, self.input_dim, seed + 3),
                 "y_logits": np.zeros(self.num_classes, np.float32)}
 
-    def _classify(self, x):
-        """q(y|x) as a distribution (call inside model or guide)."""
+    def classify(self, x):
+        """q(y|x), the classifier, as a distribution over the classes (call inside model or
+        guide, or under ``bk.with_params`` with fitted parameters, as ``pv.predict`` does).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from probvae import backends
+        >>> ss = SSVAE(input_dim=4, num_classes=3, latent_dim=2, hidden=(8,)).build(0)
+        >>> x = ss.bk.asarray(np.full((2, 4), 0.5))
+        >>> params = backends.init_params(ss.bk, ss, {"x": x}, 0)
+        >>> ss.bk.with_params(lambda v: ss.classify(v).probs, params)(x).shape
+        (2, 3)
+        """
         bk = self.bk
         return bk.dist.Categorical(logits=bk.module("classifier", self.nets["classifier"])(x)[0])
 
@@ -142,7 +154,7 @@ class SSVAE(Model):
     def _encoder_inputs(self, u):
         """The encoder's inputs for pseudo-inputs ``u`` (VampPrior): ``u`` and the classifier's
         class probabilities."""
-        return u, self._classify(u).probs
+        return u, self.classify(u).probs
 
     def model(self, x=None, y=None, mask=None, n=None):
         """p(x, y, z); ``y`` observed when given, else a latent summed out by the objective."""
@@ -160,7 +172,7 @@ class SSVAE(Model):
                             obs=x)
             if y_obs is not None and x is not None and self.alpha > 0:
                 with bk.scale(self.alpha):
-                    bk.sample("y_aux", self._classify(x), obs=y_obs)
+                    bk.sample("y_aux", self.classify(x), obs=y_obs)
         return out
 
     def guide(self, x=None, y=None, mask=None, n=None):
@@ -170,6 +182,6 @@ class SSVAE(Model):
         encoder = bk.module("encoder", self.nets["encoder"])
         with bk.plate("data", x.shape[0]):
             if y is None:
-                y = bk.sample("y", self._classify(x), infer={"enumerate": "parallel"})
+                y = bk.sample("y", self.classify(x), infer={"enumerate": "parallel"})
             loc, scale = encoder(x, y)
             return bk.sample("z", bk.dist.Normal(loc, scale).to_event(1))

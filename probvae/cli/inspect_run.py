@@ -110,11 +110,13 @@ def _diagnose(args):
     print(text)
     idata = dg.latent_posterior(res, test.__class__(x, y), num_samples=args.num_samples,
                                 seed=args.seed)
+    latent = res.model.contract.latent().name              # the principal latent site
+    obs = idata.sample_stats["log_weight"].dims[-1]        # the examples' dim
     figs = {"khat.png": lambda: az.plot_khat(dg.khat(idata).values, show_bins=True),
-            "forest.png": lambda: az.plot_forest(idata, var_names=["z"],
-                                                 coords={"obs": list(range(min(4, n)))},
+            "forest.png": lambda: az.plot_forest(idata, var_names=[latent],
+                                                 coords={obs: list(range(min(4, n)))},
                                                  combined=True),
-            "pair_obs0.png": lambda: az.plot_pair(idata, var_names=["z"], coords={"obs": [0]},
+            "pair_obs0.png": lambda: az.plot_pair(idata, var_names=[latent], coords={obs: [0]},
                                                   kind="kde")}
 
     def figure(draw):

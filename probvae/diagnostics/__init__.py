@@ -1,15 +1,16 @@
 """Can this approximate posterior be trusted? ArviZ diagnostics of the amortized q(z|x).
 
-* :func:`latent_posterior`: draws from q(z|x) as ``arviz.InferenceData`` (dims ``chain, draw,
-  obs, latent``), with the observed data and the log importance weights
-  log p(x, z) - log q(z|x) in ``sample_stats``.
+* :func:`latent_posterior`: draws from q(z|x) as ``arviz.InferenceData``, every latent site
+  of the model a variable of its own (a VAE's ``z``: dims ``chain, draw, obs, latent``), with
+  the observed data and the log importance weights log p(x, z) - log q(z|x) in
+  ``sample_stats``.
 * :func:`khat`: Pareto k-hat per observation from those weights (Yao et al. 2018): above 0.7
   the importance weights, and so q, are not to be trusted for that observation.
 * :func:`iwae_log_likelihood`: the importance-weighted log-likelihood bound per observation.
-* :func:`collapse`: KL per latent dim and active units (Burda et al. 2016), warning on
-  collapsed dims.
+* :func:`collapse`: KL per latent dim and active units per latent site (Burda et al. 2016),
+  warning on collapsed dims.
 * :func:`reference_posterior` / :func:`compare_posteriors`: NUTS on p(z|x) with the trained
-  decoder and prior, and the per-dim differences from q.
+  decoder and prior, and the per-dim differences from q, site by site.
 * :func:`amortization_gap`: ELBO of a per-example optimised q minus the encoder's (Cremer et
   al. 2018).
 * :func:`report`: all of it in one ``xarray.Dataset``.
@@ -19,8 +20,11 @@
   where they disagree with the observed data, feature by feature.
 
 Everything is built from ``{site: ndarray}`` dicts with named dims and converted with ArviZ's
-generic ``from_dict``: the same code for both backends and for any model whose latent site is
-``"z"`` inside plate ``"data"``.
+generic ``from_dict``: the same code for both backends and for any model, built-in or a user's
+pair, whatever its sites and plate are called. The sites, their dims and coordinates come from
+the model's contract (``res.model.contract``; see :class:`~probvae.diagnostics.common.Layout`):
+a latent site ``top`` of event shape (1,) beside ``mid`` (2,) gives variables ``top`` (chain,
+draw, obs, top_dim) and ``mid`` (chain, draw, obs, mid_dim).
 
 References
 ----------

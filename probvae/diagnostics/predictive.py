@@ -31,10 +31,12 @@ import warnings
 
 import numpy as np
 
-from probvae.inference import decode, log_weights
-from probvae.inference.scoring import log_mean_exp
+from probvae import batch as batching
+from probvae.inference import log_weights
+from probvae.inference.inputs import model_batch
+from probvae.inference.scoring import CHUNK, log_mean_exp, missing_of
 
-from .common import KHAT_THRESHOLD, _inputs
+from .common import KHAT_THRESHOLD, Layout, _contracted, _example_dim, _inputs
 
 __all__ = ["compare", "posterior_predictive", "ppc_summary"]
 
@@ -55,8 +57,8 @@ def compare(results: dict, data, num_samples=1000, seed=0, khat_threshold=KHAT_T
     Parameters
     ----------
     results : dict of str -> FitResult
-        The models to compare (any family: VAE, SSVAE, a user pair with sites ``"z"``/``"x"``),
-        all scoring the same ``x``.
+        The models to compare (any family: VAE, SSVAE, a user's pair with sites of any
+        names), all observing data of the same shape (their contracts' observed sites).
     data : Split or array (N, D)
         Held-out examples (not used in training).
     num_samples : int
@@ -98,12 +100,16 @@ def compare(results: dict, data, num_samples=1000, seed=0, khat_threshold=KHAT_T
         raise ValueError("these likelihoods score different things and cannot be compared: "
                          + ", ".join(f"{n}: {k}" for n, k in kinds.items())
                          + "; compare models with likelihoods of the same kind")
-    dims = {name: getattr(res.model, "input_dim", None) for name, res in results.items()}
-    if len({d for d in dims.values() if d is not None}) > 1:
-        raise ValueError(f"the models take different numbers of features: {dims}")
+    data = _inputs(data, None)[0]
+    results = {name: _contracted(res, data) for name, res in results.items()}
+    shapes = {name: {s.name: s.event_shape for s in Layout.of(res.model.contract).observed}
+              for name, res in results.items()}
+    if len({tuple(v.values()) for v in shapes.values()}) > 1:
+        raise ValueError(f"the models observe data of different shapes (observed site: event "
+                         f"shape): {shapes}; compare models of the same data")
     pointwise, khats = {}, {}
     for name, res in results.items():
-        lw = log_weights(res, _inputs(data, None)[0], num_samples=num_samples, seed=seed)
+        lw = log_weights(res, data, num_samples=num_samples, seed=seed)
         pointwise[name] = log_mean_exp(lw["log_w"], axis=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -135,22 +141,31 @@ def compare(results: dict, data, num_samples=1000, seed=0, khat_threshold=KHAT_T
     return table
 
 
-def posterior_predictive(res, idata, seed=0):
-    """Add ``posterior_predictive``: x replicated from p(x|z) at each draw of the posterior.
+def posterior_predictive(res, idata, seed=0, data=None):
+    """Add ``posterior_predictive``: the data replicated from p(x|z) at each draw of the
+    posterior.
+
+    At each draw, the model runs on its example with every latent of the draw fixed (all of
+    them: ``z``, a label ``y``, a user's ``top`` and ``mid``), and each observed site of its
+    contract is drawn from its distribution there.
 
     Parameters
     ----------
     res : FitResult
     idata : arviz.InferenceData
-        From :func:`latent_posterior` of ``res`` (its ``z`` draws, and ``y`` for models with
-        labels).
+        From :func:`latent_posterior` of ``res``.
     seed : int
+    data : Split, array or batch, optional
+        The examples the posterior was drawn for (default: ``idata``'s observed data, for a
+        model with one observed site).
 
     Returns
     -------
     arviz.InferenceData
-        ``idata`` with ``posterior_predictive.x`` (chain, draw, obs, feature), matching
-        ``observed_data.x``: ``az.plot_ppc(idata)`` and ``az.plot_bpv(idata)`` apply.
+        ``idata`` with ``posterior_predictive`` holding each observed site under its own name,
+        with the dims of its ``observed_data`` and ``chain, draw`` in front (a VAE's ``x``:
+        (chain, draw, obs, feature)): ``az.plot_ppc(idata)`` and ``az.plot_bpv(idata)``
+        apply.
 
     Examples
     --------
@@ -164,18 +179,53 @@ def posterior_predictive(res, idata, seed=0):
     """
     import xarray as xr
 
-    z = idata.posterior["z"]
-    c, d, n, dim = z.shape
-    y = idata.posterior["y"].values.reshape(-1) if "y" in idata.posterior else None
-    draws = decode(res, z.values.reshape(-1, dim), y=y, mean=False, seed=seed)
-    x_rep = draws.reshape(c, d, n, -1)
-    obs_x = idata.observed_data["x"]
-    group = xr.Dataset({"x": (("chain", "draw", "obs", "feature"), x_rep)},
-                       coords={"chain": z["chain"].values, "draw": z["draw"].values,
-                               "obs": obs_x["obs"].values,
-                               "feature": obs_x["feature"].values})
+    observed = (list(idata.observed_data.data_vars) if "observed_data" in idata.groups()
+                else [])
+    if data is None:
+        if len(observed) != 1:
+            raise ValueError("posterior_predictive needs the examples the posterior was drawn "
+                             f"for: pass data= (idata's observed data: {observed})")
+        data = idata.observed_data[observed[0]].values
+    res = _contracted(res, data)
+    contract = res.model.contract
+    layout = Layout.of(contract)
+    batch = batching.with_keys(model_batch(res.model, data, "data", missing_of(res)),
+                               contract.batch_keys)
+    ex = _example_dim(idata)
+    latents = [s for s in layout.latents if s.name in idata.posterior]
+    first = idata.posterior[latents[0].name]
+    c, d, n = first.shape[:3]
+    flat = {s.name: idata.posterior[s.name].values.reshape((c * d * n,) + s.event_shape)
+            for s in latents}
+    bk = res.bk
+    reps = {s.name: [] for s in layout.observed}
+    with bk.lock:
+        for j, start in enumerate(range(0, c * d * n, CHUNK)):
+            rows = np.arange(start, min(start + CHUNK, c * d * n))
+            chunk_seed = int(np.random.SeedSequence([int(seed), j]).generate_state(1)[0] >> 1)
+            fixed = {s.name: (bk.asarray_int if s.discrete else bk.asarray)(flat[s.name][rows])
+                     for s in latents}
+            tr = bk.get_trace(bk.seed(bk.condition(res.bound(res.model.model), fixed),
+                                      chunk_seed),
+                              **batching.to_backend(bk, batching.take(batch, rows % n)))
+            for s in layout.observed:
+                reps[s.name].append(np.asarray(bk.to_numpy(_draw(bk, tr[s.name]["fn"],
+                                                                 chunk_seed))))
+    coords = {"chain": first["chain"].values, "draw": first["draw"].values,
+              **layout.coords(n, layout.observed), ex: first[ex].values}
+    for name in observed:
+        coords.update({dim: idata.observed_data[dim].values
+                       for dim in idata.observed_data[name].dims})
+    group = xr.Dataset({name: (("chain", "draw", *layout.dims[name]),
+                               np.concatenate(parts).reshape((c, d, n) + parts[0].shape[1:]))
+                        for name, parts in reps.items()}, coords=coords)
     idata.add_groups(posterior_predictive=group)
     return idata
+
+
+def _draw(bk, fn, seed):
+    """One draw from the distribution ``fn`` (its batch over the rows of a chunk)."""
+    return bk.get_trace(bk.seed(lambda: bk.sample("replicate", fn), seed))["replicate"]["value"]
 
 
 def _mid_p(replicated, observed):
@@ -183,7 +233,7 @@ def _mid_p(replicated, observed):
     return (replicated > observed).mean(axis=0) + 0.5 * (replicated == observed).mean(axis=0)
 
 
-def ppc_summary(idata, alpha=0.05):
+def ppc_summary(idata, alpha=0.05, var_name=None):
     """Per feature, where replicated data disagree with the observed data.
 
     For each feature, the mean and the variance over the observed examples are compared with
@@ -194,15 +244,17 @@ def ppc_summary(idata, alpha=0.05):
     Parameters
     ----------
     idata : arviz.InferenceData
-        With ``observed_data.x`` and ``posterior_predictive.x``.
+        With ``observed_data`` and ``posterior_predictive`` (:func:`posterior_predictive`).
     alpha : float
         Two-sided level: features with a p-value below alpha/2 or above 1 - alpha/2 are listed
         in ``attrs["disagree_mean"]`` / ``attrs["disagree_var"]``.
+    var_name : str, optional
+        The observed site to check (default: the only one; a VAE's ``x``).
 
     Returns
     -------
-    xarray.Dataset over ``feature``: ``obs_mean``, ``rep_mean``, ``p_mean``, ``obs_var``,
-    ``rep_var``, ``p_var``.
+    xarray.Dataset over the site's feature dim (``feature`` for a VAE; several event dims
+    flattened): ``obs_mean``, ``rep_mean``, ``p_mean``, ``obs_var``, ``rep_var``, ``p_var``.
 
     Examples
     --------
@@ -220,9 +272,19 @@ def ppc_summary(idata, alpha=0.05):
     if "posterior_predictive" not in idata.groups():
         raise ValueError("idata has no posterior_predictive group: make it with "
                          "latent_posterior(..., posterior_predictive=True)")
-    obs = idata.observed_data["x"].values                          # (obs, feature)
-    rep = idata.posterior_predictive["x"].stack(sample=("chain", "draw")).transpose(
-        "sample", "obs", "feature").values
+    shared = [v for v in idata.posterior_predictive.data_vars if v in idata.observed_data]
+    if var_name is None:
+        if len(shared) != 1:
+            raise ValueError(f"name the observed site to check: var_name= one of {shared}")
+        var_name = shared[0]
+    elif var_name not in shared:
+        raise ValueError(f"no observed and replicated site {var_name!r}; there are {shared}")
+    observed = idata.observed_data[var_name]
+    n, dims = observed.shape[0], observed.dims
+    obs = observed.values.reshape(n, -1)                            # (obs, feature)
+    rep = idata.posterior_predictive[var_name].stack(sample=("chain", "draw")).transpose(
+        "sample", *dims).values.reshape(-1, n, obs.shape[1])
+    dim = dims[1] if len(dims) == 2 else "feature"
     valid = np.isfinite(obs)
     obs0 = np.where(valid, obs, 0.0)
     count = valid.sum(axis=0).clip(min=1)
@@ -232,11 +294,11 @@ def ppc_summary(idata, alpha=0.05):
     rep_var_s = ((rep - rep_mean_s[:, None]) ** 2 * valid).sum(axis=1) / count
     p_mean = _mid_p(rep_mean_s, obs_mean)
     p_var = _mid_p(rep_var_s, obs_var)
-    feature = idata.observed_data["x"]["feature"].values
-    ds = xr.Dataset({"obs_mean": ("feature", obs_mean), "rep_mean": ("feature", rep_mean_s.mean(0)),
-                     "p_mean": ("feature", p_mean), "obs_var": ("feature", obs_var),
-                     "rep_var": ("feature", rep_var_s.mean(0)), "p_var": ("feature", p_var)},
-                    coords={"feature": feature})
+    feature = observed[dim].values if len(dims) == 2 else np.arange(obs.shape[1])
+    ds = xr.Dataset({"obs_mean": (dim, obs_mean), "rep_mean": (dim, rep_mean_s.mean(0)),
+                     "p_mean": (dim, p_mean), "obs_var": (dim, obs_var),
+                     "rep_var": (dim, rep_var_s.mean(0)), "p_var": (dim, p_var)},
+                    coords={dim: feature})
     lo, hi = alpha / 2, 1 - alpha / 2
     for stat in ("mean", "var"):
         p = ds[f"p_{stat}"].values

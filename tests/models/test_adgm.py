@@ -35,7 +35,8 @@ def test_trains_and_answers_like_m2(backend, skip, fitted_adgm, digits, tmp_path
     assert bayes.shape == (30, K) and (bayes.argmax(1) == digits.test.y[:30]).mean() > 0.3
     assert pv.sample(res, n=4, y=3, seed=0).shape == (4, 64)
     assert np.abs(pv.sample(res, n=8, y=0, seed=4) - pv.sample(res, n=8, y=1, seed=4)).mean() > 1e-3
-    assert pv.encode(res, digits.test.x[:7]).shape == (7, 4)
+    assert pv.encode(res, digits.test.x[:7], site="z").shape == (7, 4)
+    assert set(pv.encode(res, digits.test.x[:7])) == {"a", "z"}      # its two latents
     scores = pv.evaluate(res, digits.test.x[:30], num_samples=20)
     assert np.isfinite(scores["log_likelihood"]) and scores["log_likelihood"] >= scores["elbo"]
     loaded = pv.load(pv.save(res, tmp_path / "adgm"))
@@ -63,7 +64,7 @@ def _manual_unlabelled_elbo(bk, model, params, x, num_particles, seed):
         gtr = bk.get_trace(bk.seed(bk.with_params(guide, params), seed), bk.asarray(x))
         mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(mdl, params), seed), gtr),
                            bk.asarray(x))
-        logits = bk.to_numpy(bk.with_params(lambda v, a: model._classify(v, a).logits, params)(
+        logits = bk.to_numpy(bk.with_params(lambda v, a: model.classify(v, a).logits, params)(
             bk.asarray(x), gtr["a"]["value"]))                  # (particles, examples, classes)
         log_q_c = logits[..., c] - np.logaddexp.reduce(logits, axis=-1)
         lp = sum(bk.to_numpy(s["fn"].log_prob(s["value"])) for s in bk.sample_sites(mtr).values())

@@ -9,6 +9,7 @@ import pytest
 
 import probvae as pv
 from probvae.models import Contract, Site
+from user_pairs import hierarchy
 
 
 def test_built_in_models_declare_their_sites():
@@ -43,35 +44,6 @@ def test_built_in_contracts_match_a_trace_of_the_model(backend, small):
         assert "x" in read.observed_names and read.data_plate == declared.data_plate
 
 
-def hierarchy(backend):
-    """z2 -> z1 -> x with a Student-t likelihood whose df is learned; plate "rows"."""
-    bk = pv.backends.get(backend)
-    if backend == "pyro":
-        import torch
-        torch.manual_seed(0)
-        dec = torch.nn.Linear(2, 64)
-        up = torch.nn.Linear(1, 2)
-        enc = torch.nn.Linear(64, 6)
-
-        def model(x):
-            bk.module("dec", dec)
-            bk.module("up", up)
-            df = bk.param("df", np.array(3.0, np.float32),
-                          constraint=bk.constraints.greater_than(1.0))
-            with bk.plate("rows", x.shape[0]):
-                top = bk.sample("top", bk.dist.Normal(torch.zeros(1), 1.0).to_event(1))
-                mid = bk.sample("mid", bk.dist.Normal(up(top), 1.0).to_event(1))
-                bk.sample("obs", bk.dist.StudentT(df, dec(mid), 0.5).to_event(1), obs=x)
-
-        def guide(x):
-            bk.module("enc", enc)
-            with bk.plate("rows", x.shape[0]):
-                h = enc(x)
-                bk.sample("top", bk.dist.Normal(h[..., :1], torch.nn.functional.softplus(
-                    h[..., 1:2]) + 1e-3).to_event(1))
-                bk.sample("mid", bk.dist.Normal(h[..., 2:4], torch.nn.functional.softplus(
-                    h[..., 4:6]) + 1e-3).to_event(1))
-        return model, guide
     import jax
     import jax.numpy as jnp
     import numpyro
