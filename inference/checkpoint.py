@@ -2,24 +2,34 @@
 checked field by field when read.
 
 Layout of ``DIR``: ``config.json`` (model config, objective, settings, data), ``params.npz``
-(parameters as plain arrays) and ``history.json``; a checkpointed fit adds ``checkpoint.json``
-and ``state-NNNNNN.npz`` (:mod:`.train_state`). Loading rebuilds the model from its config and
-fills in the arrays, so a checkpoint made on a GPU machine loads on a CPU-only one. Every
+(parameters as plain arrays) and ``history.json``; a checkpointed fit, and :func:`save` of a
+result that carries its training state, add ``checkpoint.json`` and ``state-NNNNNN.npz``
+(:mod:`.train_state`), from which a fit continues. Loading rebuilds the model from its config
+and fills in the arrays, so a checkpoint made on a GPU machine loads on a CPU-only one. A user's
+``(model, guide)`` pair is code: ``config.json`` records its contract (sites, event shapes, data
+plate) and input shapes instead, and ``load(path, model=(model, guide))`` checks the pair
+given against them and the saved parameters. Every
 damaged or hostile file (truncated or empty arrays, invalid JSON, missing or extra fields,
 wrong shapes, NaN, absurd sizes) gets an error that names the file and the field, before
 anything large is allocated.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
 
 from probvae import backends
+from probvae import batch as batching
 from probvae.backends import init_params
-from probvae.models.base import MODELS
+from probvae.memory import check_allocation
+from probvae.models.base import MODELS, CustomModel
+from probvae.models.contract import read_contract
 from probvae.outputs import (FORMAT, DamagedFileError, check_field, json_text, read_json,
                              read_npz)
 
@@ -31,6 +41,8 @@ from .tracker import check_history
 __all__ = ["save", "load", "read_config", "to_state", "from_state"]
 
 VERSION = 1
+#: config.json's ``model.class`` for a user's (model, guide) pair (:meth:`CustomModel.record`)
+CUSTOM = "CustomModel"
 #: the fields of config.json: required ones, and the others probvae may write
 _REQUIRED = {"format": str, "version": int, "model": dict, "objective": str, "options": dict}
 _OPTIONAL = {"best_epoch": (int, type(None)), "seed": int, "files": list, "data": dict,
@@ -38,7 +50,7 @@ _OPTIONAL = {"best_epoch": (int, type(None)), "seed": int, "files": list, "data"
 
 
 def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = False,
-         metrics: dict | None = None) -> Path:
+         metrics: dict | None = None, training_state: bool = True) -> Path:
     """Save a fitted model to run folder ``path``.
 
     ``path`` may be new or an empty folder. An earlier run there is replaced only with
@@ -46,6 +58,12 @@ def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = Fals
     folder holding anything else is refused (:class:`~probvae.outputs.OutputError`), with
     nothing written. The folder appears complete or not at all. Saving into the folder the
     fit checkpointed to keeps its training checkpoint, so the run can still be resumed.
+
+    With the result's training state (optimizer and random state, the default), the folder
+    is a checkpoint too: ``pv.fit(pv.load(path), data, epochs=N)`` and ``pv.fit(...,
+    resume=path)`` continue the fit exactly. A user's ``(model, guide)`` pair saves like a
+    built-in model: its parameters, and in ``config.json`` its contract (sites and shapes),
+    not its code; ``pv.load(path, model=(model, guide))`` loads it.
 
     Parameters
     ----------
@@ -57,6 +75,9 @@ def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = Fals
         Replace an earlier probvae run in ``path``.
     metrics : dict, optional
         JSON-able scores written beside the model as ``metrics.json``.
+    training_state : bool
+        Also write the result's training state (``checkpoint.json`` and a state file), where
+        it has one (not after a divergence).
 
     Examples
     --------
@@ -78,11 +99,33 @@ def save(res: FitResult, path, extra: dict | None = None, overwrite: bool = Fals
              "history.json": lambda tmp: tmp.write_text(json_text(state["history"]))}
     if metrics is not None:
         files["metrics.json"] = lambda tmp: tmp.write_text(json_text(metrics))
-    keep = res.checkpoint is not None and Path(res.checkpoint).resolve() == path.resolve()
+    ours = res.training_state is not None and res.training_state.run is not None and Path(
+        res.training_state.run).resolve() == path.resolve()      # loaded from this folder
+    keep = ours or res.checkpoint is not None and Path(res.checkpoint).resolve() == path.resolve()
+    if training_state and not keep and res.training_state is not None:
+        files.update(_state_files(res, path, overwrite))
     config = {**state["config"], **(extra or {}),
-              "files": ["config.json", *files, *([train_state.POINTER] if keep else [])]}
+              "files": ["config.json", *(n for n in files if not train_state.is_state_name(n)),
+                        *([train_state.POINTER] if keep else [])]}
     files["config.json"] = lambda tmp: tmp.write_text(json_text(config))
     return train_state.write_folder(path, files, overwrite=overwrite, keep_checkpoint=keep)
+
+
+def _state_files(res, path, overwrite) -> dict:
+    """The training state of ``res`` as the checkpoint files of run folder ``path`` (read
+    from its folder for a loaded result); numbered after the state files a run there wrote,
+    which it replaces."""
+    meta, arrays = res.training_state.read(max_bytes=_state_bytes(res.bk.params_to_numpy(
+        res.params)))
+    old = [p.name for p in train_state.owned_states(path)] if overwrite else []
+    counter = max([int(meta["counter"])] + [int(n[6:-4]) + 1 for n in old])
+    return train_state.checkpoint_files(meta, arrays, counter, stale=old)
+
+
+def _state_bytes(flat) -> int:
+    """Room for a training state of a model whose parameters are ``flat``: the parameters,
+    the optimizer's moments and the best parameters in float64, and 64 MiB for the rest."""
+    return 8 * sum(int(np.asarray(a).nbytes) for a in flat.values()) + (1 << 26)
 
 
 def _savez(tmp, arrays):
@@ -162,10 +205,85 @@ def _check_config(cfg, cfg_file) -> dict:
         raise DamagedFileError(f"{cfg_file} has checkpoint version {cfg['version']}; this "
                                f"probvae reads up to {VERSION}: upgrade probvae")
     check_field(cfg["version"], cfg_file, "version", int, low=1)
-    _model_class(cfg, cfg_file)
-    _check_model(cfg["model"], cfg_file)
+    if cfg["model"].get("class") == CUSTOM:
+        _check_custom(cfg["model"], cfg_file)
+    else:
+        _model_class(cfg, cfg_file)
+        _check_model(cfg["model"], cfg_file)
     _check_record(cfg, cfg_file)
     return cfg
+
+
+#: the fields of config.json's ``model`` for a user's pair, and of its ``model.contract``
+_CUSTOM_FIELDS = ("class", "backend", "max_plate_nesting", "contract", "inputs")
+_CONTRACT_FIELDS = ("latents", "observed", "batch_keys", "data_plate", "training_sites",
+                    "given")
+_SITE_FIELDS = ("name", "event_shape", "discrete", "num_values")
+#: the dtypes of a pair's recorded inputs (what the batches hold: floats, labels, masks)
+_INPUT_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+                 "bool")
+
+
+def _check_custom(model, where):
+    """config.json's ``model`` for a user's pair: backend, contract (sites, event shapes, data
+    plate) and the shapes of its inputs, each field of the kind and range probvae writes."""
+    _check_fields(model, where, "model", _CUSTOM_FIELDS)
+    check_field(model["backend"], where, "model.backend", str)
+    check_field(model["max_plate_nesting"], where, "model.max_plate_nesting", int, low=1,
+                high=64)
+    c = check_field(model["contract"], where, "model.contract", dict)
+    _check_fields(c, where, "model.contract", _CONTRACT_FIELDS)
+    names = []
+    for group in ("latents", "observed"):
+        for i, site in enumerate(check_field(c[group], where, f"model.contract.{group}", list)):
+            f = f"model.contract.{group}[{i}]"
+            _check_fields(check_field(site, where, f, dict), where, f, _SITE_FIELDS)
+            names.append(check_field(site["name"], where, f"{f}.name", str))
+            if not site["name"] or site["name"] in names[:-1]:
+                raise DamagedFileError(f"{where}: field '{f}.name' is {site['name']!r}: a "
+                                       "site's name is a non-empty string, given once")
+            _check_shape(site["event_shape"], where, f"{f}.event_shape", low=0)
+            check_field(site["discrete"], where, f"{f}.discrete", bool)
+            check_field(site["num_values"], where, f"{f}.num_values", int, low=1,
+                        high=_MAX_SIZE, none=True)
+    for key in ("batch_keys", "training_sites"):
+        values = check_field(c[key], where, f"model.contract.{key}", list,
+                             none=key == "batch_keys")
+        for i, v in enumerate(values or []):
+            check_field(v, where, f"model.contract.{key}[{i}]", str)
+    check_field(c["data_plate"], where, "model.contract.data_plate", str)
+    check_field(c["given"], where, "model.contract.given", bool)
+    for key, spec in check_field(model["inputs"], where, "model.inputs", dict).items():
+        f = f"model.inputs.{key}"
+        _check_fields(check_field(spec, where, f, dict), where, f, ("shape", "dtype"))
+        _check_shape(spec["shape"], where, f"{f}.shape", low=1)
+        if spec["dtype"] not in _INPUT_DTYPES:
+            raise DamagedFileError(f"{where}: field '{f}.dtype' should be one of "
+                                   f"{list(_INPUT_DTYPES)}, found {spec['dtype']!r}"[:300])
+
+
+def _check_fields(value, where, field, fields):
+    """``value`` (a dict) has exactly the keys ``fields``."""
+    for key in fields:
+        if key not in value:
+            raise DamagedFileError(f"{where}: field '{field}.{key}' is missing")
+    extra = sorted(set(value) - set(fields))
+    if extra:
+        raise DamagedFileError(f"{where}: field '{field}.{extra[0]}' is not one probvae "
+                               f"writes (fields: {list(fields)})"[:300])
+
+
+def _check_shape(shape, where, field, low):
+    """A shape: a list of at most 32 sizes in ``low``..2**31-1, of 2**31-1 values at most."""
+    check_field(shape, where, field, list)
+    if len(shape) > 32:
+        raise DamagedFileError(f"{where}: field {field!r} has {len(shape)} dimensions; a "
+                               "shape probvae writes has at most 32")
+    for i, n in enumerate(shape):
+        check_field(n, where, f"{field}[{i}]", int, low=low, high=_MAX_SIZE)
+    if math.prod(shape) > _MAX_SIZE:
+        raise DamagedFileError(f"{where}: field {field!r} is {shape}, more than {_MAX_SIZE} "
+                               "values")
 
 
 #: the largest size (input_dim, latent_dim, a layer's width, ...) and seed a config may hold
@@ -271,11 +389,21 @@ def _check_record(cfg, where):
         _check_plain(cfg["cli"], where, "cli")
 
 
-def load(path) -> FitResult:
+def load(path, model=None) -> FitResult:
     """Load a run folder written by :func:`save`, ``probvae train`` or a checkpointed fit.
 
     A run that was killed, interrupted or diverged loads too: its ``params.npz`` holds the best
-    parameters written so far.
+    parameters written so far. Where the folder holds a training checkpoint, the result
+    carries it (read when it is used): ``pv.fit(pv.load(path), data, epochs=N)`` continues
+    the fit.
+
+    Parameters
+    ----------
+    path : str or Path
+    model : (callable, callable), optional
+        For a run of a user's ``(model, guide)`` pair: the pair again (its functions are code,
+        which a run folder does not hold). Its parameters (names and shapes) and the sites of
+        one trace of it are checked against the saved ones; what differs is named.
 
     Examples
     --------
@@ -287,14 +415,33 @@ def load(path) -> FitResult:
     """
     path = Path(path)
     cfg = read_config(path)
+    custom = cfg["model"].get("class") == CUSTOM
+    if custom and model is None:
+        c = cfg["model"]["contract"]
+        raise ValueError(f"{path} holds a fit of a user's (model, guide) pair (latent sites "
+                         f"{[s['name'] for s in c['latents']]}, backend "
+                         f"{cfg['model']['backend']!r}); its functions are code, which a run "
+                         "folder does not hold: pass them again, pv.load(path, model=(model, "
+                         "guide))")
+    if not custom and model is not None:
+        raise ValueError(f"{path} holds a {cfg['model'].get('class')}, which probvae rebuilds "
+                         "from its config: call pv.load(path) without model=")
     with _backend(cfg, path / "config.json").lock:
-        model = _build(cfg, path / "config.json")
-        flat = read_npz(path / "params.npz", max_bytes=_max_bytes(model),
+        if custom:
+            built, template = _custom(cfg, model, path)
+            max_bytes = None
+        else:
+            built, template = _build(cfg, path / "config.json"), None
+            max_bytes = _max_bytes(built)
+        flat = read_npz(path / "params.npz", max_bytes=max_bytes,
                         check=train_state.fits(path / "params.npz"))
         history_file = path / "history.json"
         history = (check_history(read_json(history_file), history_file, "")
                    if history_file.is_file() else {})
-        return _result(cfg, model, flat, history, path / "params.npz", path / "config.json")
+        res = _result(cfg, built, flat, history, path / "params.npz", path / "config.json",
+                      template=template)
+    state = train_state.TrainState(run=path) if train_state.exists(path) else None
+    return dataclasses.replace(res, training_state=state)
 
 
 def _backend(cfg, where):
@@ -325,6 +472,102 @@ def _build(cfg, where):
                                f"{cls.__name__}: {_reason(err)}") from None
 
 
+def _custom(cfg, pair, path) -> tuple:
+    """``(model, template)``: the user's ``pair`` with the contract and inputs of the run in
+    ``path``, and its parameters as one trace of it on inputs of the saved shapes makes them;
+    its traced sites are checked against the saved contract (ValueError naming what
+    differs)."""
+    if not (isinstance(pair, tuple) and len(pair) == 2 and all(callable(f) for f in pair)):
+        raise TypeError("model= takes the (model, guide) pair of functions that was fitted, "
+                        f"got {type(pair).__name__}")
+    built = CustomModel.from_record(pair[0], pair[1], cfg["model"])
+    bk, seed = built.bk, int(cfg.get("seed", 0))
+    inputs = {k: v[0] for k, v in built.inputs.items()}
+    check_allocation(16 * sum(math.prod(s) for s in inputs.values()),
+                     f"the inputs {inputs} recorded in {path / 'config.json'}",
+                     "load it on a machine with more memory", what="pv.load")
+    batch = batching.to_backend(bk, {k: np.full((2, *shape), _FILL[np.dtype(dtype).kind],
+                                                dtype) for k, (shape, dtype)
+                                     in built.inputs.items()})
+    saved = built.contract
+    try:
+        template = init_params(bk, built, batch, seed)
+        if not cfg["model"]["contract"]["given"]:          # (a contract given is not read)
+            try:
+                traced = read_contract(bk, built.model, built.guide, batch, seed,
+                                       batch_keys=built.batch_keys)
+            except ValueError:             # several plates around the data: name the saved one
+                traced = read_contract(bk, built.model, built.guide, batch, seed,
+                                       batch_keys=built.batch_keys, data_plate=saved.data_plate)
+    except MemoryError:
+        raise
+    except Exception as err:
+        raise ValueError(f"the (model, guide) pair does not run on inputs like those of the "
+                         f"run in {path} ({inputs}): {_reason(err)}") from None
+    differ = [] if cfg["model"]["contract"]["given"] else _differences(saved, traced)
+    if (saved.batch_keys is not None and built.batch_keys is not None
+            and set(saved.batch_keys) != set(built.batch_keys)):
+        differ.append(f"it takes the inputs {sorted(built.batch_keys)}, the saved pair "
+                      f"{sorted(saved.batch_keys)}")
+    if differ:
+        raise ValueError(f"the (model, guide) pair does not match the one saved in {path}: "
+                         f"{'; '.join(differ[:4])}")
+    return built, template
+
+
+#: the value of each kind of input (floats, integers, booleans) in the trace that checks a pair
+_FILL = {"f": 0.5, "i": 0, "u": 0, "b": True}
+
+
+def _differences(saved, traced) -> list:
+    """What differs between the saved contract and the one traced from the pair, in words."""
+    out = []
+    for group, kind in (("latents", "latent"), ("observed", "observed")):
+        a = {s.name: s for s in getattr(saved, group)}
+        b = {s.name: s for s in getattr(traced, group)}
+        out += [f"the saved {kind} site {n!r} is not in the pair (its {kind} sites: "
+                f"{sorted(b)})" for n in sorted(a.keys() - b.keys())]
+        out += [f"the pair's {kind} site {n!r} is not in the saved run" for n in
+                sorted(b.keys() - a.keys())]
+        for n in sorted(a.keys() & b.keys()):
+            if a[n].event_shape != b[n].event_shape:
+                out.append(f"{kind} site {n!r} has event shape {a[n].event_shape} in the "
+                           f"saved run and {b[n].event_shape} in the pair")
+            elif a[n].discrete != b[n].discrete:
+                out.append(f"{kind} site {n!r} is {'discrete' if a[n].discrete else 'continuous'}"
+                           f" in the saved run and not in the pair")
+    if saved.data_plate != traced.data_plate:
+        out.append(f"the data plate is {saved.data_plate!r} in the saved run and "
+                   f"{traced.data_plate!r} in the pair")
+    return out
+
+
+def _shapes(bk, template) -> dict:
+    """``{name: shape}`` of a parameter state, named as ``params.npz`` names them."""
+    if bk.shared_param_store:
+        return {k: tuple(v.shape) for k, v in template["params"].items()}
+    return {k: tuple(v.shape) for k, v in bk.params_to_numpy(template).items()}
+
+
+def _check_pair(expected, flat, params_file):
+    """A user's pair makes the parameters ``expected`` (``{name: shape}``): the saved ones
+    ``flat`` must be those, else a ValueError names what differs."""
+    def name(key):         # as the pair names it (NumPyro's file names: "['df']" for df)
+        m = re.fullmatch(r"\['(.*?)'\](.*)", key)
+        return repr(m.group(1) + m.group(2) if m else key)
+    out = [f"parameter {name(k)} has shape {tuple(flat[k].shape)} in {params_file.name} and "
+           f"{expected[k]} in the pair" for k in sorted(expected.keys() & flat.keys())
+           if tuple(flat[k].shape) != expected[k]]
+    out += [f"the pair has no parameter {name(k)} (saved in {params_file.name})"
+            for k in sorted(flat.keys() - expected.keys())]
+    out += [f"the pair's parameter {name(k)} is not saved in {params_file.name}"
+            for k in sorted(expected.keys() - flat.keys())]
+    if out:
+        more = f" (and {len(out) - 4} more)" if len(out) > 4 else ""
+        raise ValueError(f"the (model, guide) pair does not match the one saved in "
+                         f"{params_file.parent}: {'; '.join(out[:4])}{more}")
+
+
 def _reason(err) -> str:
     """An exception as text for a message: its own words for a ValueError or TypeError (a
     model's checks), with its kind for anything else."""
@@ -332,19 +575,20 @@ def _reason(err) -> str:
     return text if type(err) in (ValueError, TypeError) else f"{type(err).__name__}: {text}"
 
 
-def _result(cfg, model, flat, history, params_file, cfg_file) -> FitResult:
+def _result(cfg, model, flat, history, params_file, cfg_file, template=None) -> FitResult:
     bk = model.bk
-    try:
-        dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
-        template = init_params(bk, model, {"x": dummy}, int(cfg.get("seed", 0)))
-    except MemoryError:
-        raise
-    except Exception as err:
-        raise DamagedFileError(f"{cfg_file}: field 'model' does not describe a usable "
-                               f"{type(model).__name__}: {_reason(err)}") from None
-    expected = {k: tuple(v.shape) for k, v in
-                bk.params_to_numpy(template).items()} if not bk.shared_param_store else {
-        k: tuple(v.shape) for k, v in template["params"].items()}
+    if template is None:
+        try:
+            dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
+            template = init_params(bk, model, {"x": dummy}, int(cfg.get("seed", 0)))
+        except MemoryError:
+            raise
+        except Exception as err:
+            raise DamagedFileError(f"{cfg_file}: field 'model' does not describe a usable "
+                                   f"{type(model).__name__}: {_reason(err)}") from None
+    expected = _shapes(bk, template)
+    if isinstance(model, CustomModel):           # the pair given is checked, not the file
+        _check_pair(expected, flat, params_file)
     missing, extra = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
     if missing or extra:
         what = (f"parameter {missing[0]!r} is missing" if missing else
@@ -395,7 +639,9 @@ def to_state(res: FitResult) -> dict:
     >>> from_state(to_state(res)).model.latent_dim
     2
     """
-    config = {"format": FORMAT, "version": VERSION, "model": res.model.config(),
+    model = res.model
+    config = {"format": FORMAT, "version": VERSION,
+              "model": model.record() if isinstance(model, CustomModel) else model.config(),
               "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
               "seed": getattr(res.model, "seed", 0), "status": res.status}
     return {"config": config, "params": res.bk.params_to_numpy(res.params),
@@ -420,6 +666,10 @@ def from_state(state: dict) -> FitResult:
     except (TypeError, ValueError, RecursionError) as err:
         raise DamagedFileError(f"{where}: field 'config' is not plain data ({err})") from None
     cfg = _check_config(cfg, "the model config")
+    if cfg["model"].get("class") == CUSTOM:
+        raise ValueError("the state is of a user's (model, guide) pair, whose functions are "
+                         "code: save it with pv.save and load it with pv.load(path, "
+                         "model=(model, guide))")
     with _backend(cfg, "the model config").lock:
         model = _build(cfg, "the model config")
         return _result(cfg, model, state["params"], state.get("history", {}),

@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from probvae.outputs import check_run_dir, is_run, writing
 from . import distributed, objectives, train_state, training
 from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
                      check_positive, check_seed, labelled_batch, model_batch, StreamedBatch)
+from .result import FitResult
 from .scoring import class_probabilities
 from .tracker import StopRequest
 from .training import resolve_dirs, run_config
@@ -51,6 +53,37 @@ def _as_model(model, backend, contract=None):
         raise ValueError(f"the model was made for backend {model.backend!r} but fit got "
                          f"backend={backend!r}; make the model with backend={backend!r}")
     return model
+
+
+#: fit's own settings in a result's ``options`` (the other entries are the objective's)
+_SETTINGS = ("epochs", "batch_size", "lr", "seed", "patience", "missing", "binarize",
+             "clip_norm", "num_labelled")
+
+
+def _continued(res, given: dict, objective_options: dict, resume, contract):
+    """``(model, settings, objective_options, state, resume_dir)`` to continue result ``res``:
+    each setting left out (None) is the one ``res`` trained with; the training state it
+    carries, in memory or (a loaded result's) in its folder's checkpoint."""
+    if resume not in (None, False):
+        raise ValueError("pv.fit(res, ...) continues the result res; resume= continues a run "
+                         "folder: pass one of them")
+    if contract is not None:
+        raise ValueError("contract= describes a new (model, guide) pair; the result has its "
+                         "own (res.model.contract)")
+    state = res.training_state
+    if state is None:
+        why = ("it diverged, and its training state was not kept: fit again, with a lower lr "
+               "or clip_norm" if res.diverged else
+               "it was loaded from a folder saved without one (by an earlier probvae, or "
+               "pv.save(..., training_state=False)): start a new fit")
+        raise ValueError(f"cannot continue this result: it carries no training state "
+                         f"(optimizer and random state); {why}")
+    options = dict(res.options)
+    recorded = {k: options.pop(k, None) for k in _SETTINGS}
+    settings = {k: (recorded.get(k) if v is None else v) for k, v in given.items()}
+    settings["objective"] = given["objective"] or res.objective
+    return (res.model, settings, objective_options or options,
+            None if state.run is not None else state, state.run)
 
 
 def _accuracy_metric(model, validation, valid_batch):
@@ -83,7 +116,7 @@ def _check_keywords(objective, bk_name, options):
                             f"{close[0]!r}?")
 
 
-def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, seed=0,
+def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, seed=None,
         validation=None, patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
         resume=None, overwrite=False, run_info=None, devices=None, device=None,
@@ -92,9 +125,15 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
 
     Parameters
     ----------
-    model : Model or (callable, callable)
+    model : Model, (callable, callable) or FitResult
         A probvae model (its ``backend`` decides the loop) or a pair of Pyro/NumPyro functions
-        ``model(x)``, ``guide(x)`` with ``backend=`` given.
+        ``model(x)``, ``guide(x)`` with ``backend=`` given. A :class:`FitResult` (of a fit,
+        or of :func:`probvae.load`) is continued where it stopped, with its parameters,
+        optimizer and random state: ``epochs`` is the new total, and ``pv.fit(res, data,
+        epochs=N)`` ends as one fit of ``N`` epochs would (bit for bit on NumPyro, within
+        float rounding on Pyro). The data (and ``validation``, ``labels``) must be the same;
+        settings left out are the result's own; ``lr``, ``clip_norm`` and ``patience`` may
+        change.
     data : Split, array (N, D) or Stream
         Training data; checked against the likelihood's support before training starts. A
         :func:`probvae.data.stream` over a ``.npy``/IDX file trains on data larger than
@@ -106,11 +145,11 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         ``"elbo"`` otherwise.
     epochs, batch_size, lr : int, int, float
         Passes over the data; mini-batch size (the last partial batch of each shuffled epoch is
-        dropped); Adam learning rate. Defaults: 50 epochs of batch 128, or the model's own
-        ``fit_defaults`` (:class:`SSVAE`: 100 epochs of batch 32).
+        dropped); Adam learning rate. Defaults: 50 epochs of batch 128 and lr 1e-3, or the
+        model's own ``fit_defaults`` (:class:`SSVAE`: 100 epochs of batch 32).
     seed : int
         Seeds networks, parameter initialisation, shuffling and sampling: the same seed on the
-        same backend gives the same numbers. An integer in 0..2**32-1.
+        same backend gives the same numbers. An integer in 0..2**32-1; default 0.
     validation : Split or array, optional
         Validation data: its loss is recorded each epoch, and the best epoch's parameters are
         kept.
@@ -192,6 +231,18 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
     >>> sorted(res.history), res.status
     (['kl_weight', 'seconds', 'train_loss', 'valid_loss'], 'completed')
     """
+    state = loaded = None         # a result's training state: in memory, or in its folder
+    if isinstance(model, FitResult):
+        given = {"objective": objective, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                 "seed": seed, "patience": patience, "missing": missing, "binarize": binarize,
+                 "clip_norm": clip_norm}
+        model, given, objective_options, state, loaded = _continued(
+            model, given, objective_options, resume, contract)
+        objective, epochs, batch_size, lr, seed, patience, missing, binarize, clip_norm = (
+            given[k] for k in ("objective", "epochs", "batch_size", "lr", "seed", "patience",
+                               "missing", "binarize", "clip_norm"))
+    lr = 1e-3 if lr is None else lr
+    seed = 0 if seed is None else seed
     model = _as_model(model, backend, contract)
     if objective is None:
         objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
@@ -216,6 +267,12 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
     if run_info is not None and (not isinstance(run_info, dict) or set(run_info) - {"data", "cli"}):
         raise ValueError("run_info takes a dict with the keys 'data' and/or 'cli'")
     run_dir, resume_dir = resolve_dirs(checkpoint, resume)
+    if loaded is not None:        # a loaded result: its folder is read (written only as
+        if not train_state.exists(loaded):          # checkpoint=, like any other folder)
+            raise FileNotFoundError(f"cannot continue this result: its folder {loaded} holds "
+                                    f"no training checkpoint now ({train_state.POINTER} is "
+                                    "missing)")
+        resume_dir = Path(loaded)
     if resume is True and resume_dir is None and _nothing_learned(run_dir):
         overwrite = True        # it stopped before its first checkpoint: start it again
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -268,7 +325,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
         fit_meta = {"objective": objective_name, "objective_options": objective_options,
                     "batch_size": batch_size, "seed": seed, "missing": missing,
                     "binarize": binarize,
-                    "model": run_config(model, objective_name, options)["model"],
+                    "model": (None if isinstance(model, CustomModel) else  # (code: no key
+                              run_config(model, objective_name, options)["model"]),  # to cache)
                     "data": (train.fingerprint if isinstance(train, StreamedBatch)
                              else train_state.fingerprint(train, labelled)),
                     "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
@@ -289,12 +347,13 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=1e-3, s
                                 cache_key=cache_key, binarize=binarize == "dynamic",
                                 devices=devices, device=device,
                                 objective=objectives.get(objective),
-                                resuming=resume_dir is not None, epochs=epochs)
+                                resuming=resume_dir is not None or state is not None,
+                                epochs=epochs)
                 with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
                     return training.train(model, built, loop, epochs, patience, progress,
                                           metric, options, objective_name, fit_meta, run_dir,
                                           resume_dir, overwrite, checkpoint_every, run_info,
-                                          started, stop)
+                                          started, stop, state=state)
 
 
 def _check_run_dir(run_dir, resume_dir, overwrite):

@@ -36,6 +36,17 @@ class FitResult:
     stopped_by : str or None
         For an ``"interrupted"`` fit, the signal that stopped it: ``"SIGINT"`` (Ctrl-C),
         ``"SIGTERM"`` (``timeout``, Slurm, Kubernetes, ``docker stop``) or ``"SIGHUP"``.
+    training_state : TrainState or None
+        Where training stopped, as a checkpoint holds it (parameters, optimizer and random
+        state, history; :class:`~probvae.inference.train_state.TrainState`):
+        ``pv.fit(res, data, epochs=N)`` continues from it, and :func:`probvae.save` writes
+        it. None for a diverged fit and for a folder saved without it.
+
+    Notes
+    -----
+    ``params`` is each backend's own parameter state, which the scoring functions hand to the
+    backend as it is (on Pyro it holds the param store's unconstrained values). To read the
+    fitted values, the same way on both backends, use :meth:`param_values`.
 
     Examples
     --------
@@ -45,6 +56,9 @@ class FitResult:
     ...              epochs=2, progress=False)
     >>> len(res.history["train_loss"])
     2
+    >>> res2 = pv.fit(res, data.train, epochs=3, progress=False)    # one epoch more
+    >>> len(res2.history["train_loss"])
+    3
     """
 
     model: Any
@@ -57,6 +71,7 @@ class FitResult:
     message: str = ""
     checkpoint: Optional[str] = None
     stopped_by: Optional[str] = None
+    training_state: Any = field(default=None, repr=False, compare=False)
 
     @property
     def diverged(self) -> bool:
@@ -74,6 +89,32 @@ class FitResult:
     def bound(self, fn):
         """``fn`` (the model's ``model`` or ``guide``) running on this result's parameters."""
         return self.bk.with_params(fn, self.params)
+
+    def param_values(self) -> dict:
+        """The fitted parameters as ``{name: ndarray}``, constrained (the values the model
+        sees: a ``df`` constrained to be > 1 reads > 1), the same way on both backends.
+
+        A parameter a model makes with ``param("df", ...)`` is named ``"df"`` on both. A
+        network's arrays keep their library's names: ``"<module>$$$<torch name>"`` on Pyro,
+        ``"<module>$params<path>"`` (e.g. ``"decoder$params.layers[0].weight"``) on NumPyro.
+
+        Examples
+        --------
+        >>> import probvae as pv
+        >>> data = pv.data.load("digits", seed=0)
+        >>> vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro")
+        >>> res = pv.fit(vae, data.train, epochs=1, progress=False)
+        >>> sorted(res.param_values())[:2]
+        ['decoder$$$net.0.bias', 'decoder$$$net.0.weight']
+        """
+        bk = self.bk
+        if bk.shared_param_store:   # Pyro: a store of unconstrained values, read through it
+            with bk.lock:
+                values = bk.with_params(lambda: {k: bk.param(k) for k in self.params["params"]},
+                                        self.params)()
+            return bk.params_to_numpy({"params": values})
+        return {name + path: a for name, tree in self.params.items()   # already constrained
+                for path, a in bk.params_to_numpy(tree).items()}
 
     def __repr__(self):
         h = self.history

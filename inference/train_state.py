@@ -25,11 +25,13 @@ Examples
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import re
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +43,9 @@ from probvae.outputs import (DamagedFileError, OutputError, atomic_write, check_
 
 from .tracker import MAX_EPOCHS, check_history
 
-__all__ = ["FORMAT", "POINTER", "RUN_FILES", "write", "read", "exists", "fingerprint",
-           "owned_states", "check_folder", "write_folder", "is_state_name"]
+__all__ = ["FORMAT", "POINTER", "RUN_FILES", "TrainState", "write", "read", "exists",
+           "fingerprint", "owned_states", "check_folder", "write_folder", "checkpoint_files",
+           "is_state_name"]
 
 FORMAT = "probvae-train-state"
 VERSION = 1
@@ -55,6 +58,58 @@ _MARK = "probvae"                # the array in each state file that says probva
 #: fields every checkpoint.json has, with their JSON types
 _FIELDS = {"format": str, "version": int, "arrays": str, "epoch": int, "counter": int,
            "history": dict, "tracker": dict, "loop": dict, "fit": dict, "status": str}
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Where a fit stopped, exactly as a checkpoint holds it, so that it can go on from there
+    (:attr:`FitResult.training_state <probvae.inference.result.FitResult>`).
+
+    Either in memory, ``meta`` (the fields of ``checkpoint.json``: epoch, counter, status,
+    history, tracker, loop, fit, has_best; plain JSON data) and ``arrays`` (the state file's
+    NumPy arrays: parameters, optimizer and random state, the best parameters); or on disk,
+    ``run``: the run folder whose checkpoint holds it (a loaded result's), read and checked
+    when it is used.
+
+    Examples
+    --------
+    >>> s = TrainState(meta={"epoch": 2}, arrays={"w": np.zeros(2)})
+    >>> s.epoch, TrainState(run=Path("runs/a")).epoch is None
+    (2, True)
+    """
+
+    meta: dict | None = None
+    arrays: dict | None = field(default=None, repr=False)
+    run: Path | None = None
+
+    @property
+    def epoch(self):
+        """The epochs done (None for a state on disk, until it is read)."""
+        return None if self.meta is None else self.meta["epoch"]
+
+    def read(self, max_bytes=None) -> tuple:
+        """``(meta, arrays)``: the checked checkpoint of ``run``, or copies of the ones in
+        memory (a loop that continues from them updates its optimizer's moments in place:
+        this state must stay as it is)."""
+        if self.run is not None:
+            return read(self.run, max_bytes=max_bytes)
+        return (copy.deepcopy(self.meta),
+                {k: np.array(v, copy=True) for k, v in self.arrays.items()})
+
+
+def checkpoint_files(meta: dict, arrays: dict, counter: int, stale=()) -> dict:
+    """The files of one checkpoint as :func:`write_folder` takes them, ``{name: write(tmp)}``:
+    the state file ``state-NNNNNN.npz`` (``counter``), then the ``checkpoint.json`` that names
+    it (and, under ``"stale"``, the state files ``stale`` it replaces)."""
+    name = f"state-{int(counter):06d}.npz"
+    own = {k: v for k, v in meta.items() if k not in ("format", "version", "arrays", "stale")}
+    record = {"format": FORMAT, "version": VERSION, **own, "counter": int(counter),
+              "arrays": name, "stale": [n for n in stale if n != name]}
+
+    def write_state(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **{**arrays, _MARK: np.array(FORMAT)})
+    return {name: write_state, POINTER: lambda tmp: tmp.write_text(json_text(record))}
 
 
 def is_state_name(name: str) -> bool:

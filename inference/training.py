@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -42,8 +43,7 @@ _CHANGEABLE = ("epochs", "lr", "clip_norm", "patience")
 def run_config(model, objective, options, status="running", best_epoch=None, extra=None):
     """The ``config.json`` of a run folder: model config, objective, settings, manifest."""
     config = {"format": FORMAT, "version": 1,
-              "model": model.config() if hasattr(model, "config") and not isinstance(
-                  model, CustomModel) else None,
+              "model": model.record() if isinstance(model, CustomModel) else model.config(),
               "objective": objective, "options": options, "best_epoch": best_epoch,
               "seed": options.get("seed", 0), "status": status, "files": list(RUN_FILES)}
     return {**config, **(extra or {})}
@@ -99,10 +99,14 @@ def resolve_dirs(checkpoint, resume):
     return (Path(checkpoint) if checkpoint is not None else resume), resume
 
 
-def _check_resumable(meta, fit_meta, path):
+def _check_resumable(meta, fit_meta, path, pointer=None):
     """A resumed fit must train the same model on the same data with the same settings; a
-    saved setting of a kind the fit never writes is damage, not another setting."""
-    pointer = Path(path) / train_state.POINTER
+    saved setting of a kind the fit never writes is damage, not another setting. ``path``:
+    the run folder (``pointer``: its checkpoint.json), or for a result continued in memory
+    the words for it and for its state."""
+    if pointer is None:
+        path = Path(path)
+        pointer = path / train_state.POINTER
     saved = check_field(meta["fit"], pointer, "fit", dict)
     for key, value in fit_meta.items():
         if key in _CHANGEABLE:
@@ -114,8 +118,13 @@ def _check_resumable(meta, fit_meta, path):
             check_field(saved[key], pointer, f"fit.{key}", tuple(k for k in kind if k),
                         low=low, high=high, none=None in kind)
         if saved.get(key) != value:
-            raise ValueError(f"cannot resume from {path}: {key} was {saved.get(key)!r} there "
-                             f"and is {value!r} now; resume with the same {key} (settings "
+            what = f"{key} was {saved.get(key)!r} there and is {value!r} now" + (
+                " (fingerprints of the data: other data)" if key in ("data", "validation")
+                else "")
+            head, verb = ((f"cannot resume from {path}", "resume") if isinstance(path, Path)
+                          else (f"cannot continue {path}", "continue"))
+            raise ValueError(f"{head}: {what}; {verb} with the same "
+                             f"{'data (and labels=)' if key == 'data' else key} (settings "
                              f"that may change: {', '.join(_CHANGEABLE)})")
 
 
@@ -138,7 +147,8 @@ def _restore(loop, meta, arrays, files):
     except (DamagedFileError, MemoryError):
         raise
     except Exception as err:
-        raise DamagedFileError(f"{files[0]}: field 'loop' and {files[1].name} do not restore "
+        raise DamagedFileError(f"{files[0]}: field 'loop' and "
+                               f"{getattr(files[1], 'name', files[1])} do not restore "
                                f"this model's training state ({type(err).__name__}: "
                                f"{str(err)[:300]}); the checkpoint is damaged: restore it, or "
                                "train again without resume") from None
@@ -156,18 +166,30 @@ def _state_limit(loop) -> int:
     return 4 * template + (1 << 26)
 
 
+#: how errors name the training state of a result continued in memory, and its arrays
+_IN_MEMORY = ("the result's training state", "its arrays")
+
+
 def train(model, built, loop, epochs, patience, progress, metric, options, objective_name,
-          fit_meta, run_dir, resume_dir, overwrite, every, run_info, started, stop=None):
+          fit_meta, run_dir, resume_dir, overwrite, every, run_info, started, stop=None,
+          state=None):
     """Run the epochs of ``loop`` (a backend's ``Loop``): resume, history and early stopping,
     divergence, Ctrl-C, the run folder's checkpoints; returns the :class:`FitResult`. ``stop``:
     the :class:`~.tracker.StopRequest` that ``fit`` entered before building the loop (a
-    signal that came while it was building or compiling stops before the first step)."""
+    signal that came while it was building or compiling stops before the first step).
+    ``state``: a result's :class:`~.train_state.TrainState` in memory to continue from, as
+    ``resume_dir`` continues from a folder's checkpoint."""
     start, best, counter = 0, None, 0
     meta = None
-    if resume_dir is not None:
-        meta, arrays = train_state.read(resume_dir, max_bytes=_state_limit(loop))
-        files = (Path(resume_dir) / train_state.POINTER, Path(resume_dir) / meta["arrays"])
-        _check_resumable(meta, fit_meta, resume_dir)
+    if resume_dir is not None or state is not None:
+        if resume_dir is not None:
+            meta, arrays = train_state.read(resume_dir, max_bytes=_state_limit(loop))
+            files = (Path(resume_dir) / train_state.POINTER, Path(resume_dir) / meta["arrays"])
+            _check_resumable(meta, fit_meta, resume_dir)
+        else:
+            meta, arrays = state.read()
+            files = _IN_MEMORY
+            _check_resumable(meta, fit_meta, "this result", pointer=files[0])
         check_state(meta["tracker"], files[0])       # checked before anything is written
         best = _restore(loop, meta, arrays, files)
         start, counter = meta["epoch"], meta["counter"]
@@ -188,10 +210,10 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
             run.start(overwrite)
         run.counter = counter
     if meta is not None:
-        tracker.restore(meta["tracker"], Path(resume_dir) / train_state.POINTER)
+        tracker.restore(meta["tracker"], files[0])
     tracker.restart_clock(started)
     status, where = "completed", None
-    epoch = start
+    epoch = done = start
     last_good = loop.snapshot()
     try:
         with (contextlib.nullcontext(stop) if stop is not None else StopRequest()) as stop:
@@ -211,6 +233,7 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
                 if tracker.diverged_at is not None:
                     status = "diverged"
                     break
+                done = epoch + 1
                 if improved:
                     best = loop.snapshot()
                 if run is not None and ((epoch + 1) % every == 0 or halt
@@ -242,6 +265,9 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
                       fit_meta, kept)
         else:                         # keep the last good training state; update the result
             run.finish(loop, tracker, status, kept)
+    final = None if status == "diverged" else _final_state(
+        loop, tracker, where if status == "interrupted" and where is not None else done,
+        run.counter if run is not None else counter, best, status, fit_meta)
     if status == "diverged":
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     elif status == "interrupted":
@@ -249,7 +275,21 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
     return FitResult(built, params, tracker.history, objective_name, options,
                      tracker.best_epoch, status=status, message=message,
                      checkpoint=None if run_dir is None else str(run_dir),
-                     stopped_by=stopped_by)
+                     stopped_by=stopped_by, training_state=final)
+
+
+def _final_state(loop, tracker, epoch, counter, best, status, fit_meta):
+    """Where the fit stopped, as :meth:`_Run.write` would checkpoint it (its JSON fields as
+    ``checkpoint.json`` holds them, its arrays copied out of the live tensors): what
+    ``pv.fit(res, data, epochs=N)`` continues from and ``pv.save`` writes."""
+    loop_meta, arrays = loop.state()
+    if best is not None:
+        arrays.update({f"best/{k}": v for k, v in loop.snapshot_to_arrays(best).items()})
+    meta = {"epoch": int(epoch), "counter": int(counter), "status": status,
+            "history": tracker.history, "tracker": tracker.state(), "loop": loop_meta,
+            "fit": fit_meta, "has_best": best is not None}
+    return train_state.TrainState(meta=json.loads(json_text(meta)),
+                                  arrays={k: np.array(v, copy=True) for k, v in arrays.items()})
 
 
 def _name(model) -> str:

@@ -279,6 +279,8 @@ class CustomModel:
         self.batch_keys = (None if keys[0] is None and keys[1] is None else
                            tuple(sorted(set.intersection(*[k for k in keys if k is not None]))))
         self._contract = contract
+        #: ``{batch key: (shape of one example, dtype name)}`` of the data it was fitted on
+        self.inputs = None
 
     @property
     def contract(self) -> Contract:
@@ -316,22 +318,79 @@ class CustomModel:
         >>> pair.contract.latent_names
         ('z',)
         """
-        if self._contract is not None:
+        if self._contract is not None and self.inputs is not None:
             return self
         rows = batching.take(batch, slice(0, min(4, batching.size(batch))))
         if self.batch_keys is not None:
             rows = batching.with_keys(rows, self.batch_keys)
-        with self.bk.lock:
-            contract = read_contract(self.bk, self.model, self.guide,
-                                     batching.to_backend(self.bk, rows), seed,
-                                     batch_keys=self.batch_keys)
         out = copy.copy(self)
-        out._contract = contract
+        out.inputs = {k: (tuple(int(d) for d in v.shape[1:]), str(v.dtype))
+                      for k, v in rows.items() if v is not None}
+        if self._contract is None:
+            with self.bk.lock:
+                out._contract = read_contract(self.bk, self.model, self.guide,
+                                              batching.to_backend(self.bk, rows), seed,
+                                              batch_keys=self.batch_keys)
+            out._given = False
+        return out
+
+    #: whether the contract was given (``contract=``) rather than read from a trace
+    _given = True
+
+    def record(self) -> dict:
+        """What a run folder's ``config.json`` records of the pair (its functions are code and
+        are not saved): backend, contract and the shapes of its inputs, so that
+        ``pv.load(path, model=(model, guide))`` can check the pair it is given.
+
+        Examples
+        --------
+        >>> import numpy as np, numpyro, numpyro.distributions as dist
+        >>> def model(x):
+        ...     with numpyro.plate("data", x.shape[0]):
+        ...         numpyro.sample("x", dist.Normal(0, 1).expand([3]).to_event(1), obs=x)
+        >>> def guide(x): ...
+        >>> pair = CustomModel(model, guide, "numpyro").with_contract({"x": np.zeros((5, 3))})
+        >>> rec = pair.record()
+        >>> rec["contract"]["observed"], rec["inputs"]
+        ([{'name': 'x', 'event_shape': [3], 'discrete': False, 'num_values': None}], {'x': {'shape': [3], 'dtype': 'float64'}})
+        """
+        c = self.contract
+
+        def sites(group):
+            return [{"name": s.name, "event_shape": list(s.event_shape), "discrete": s.discrete,
+                     "num_values": s.num_values} for s in group]
+        return {"class": "CustomModel", "backend": self.backend,
+                "max_plate_nesting": self.max_plate_nesting,
+                "contract": {"latents": sites(c.latents), "observed": sites(c.observed),
+                             "batch_keys": None if c.batch_keys is None else list(c.batch_keys),
+                             "data_plate": c.data_plate,
+                             "training_sites": list(c.training_sites),
+                             "given": bool(self._given)},
+                "inputs": {k: {"shape": list(shape), "dtype": dtype}
+                           for k, (shape, dtype) in (self.inputs or {}).items()}}
+
+    @classmethod
+    def from_record(cls, model, guide, record: dict) -> "CustomModel":
+        """The pair ``(model, guide)`` with the contract and inputs :meth:`record` wrote
+        (``record`` already checked)."""
+        c = record["contract"]
+
+        def sites(group):
+            return tuple(Site(s["name"], tuple(s["event_shape"]), s["discrete"], s["num_values"])
+                         for s in group)
+        contract = Contract(latents=sites(c["latents"]), observed=sites(c["observed"]),
+                            batch_keys=c["batch_keys"], data_plate=c["data_plate"],
+                            training_sites=tuple(c["training_sites"]))
+        out = cls(model, guide, record["backend"],
+                  max_plate_nesting=record.get("max_plate_nesting", 1), contract=contract)
+        out._given = bool(c.get("given", False))
+        out.inputs = {k: (tuple(v["shape"]), v["dtype"]) for k, v in record["inputs"].items()}
         return out
 
     def build(self, seed: int = 0):
         return self
 
     def config(self):
-        raise ValueError("a custom (model, guide) pair is Python code and cannot be saved as a "
-                         "config; save res.params yourself or wrap it in a Model subclass")
+        raise ValueError("a custom (model, guide) pair is Python code and has no config to "
+                         "rebuild it from; pv.save(res, path) saves its parameters and "
+                         "pv.load(path, model=(model, guide)) loads them into the pair again")

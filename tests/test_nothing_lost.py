@@ -148,7 +148,8 @@ def test_a_state_written_just_before_a_kill_is_recognised_as_probvaes(tmp_path, 
 def test_overwrite_refuses_your_files_under_probvaes_names(tmp_path, capsys, digits):
     vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), prior="normal")
     res = pv.fit(vae, digits.train.x[:64], epochs=1, progress=False)
-    run = pv.save(res, tmp_path / "saved")              # its manifest: config, params, history
+    run = pv.save(res, tmp_path / "saved",              # its manifest: config, params, history
+                  training_state=False)
     mine = {"metrics.json": b'{"mine": 1}', "checkpoint.json": b'{"mine": 2}'}
     for name, content in mine.items():
         (run / name).write_bytes(content)
@@ -162,7 +163,9 @@ def test_overwrite_refuses_your_files_under_probvaes_names(tmp_path, capsys, dig
         pv.fit(vae, digits.train.x[:64], epochs=1, checkpoint=run, overwrite=True,
                progress=False)
     assert snapshot(run) == before
-    pv.save(res, run, overwrite=True)                    # writes none of those names: fine
+    with pytest.raises(OutputError, match="checkpoint.json"):     # its training state
+        pv.save(res, run, overwrite=True)
+    pv.save(res, run, overwrite=True, training_state=False)  # none of those names: fine
     assert {n: (run / n).read_bytes() for n in mine} == mine
 
 

@@ -52,8 +52,9 @@ def test_save_into_new_or_empty_folder(tiny_result, tmp_path):
     assert is_run(out)
     empty = tmp_path / "empty"
     empty.mkdir()
-    pv.save(tiny_result, empty)
-    assert sorted(os.listdir(empty)) == ["config.json", "history.json", "params.npz"]
+    pv.save(tiny_result, empty)             # with its training state: a checkpoint too
+    assert sorted(os.listdir(empty)) == ["checkpoint.json", "config.json", "history.json",
+                                         "params.npz", "state-000000.npz"]
     assert pv.load(empty).model.latent_dim == 2
 
 
@@ -67,7 +68,7 @@ def test_overwrite_replaces_only_probvae_files(tiny_result, tmp_path):
     assert (run / "NOTES.txt").read_text() == "my notes"
     assert not (run / "metrics.json").exists()           # probvae's stale file removed
     assert json.loads((run / "config.json").read_text())["files"] == [
-        "config.json", "params.npz", "history.json"]
+        "config.json", "params.npz", "history.json", "checkpoint.json"]
 
 
 def test_save_refuses_a_file_and_an_unwritable_place(tiny_result, tmp_path):
