@@ -349,7 +349,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                                 objective=objectives.get(objective),
                                 resuming=resume_dir is not None or state is not None,
                                 epochs=epochs)
-                with (loop if hasattr(loop, "__enter__") else contextlib.nullcontext(loop)):
+                with loop:
                     return training.train(model, built, loop, epochs, patience, progress,
                                           metric, options, objective_name, fit_meta, run_dir,
                                           resume_dir, overwrite, checkpoint_every, run_info,

@@ -143,6 +143,8 @@ class Loop:
 
     #: a Ctrl-C waits for the compiled epoch to finish
     steps_interruptible = False
+    #: a compiled epoch is never left part-way
+    pending = None
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
@@ -313,6 +315,14 @@ class Loop:
             self.labelled)
         self.first_loss = float(first)         # the loss before the epoch's first step
         return float(loss), True
+
+    def __enter__(self):
+        """Nothing to swap in: NumPyro's parameters and random keys are values the loop holds
+        (Pyro's loop swaps its param store and torch's random state)."""
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
     @staticmethod
     def stop_agreed(stop) -> bool:

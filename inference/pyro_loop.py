@@ -124,6 +124,8 @@ class Loop:
 
     #: a Ctrl-C stops after the current SVI step, even inside an epoch
     steps_interruptible = True
+    #: an epoch stopped part-way: {"epoch", "perm", "step", "total"} (set when it happens)
+    pending = None
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,

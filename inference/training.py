@@ -320,7 +320,7 @@ def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=Fals
                 f"lr={options['lr'] / 10:g}){clip}")
     done = where if where is not None else len(tracker.history["train_loss"])
     step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"
-            if getattr(loop, "pending", None) else "")
+            if loop.pending else "")
     # `probvae train --resume` takes only the runs it started (it rebuilds them from the
     # settings they record); a run of pv.fit resumes in Python
     how = ("pass checkpoint='runs/NAME' to fit to be able to resume" if run_dir is None else
