@@ -643,7 +643,7 @@ def to_state(res: FitResult) -> dict:
     config = {"format": FORMAT, "version": VERSION,
               "model": model.record() if isinstance(model, CustomModel) else model.config(),
               "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
-              "seed": getattr(res.model, "seed", 0), "status": res.status}
+              "seed": res.model.seed, "status": res.status}
     return {"config": config, "params": res.bk.params_to_numpy(res.params),
             "history": res.history}
 

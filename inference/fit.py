@@ -20,7 +20,7 @@ import numpy as np
 from probvae.data import as_split
 from probvae.data.streaming import Stream
 from probvae.backends.base import check_device
-from probvae.models import CustomModel
+from probvae.models import CustomModel, Model
 from probvae.outputs import check_run_dir, is_run, writing
 
 from . import distributed, objectives, train_state, training
@@ -47,7 +47,7 @@ def _as_model(model, backend, contract=None):
     if contract is not None:
         raise ValueError("contract= describes a user's (model, guide) pair; a probvae model "
                          "declares its own (model.contract)")
-    if not hasattr(model, "build"):
+    if not isinstance(model, (Model, CustomModel)):
         raise TypeError(f"fit takes a probvae model or a (model, guide) pair, got {type(model)}")
     if backend is not None and backend != model.backend:
         raise ValueError(f"the model was made for backend {model.backend!r} but fit got "
@@ -245,8 +245,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
     seed = 0 if seed is None else seed
     model = _as_model(model, backend, contract)
     if objective is None:
-        objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
-    own = getattr(model, "fit_defaults", {})
+        objective = "enum" if model.needs_enumeration else "elbo"
+    own = model.fit_defaults
     epochs = own.get("epochs", 50) if epochs is None else epochs
     batch_size = own.get("batch_size", 128) if batch_size is None else batch_size
     _check_keywords(objective, model.bk.name, objective_options)
@@ -291,7 +291,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                                           max_plate_nesting=model.max_plate_nesting,
                                           **objective_options)
         enumerates = objectives.get(objective).enumerates
-        if getattr(model, "needs_enumeration", False) and not enumerates:
+        if model.needs_enumeration and not enumerates:
             raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
                              f"enumeration: use objective='enum' (got {objective!r})")
         if isinstance(data, Stream):

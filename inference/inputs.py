@@ -96,7 +96,7 @@ def check_missing(missing):
 
 
 def _model_dim(model):
-    return getattr(model, "input_dim", None)
+    return model.input_dim
 
 
 def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
@@ -140,7 +140,7 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
         empty = np.flatnonzero(~mask.any(axis=1))
         if len(empty) == len(x):
             raise ValueError(f"{what} has no observed value at all; every cell is NaN")
-    lik = getattr(model, "likelihood", None)
+    lik = model.likelihood
     if binarize is not None:
         x = _grey(x, mask, lik, what)
     elif lik is not None:
@@ -155,7 +155,7 @@ def _encoded(model, data):
     likelihood); anything else is returned as it is."""
     if type(data).__name__ != "DataFrame":
         return data
-    lik = getattr(model, "likelihood", None)
+    lik = model.likelihood
     if not hasattr(lik, "encode"):
         numeric = data.select_dtypes("number")
         if numeric.shape[1] != data.shape[1]:
@@ -206,7 +206,7 @@ def labelled_batch(model, data, labels, missing=None, binarize=None) -> dict:
     ...
     ValueError: labels= looks like a 0/1 mask stored as integers (values 0 and 1, one per example); pass it as booleans, labels=np.asarray(labels, dtype=bool), or pass the indices of the labelled examples
     """
-    k = getattr(model, "num_classes", None)
+    k = model.num_classes
     if not model.is_classifier:
         raise ValueError("labels= is for models that learn from labels (e.g. SSVAE); "
                          f"{type(model).__name__} does not use them")
@@ -259,7 +259,7 @@ def check_labels(model, y, n) -> np.ndarray:
     >>> check_labels(SSVAE(input_dim=2, num_classes=3), 2, 4).tolist()
     [2, 2, 2, 2]
     """
-    k = getattr(model, "num_classes", None)
+    k = model.num_classes
     if k is None:
         raise ValueError(f"{type(model).__name__} has no labels; drop y=")
     y = np.asarray(y)
@@ -287,7 +287,7 @@ def check_batch_keys(model, batch: dict):
     ...
     ValueError: the data has mask but the model's functions take only x; add a mask=None keyword to model and guide (a mask is True where x is observed)
     """
-    keys = getattr(model, "batch_keys", None)
+    keys = model.batch_keys
     if keys is None:
         return
     extra = [k for k in batch if k not in keys]

@@ -165,7 +165,7 @@ def _cached(model, name, make):
         if name not in cache:
             cache[name] = make()
         return cache[name]
-    key = (json.dumps(config, sort_keys=True, default=str), getattr(model, "seed", 0), name)
+    key = (json.dumps(config, sort_keys=True, default=str), model.seed, name)
     if key not in _FUNCTIONS:
         _FUNCTIONS[key] = make()
         while len(_FUNCTIONS) > 32:
@@ -204,7 +204,7 @@ def _per_dim_log_prob(bk, prior, fn, value, scalar):
 
 def _build_chunk_fn(bk, model, num_particles, keep, kl):
     dim = -(model.max_plate_nesting + 1)
-    prior = getattr(model, "prior", None)        # a built-in model's prior object (per-dim KL)
+    prior = model.prior        # a built-in model's prior object (per-dim KL)
     contract = model.contract
     continuous = [s for s in contract.latents if not s.discrete]
 
@@ -335,7 +335,7 @@ def row_bytes(model) -> int:
     """
     widths = [getattr(spec, "max_width", 0) for name, spec in vars(model).items()
               if name.endswith("_spec")]
-    acts = sum(getattr(model, "hidden", ())) + max(widths + [0])
+    acts = sum(model.hidden) + max(widths + [0])
     return 4 * (2 * _latent_width(model) + 2 * acts + 4 * _observed_width(model))
 
 
@@ -526,7 +526,7 @@ def _widest(model) -> int:
     """The widest activation per example among a model's networks (sizes the blocks)."""
     widths = [getattr(spec, "max_width", 0) for name, spec in vars(model).items()
               if name.endswith("_spec")]
-    return max(widths + list(getattr(model, "hidden", ())) + [256])
+    return max(widths + list(model.hidden) + [256])
 
 
 def _site_mean(site):

@@ -294,7 +294,7 @@ def _final_state(loop, tracker, epoch, counter, best, status, fit_meta):
 
 def _name(model) -> str:
     """The model's name in progress bars: its ``display_name`` (ADGM/SDGM), else its class."""
-    return getattr(model, "display_name", type(model).__name__)
+    return model.display_name
 
 
 #: how a stop signal is named in messages

@@ -124,8 +124,18 @@ class Model:
     max_plate_nesting = 1
     #: learns labels and has a public ``classify(x)`` giving q(y|x) (SSVAE, ADGM)
     is_classifier = False
+    #: sums discrete latents out by enumeration (``fit``'s default objective is then ``enum``)
+    needs_enumeration = False
     #: the latent that decode and traverse move by default (None: the first continuous one)
     principal_latent = None
+    #: the prior and likelihood objects (every built-in model sets its own)
+    prior = likelihood = None
+    #: classes of a model that learns labels (None: none)
+    num_classes = None
+    #: hidden widths of its MLPs
+    hidden = ()
+    #: the seed its networks were built from (set by :meth:`build`)
+    seed = 0
     #: observed sites that are training terms, not part of p(x, ...): left out of scores
     training_sites = ()
     #: the per-example inputs (batch keys, see probvae.batch) that model and guide take
@@ -137,6 +147,11 @@ class Model:
         self.bk = backends.get(backend)
         self.backend = self.bk.name
         self.nets = None
+
+    @property
+    def display_name(self) -> str:
+        """The model's name in progress bars and messages."""
+        return type(self).__name__
 
     def latent_sites(self) -> tuple:
         """The model's latent sites (:class:`~.contract.Site`), in its guide's order; each
@@ -257,8 +272,13 @@ class CustomModel:
     """
 
     max_plate_nesting = 1
-    likelihood = None
-    is_classifier = False
+    likelihood = prior = None
+    is_classifier = needs_enumeration = False
+    input_dim = num_classes = None
+    hidden = ()
+    fit_defaults: dict = {}
+    seed = 0
+    display_name = "CustomModel"
 
     def __init__(self, model, guide, backend: str, max_plate_nesting: int = 1, contract=None):
         if not (callable(model) and callable(guide)):

@@ -174,7 +174,7 @@ def _train(args, writer):
                       backend=args.backend, image_shape=shape, encoder=args.encoder,
                       decoder=args.decoder)
     if args.objective is None:
-        args.objective = "enum" if getattr(model, "needs_enumeration", False) else "elbo"
+        args.objective = "enum" if model.needs_enumeration else "elbo"
     opts = {k: getattr(args, k) for k in ("num_particles", "alpha", "beta", "warmup")
             if getattr(args, k) is not None}
     data_info = {"dataset": args.dataset, "data_dir": args.data_dir, "data_seed": args.seed,

@@ -44,7 +44,7 @@ _DISCRETE = ("{0, 1}", "{0, 1, 2, ...}")
 
 
 def _support_kind(res):
-    lik = getattr(res.model, "likelihood", None)
+    lik = res.model.likelihood
     if lik is None:
         return None
     return "probabilities (discrete data)" if lik.support in _DISCRETE else \
