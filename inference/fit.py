@@ -88,8 +88,11 @@ def _continued(res, given: dict, objective_options: dict, resume, contract):
 
 def _accuracy_metric(model, validation, valid_batch):
     """Validation accuracy per epoch for models with a classifier and labelled validation."""
-    y = as_split(validation, allow_missing=True).y
-    if not model.is_classifier or y is None:
+    if not model.is_classifier:
+        return None
+    y = (validation.get("y") if isinstance(validation, dict)
+         else as_split(validation, allow_missing=True).y)
+    if y is None:
         return None
     x = valid_batch["x"]
 

@@ -106,7 +106,9 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
     With ``missing="mask"`` NaN cells are missing: they get the likelihood's ``fill`` value in
     ``x`` and are left out of the likelihood through ``mask``. With ``binarize="dynamic"`` the
     grey values in [0, 1] are kept: the training loop draws binary pixels from them each
-    step. A batch made here (a dict with ``x``) passes through as it is.
+    step. A batch made here (a dict with ``x``) passes through as it is. A Split's labels
+    ``y`` go into the batch of a user's pair that takes ``y`` (a model that learns labels,
+    like SSVAE, gets them through ``fit(labels=...)`` instead).
 
     Examples
     --------
@@ -147,6 +149,9 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
         x = lik.check(x, mask)
     elif mask is not None:
         x = np.where(mask, x, np.float32(0.0))
+    keys = model.batch_keys
+    if split.y is not None and not model.is_classifier and (keys is None or "y" in keys):
+        return batching.make(x=x, mask=mask, y=split.y)   # a user's pair that takes y
     return batching.make(x=x, mask=mask)
 
 

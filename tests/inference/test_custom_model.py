@@ -177,3 +177,31 @@ def test_sample_needs_a_model_that_takes_n(small):
                  progress=False)
     with pytest.raises(TypeError, match=r"model\(x=None, n=N\)"):
         pv.sample(res, n=2)
+
+
+def test_a_pair_that_takes_y_gets_a_splits_labels_and_dict_validation(small, digits):
+    """A Split's labels reach a user's pair that takes ``y`` (in training and in scoring), and
+    validation data may be a batch dict like the training data."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    seen = []
+
+    def model(x, y=None):
+        seen.append(y is not None)
+        w = numpyro.param("w", np.zeros((2, 64), np.float32))
+        with numpyro.plate("data", x.shape[0]):
+            z = numpyro.sample("z", dist.Normal(jnp.zeros(2), 1.0).to_event(1))
+            numpyro.sample("x", dist.Normal(z @ w, 1.0).to_event(1), obs=x)
+
+    def guide(x, y=None):
+        with numpyro.plate("data", x.shape[0]):
+            numpyro.sample("z", dist.Normal(jnp.zeros(2), 1.0).to_event(1))
+    train = pv.data.from_arrays(digits.train.x[:64], digits.train.y[:64])
+    res = pv.fit((model, guide), train, backend="numpyro", epochs=1, batch_size=32,
+                 progress=False, validation={"x": digits.valid.x[:32], "y": digits.valid.y[:32]})
+    assert seen and all(seen)
+    assert np.isfinite(res.history["valid_loss"][0])
+    seen.clear()
+    pv.evaluate(res, pv.data.from_arrays(digits.test.x[:8], digits.test.y[:8]), num_samples=2)
+    assert seen and all(seen)
