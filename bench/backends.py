@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import probvae as pv
-from probvae.cli import DEFAULTS
+from probvae.applications.cli import DEFAULTS
 
 
 def run(backend, seed, epochs, prior, objective, batch_size, num_particles=None, evaluate=True):

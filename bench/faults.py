@@ -458,7 +458,7 @@ def sizes(tmp):
                 left -= min(left, len(zeros))
     size = (run / meta["arrays"]).stat().st_size
     t0 = time.perf_counter()
-    code_text = ("import sys\nfrom probvae.cli import main\n"
+    code_text = ("import sys\nfrom probvae.applications.cli import main\n"
                  f"sys.exit(main(['train', '--resume', {str(run)!r}, '--epochs', '3', "
                  "'--no-progress']))")
     seconds, peak, last, err = _peak_child(code_text)

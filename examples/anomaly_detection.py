@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.svm import OneClassSVM
 
 import probvae as pv
-from probvae.anomaly import VAEAnomalyDetector
+from probvae.applications.anomaly import VAEAnomalyDetector
 
 DEFAULTS = dict(backend="numpyro", epochs=100, latent_dim=8, hidden=128, prior="normal",
                 likelihood="continuous_bernoulli", num_samples=100, seed=0,

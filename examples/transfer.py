@@ -29,7 +29,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 import probvae as pv
-from probvae.features import VAEEncoder
+from probvae.applications.features import VAEEncoder
 
 DEFAULTS = dict(backend="numpyro", epochs=100, latent_dim=16, hidden=512, prior="vamp", draws=10,
                 per_class=(1, 2, 5, 10, 20, 50), seed=0, out="runs/transfer")

@@ -13,7 +13,7 @@ Examples
 from . import backends, batch, data, likelihoods, networks, outputs, plots, priors
 from . import models
 from . import inference
-from . import diagnostics
+from .applications import diagnostics
 from .inference import (FitResult, decode, encode, evaluate, fit, interpolate, load, objectives,
                         predict, reconstruct, sample, save, synthesize, traverse)
 
@@ -23,15 +23,15 @@ __all__ = ["backends", "batch", "outputs", "data", "diagnostics", "likelihoods",
            "synthesize", "impute", "save", "load"]
 __version__ = "0.1.0"
 
-#: the scikit-learn estimators: loaded on first use (``pv.anomaly``, ``from probvae import
-#: features``), so that ``import probvae`` does not import scikit-learn (1.7 s here)
-_LAZY = ("anomaly", "features", "impute")
+#: the scikit-learn estimators (in ``applications/``): loaded on first use (``pv.anomaly``,
+#: ``pv.features``, ``pv.impute``), so that ``import probvae`` does not import scikit-learn
+_LAZY = {"anomaly": "anomaly", "features": "features", "impute": "imputation"}
 
 
 def __getattr__(name):
     if name in _LAZY:
         import importlib
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.applications.{_LAZY[name]}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -8,7 +8,7 @@ Examples
 >>> subprocess.run([sys.executable, "-m", "probvae", "--help"], capture_output=True).returncode
 0
 """
-from probvae.cli import console
+from probvae.applications.cli import console
 
 if __name__ == "__main__":
     console()

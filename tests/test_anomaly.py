@@ -7,7 +7,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
-from probvae.anomaly import VAEAnomalyDetector
+from probvae.applications.anomaly import VAEAnomalyDetector
 
 TINY = dict(latent_dim=2, hidden=(8,), epochs=2, num_samples=8)
 

@@ -40,7 +40,7 @@ def test_no_backend_name_checks_outside_the_backends():
     probvae/backends/ (tests and benchmarks may compare names)."""
     pattern = re.compile(r"""(\.name|\.backend|backend)\s*[!=]=\s*["'](pyro|numpyro)["']""")
     hits = []
-    for top in ("probvae", "models", "inference"):
+    for top in ("probvae", "models", "inference", "applications"):
         for path in (ROOT / top).rglob("*.py"):
             if "backends" in path.parts:
                 continue

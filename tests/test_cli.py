@@ -2,7 +2,7 @@
 import pytest
 
 import probvae as pv
-from probvae.cli import build_parser
+from probvae.applications.cli import build_parser
 
 
 def test_train_help_lists_the_names_and_each_default_once(capsys):

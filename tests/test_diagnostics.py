@@ -136,7 +136,7 @@ def test_report_and_ssvae_posterior(digits):
 
 
 def test_cli_diagnose_writes_table_and_plots(tmp_path, capsys):
-    from probvae.cli import main
+    from probvae.applications.cli import main
     run = tmp_path / "run"
     assert main(["train", "--epochs", "1", "--hidden", "16", "--latent-dim", "2",
                  "--eval-samples", "5", "--no-progress", "--out", str(run)]) == 0

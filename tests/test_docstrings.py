@@ -11,9 +11,9 @@ SKIP = {"probvae.data"}   # covered by tests/test_data.py, which runs its exampl
 
 
 def _modules():
-    """Every module of the three packages and their sub-packages (backends, networks, ...)."""
+    """Every module of the four packages and their sub-packages (backends, networks, ...)."""
     names = set()
-    for pkg in ("probvae", "probvae.models", "probvae.inference"):
+    for pkg in ("probvae", "probvae.models", "probvae.inference", "probvae.applications"):
         mod = importlib.import_module(pkg)
         names.add(pkg)
         for info in pkgutil.walk_packages(mod.__path__, prefix=f"{pkg}."):
@@ -24,7 +24,7 @@ def _modules():
 def test_every_sub_package_is_collected():
     mods = _modules()
     for name in ("probvae.backends.base", "probvae.networks.jax_nets", "probvae.networks.torch_nets",
-                 "probvae.distributions.continuous_bernoulli", "probvae.diagnostics.amortized",
+                 "probvae.distributions.continuous_bernoulli", "probvae.applications.diagnostics.amortized",
                  "probvae.inference.scoring", "probvae.models.vae"):
         assert name in mods
 

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import probvae as pv
-from probvae.features import VAEEncoder
+from probvae.applications.features import VAEEncoder
 
 TINY = dict(latent_dim=3, hidden=(16,), epochs=2)
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import probvae as pv
-from probvae.cli import main
+from probvae.applications.cli import main
 from probvae.inference import checkpoint, train_state
 from probvae.outputs import DamagedFileError
 

@@ -6,7 +6,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"probvae": "probvae", "probvae.models": "models", "probvae.inference": "inference"}
+PACKAGES = {"probvae": "probvae", "probvae.models": "models", "probvae.inference": "inference",
+            "probvae.applications": "applications"}
 #: the four layers, bottom up: a module may import only from its own layer or below
 LAYERS = [
     ("parts", ["probvae/backends/", "probvae/networks/", "probvae/distributions/",
@@ -15,9 +16,7 @@ LAYERS = [
                "probvae/plots.py", "probvae/memory.py"]),
     ("models", ["models/"]),
     ("inference", ["inference/"]),
-    ("applications", ["probvae/diagnostics/", "probvae/anomaly.py", "probvae/features.py",
-                      "probvae/_estimator.py", "probvae/impute.py", "probvae/cli/",
-                      "probvae/__main__.py"]),
+    ("applications", ["applications/", "probvae/__main__.py"]),
 ]
 
 
@@ -114,4 +113,32 @@ def test_no_import_cycles():
 def test_the_check_can_fail():
     """The layer map really orders things: inference sits above models, apps above both."""
     assert layer_of("inference/fit.py") > layer_of("models/vae.py") > layer_of("probvae/priors.py")
-    assert layer_of("probvae/cli/train.py") > layer_of("inference/fit.py")
+    assert layer_of("applications/cli/train.py") > layer_of("inference/fit.py")
+
+
+def test_the_folders_are_the_layers():
+    """Models, inference and the applications each have a folder at the root of the tree, and
+    nothing of a layer lives in another's folder (``probvae/__main__.py`` is only the command's
+    entry point)."""
+    tops = {"models": "models/", "inference": "inference/", "applications": "applications/"}
+    for name, prefixes in LAYERS[1:]:
+        strays = [p for p in prefixes if not p.startswith(tops[name]) and p != "probvae/__main__.py"]
+        assert not strays, f"layer {name} has modules outside {tops[name]}: {strays}"
+    files, _ = import_graph()
+    assert all(layer_of(f) == 0 for f in files
+               if f.startswith("probvae/") and f not in ("probvae/__main__.py", "probvae/__init__.py")
+               and not f.endswith("/__init__.py"))
+
+
+def test_no_two_modules_share_a_name():
+    """A module's name says which one it is: no two files of the package are called alike
+    (package faces, and the ``base.py`` / ``common.py`` that name a role inside their own
+    sub-package, excepted). ``inference/impute.py`` and the imputation estimator were once both
+    ``impute.py``."""
+    files, _ = import_graph()
+    seen = defaultdict(list)
+    for f in files:
+        name = f.rsplit("/", 1)[-1]
+        if name not in ("__init__.py", "base.py", "common.py"):
+            seen[name].append(f)
+    assert not {k: v for k, v in seen.items() if len(v) > 1}

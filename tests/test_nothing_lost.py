@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import probvae as pv
-from probvae.cli import main
+from probvae.applications.cli import main
 from probvae.inference import train_state
 from probvae.outputs import FolderBusyError, OutputError, writing
 
@@ -308,7 +308,7 @@ def test_sigterm_outside_training_is_a_message_not_a_traceback():
     and 143, not a traceback."""
     child = """
 import os, signal, sys, time
-import probvae.cli as cli
+import probvae.applications.cli as cli
 make = cli.build_parser
 
 def parser():

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import probvae as pv
-from probvae.cli import main
+from probvae.applications.cli import main
 from probvae.outputs import OutputError, check_run_dir, is_run, write_run
 
 FAST = ["--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--eval-samples", "4",

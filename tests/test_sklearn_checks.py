@@ -8,9 +8,9 @@ the 7th significant digit between a batch of one row and a batch of 20, above
 import pytest
 from sklearn.utils import estimator_checks as ec
 
-from probvae.anomaly import VAEAnomalyDetector
-from probvae.features import VAEEncoder
-from probvae.impute import VAEImputer
+from probvae.applications.anomaly import VAEAnomalyDetector
+from probvae.applications.features import VAEEncoder
+from probvae.applications.imputation import VAEImputer
 
 ALLOWED = {"check_methods_subset_invariance": "float32 rounding differs with the batch size"}
 #: (estimator class, tiny settings, checks that run on NumPyro in the default suite)

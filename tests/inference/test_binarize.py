@@ -40,7 +40,7 @@ def test_stochastic_binarization_of_a_split():
 
 
 def test_cli_conv_dynamic_binarization_and_resume(tmp_path, capsys):
-    from probvae.cli import main
+    from probvae.applications.cli import main
     run = tmp_path / "run"
     args = ["--likelihood", "bernoulli", "--binarize", "dynamic", "--encoder", "conv",
             "--decoder", "conv", "--latent-dim", "2", "--prior", "normal", "--eval-samples", "4",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import probvae as pv
-from probvae.cli import main
+from probvae.applications.cli import main
 from probvae.outputs import DamagedFileError
 
 

@@ -243,7 +243,7 @@ def test_ctrl_c_in_probvae_train_names_the_command_that_resumes_it(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
     assert f"resume with probvae train --resume {run}" in err and "pv.fit" not in err
-    from probvae.cli import main
+    from probvae.applications.cli import main
     assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
     assert pv.load(run).status == "completed"
 

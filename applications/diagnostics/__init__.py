@@ -22,7 +22,7 @@
 Everything is built from ``{site: ndarray}`` dicts with named dims and converted with ArviZ's
 generic ``from_dict``: the same code for both backends and for any model, built-in or a user's
 pair, whatever its sites and plate are called. The sites, their dims and coordinates come from
-the model's contract (``res.model.contract``; see :class:`~probvae.diagnostics.common.Layout`):
+the model's contract (``res.model.contract``; see :class:`~probvae.applications.diagnostics.common.Layout`):
 a latent site ``top`` of event shape (1,) beside ``mid`` (2,) gives variables ``top`` (chain,
 draw, obs, top_dim) and ``mid`` (chain, draw, obs, mid_dim).
 

@@ -4,7 +4,7 @@ Examples
 --------
 >>> import tempfile
 >>> run = tempfile.mkdtemp() + "/run"
->>> from probvae.cli import main
+>>> from probvae.applications.cli import main
 >>> main(["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--prior", "normal",
 ...       "--eval-samples", "4", "--no-progress", "--out", run])  # doctest: +ELLIPSIS
 training VAE ...

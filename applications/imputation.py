@@ -20,7 +20,7 @@ import types
 import numpy as np
 from sklearn.base import TransformerMixin
 
-from probvae._estimator import VAEEstimatorBase
+from probvae.applications._estimator import VAEEstimatorBase
 from probvae.inference import impute as _impute
 
 __all__ = ["VAEImputer", "impute"]
@@ -56,7 +56,7 @@ class VAEImputer(TransformerMixin, VAEEstimatorBase):
     num_samples : int
         Importance samples per row.
     **other parameters
-        The VAE and its training, as for :class:`probvae._estimator.VAEEstimatorBase`
+        The VAE and its training, as for :class:`probvae.applications._estimator.VAEEstimatorBase`
         (``latent_dim``, ``hidden``, ``epochs``, ``batch_size``, ``backend``, ``seed``, ...).
 
     References

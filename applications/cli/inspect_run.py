@@ -2,7 +2,7 @@
 
 Examples
 --------
->>> from probvae.cli import main
+>>> from probvae.applications.cli import main
 >>> main(["sample", "no/such/run"])
 2
 """
@@ -101,7 +101,7 @@ def _diagnose(args):
 
     out = check_run_dir(args.out, overwrite=args.overwrite, kind=DIAGNOSTICS_FORMAT)
     res, cfg = _open_run(args.run)
-    _, ds = _recorded_data(cfg, args.run, "probvae.diagnostics")
+    _, ds = _recorded_data(cfg, args.run, "pv.diagnostics")
     test = ds.test
     n = min(args.n, len(test))
     x, y = test.x[:n], (test.y[:n] if test.y is not None else None)

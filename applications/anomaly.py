@@ -9,7 +9,7 @@ anomalies. The estimator follows scikit-learn's outlier detectors (``IsolationFo
 Examples
 --------
 >>> import probvae as pv
->>> from probvae.anomaly import VAEAnomalyDetector
+>>> from probvae.applications.anomaly import VAEAnomalyDetector
 >>> data = pv.data.load("digits", seed=0)
 >>> det = VAEAnomalyDetector(latent_dim=2, hidden=(32,), epochs=1, num_samples=10)
 >>> det = det.fit(data.train.x[data.train.y != 0])      # zeros never seen in training
@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 from sklearn.base import OutlierMixin
 
-from probvae._estimator import VAEEstimatorBase
+from probvae.applications._estimator import VAEEstimatorBase
 from probvae.inference import log_weights, reconstruct
 from probvae.inference.scoring import log_mean_exp
 
@@ -87,7 +87,7 @@ class VAEAnomalyDetector(OutlierMixin, VAEEstimatorBase):
         Q1 - 1.5 (Q3 - Q1), which flags only scores far below the bulk.
     **other parameters
         The VAE and its training (``latent_dim``, ``hidden``, ``prior``, ``likelihood``, ...,
-        ``backend``, ``seed``) as documented in :class:`probvae._estimator.VAEEstimatorBase`.
+        ``backend``, ``seed``) as documented in :class:`probvae.applications._estimator.VAEEstimatorBase`.
 
     Attributes
     ----------

@@ -1,6 +1,6 @@
 """What the scikit-learn estimators share: the VAE settings, training on X, and pickling.
 
-:class:`~probvae.anomaly.VAEAnomalyDetector` and :class:`~probvae.features.VAEEncoder` derive
+:class:`~probvae.applications.anomaly.VAEAnomalyDetector` and :class:`~probvae.applications.features.VAEEncoder` derive
 from :class:`VAEEstimatorBase`; it validates X with scikit-learn's ``validate_data``, builds a
 :class:`~probvae.models.VAE`, trains it with :func:`probvae.fit` and keeps the
 :class:`~probvae.inference.FitResult` as ``result_``. A fitted estimator pickles (and

@@ -2,7 +2,7 @@
 
 Every latent site of the model's contract is a posterior variable of its own (a VAE's ``z``,
 M2's ``y`` and ``z``, a user's ``top`` and ``mid``), laid out by
-:class:`~probvae.diagnostics.common.Layout`. Importance weights log p(x, z) - log q(z|x) give
+:class:`~probvae.applications.diagnostics.common.Layout`. Importance weights log p(x, z) - log q(z|x) give
 PSIS k-hat per observation (Yao et al. 2018) and the IWAE bound; posterior means over x give
 active units per latent site (Burda et al. 2016).
 """
@@ -46,7 +46,7 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
         Labels for the ``label`` coordinate.
     posterior_predictive : bool
         Also draw the data from p(x|z) at every draw (group ``posterior_predictive``, see
-        :func:`~probvae.diagnostics.posterior_predictive`).
+        :func:`~probvae.applications.diagnostics.posterior_predictive`).
 
     Returns
     -------
@@ -60,7 +60,7 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
         log p(x, z) - log q(z|x) and ``log_lik`` = log p(x|z). The dim over examples is
         ``obs``, or the data plate's name for a model with a site called ``obs``. There is
         no ``log_likelihood`` group on purpose: z is per example, so ``az.loo`` on these
-        draws would estimate nothing meaningful; use :func:`~probvae.diagnostics.compare`.
+        draws would estimate nothing meaningful; use :func:`~probvae.applications.diagnostics.compare`.
 
     Examples
     --------

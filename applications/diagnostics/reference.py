@@ -32,7 +32,7 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
     -------
     arviz.InferenceData
         ``posterior``: one variable per latent site NUTS samples, with the names, dims and
-        coordinates of :func:`~probvae.diagnostics.latent_posterior` (a VAE's ``z``:
+        coordinates of :func:`~probvae.applications.diagnostics.latent_posterior` (a VAE's ``z``:
         (chain, draw, obs, latent)); ``az.rhat`` and ``az.ess`` apply.
 
     Examples
@@ -178,7 +178,7 @@ def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=50
     Returns
     -------
     xarray.Dataset over ``obs`` (the examples' dim of
-    :func:`~probvae.diagnostics.latent_posterior`): ``elbo_amortized``, ``elbo_optimised``,
+    :func:`~probvae.applications.diagnostics.latent_posterior`): ``elbo_amortized``, ``elbo_optimised``,
     ``gap``; attrs hold the means.
 
     References

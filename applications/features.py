@@ -6,7 +6,7 @@ model fitted on few labels, in a ``Pipeline`` like any scikit-learn transformer.
 Examples
 --------
 >>> import probvae as pv
->>> from probvae.features import VAEEncoder
+>>> from probvae.applications.features import VAEEncoder
 >>> data = pv.data.load("digits", seed=0)
 >>> enc = VAEEncoder(latent_dim=4, hidden=(32,), epochs=1).fit(data.train.x)
 >>> enc.transform(data.test.x).shape
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from probvae._estimator import VAEEstimatorBase
+from probvae.applications._estimator import VAEEstimatorBase
 from probvae.inference import encode
 
 __all__ = ["VAEEncoder"]
@@ -36,7 +36,7 @@ class VAEEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, VAEEstimator
     latent_dim : int
         Number of output features.
     **other parameters
-        As documented in :class:`probvae._estimator.VAEEstimatorBase` (``hidden``, ``prior``,
+        As documented in :class:`probvae.applications._estimator.VAEEstimatorBase` (``hidden``, ``prior``,
         ``likelihood="auto"``, ``epochs``, ``validation_fraction``, ``backend``, ``seed``, ...).
 
     Attributes
