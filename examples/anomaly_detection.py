@@ -33,8 +33,7 @@ import probvae as pv
 from probvae.applications.anomaly import VAEAnomalyDetector
 
 DEFAULTS = dict(backend="numpyro", epochs=100, latent_dim=8, hidden=128, prior="normal",
-                likelihood="continuous_bernoulli", num_samples=100, seed=0,
-                out="runs/anomaly_detection")
+                likelihood="continuous_bernoulli", num_samples=100, seed=0)
 
 
 class PCAReconstruction:
@@ -103,7 +102,9 @@ def main():
     ap.add_argument("--classes", type=int, nargs="+", default=list(range(10)),
                     help="which classes to hold out in turn")
     ap.add_argument("--seed", type=int, default=d["seed"])
-    ap.add_argument("--out", default=d["out"])
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/anomaly_detection/BACKEND, one "
+                         "folder per kind of run, so that no run replaces another's)")
     args = ap.parse_args()
 
     data = pv.data.load("digits", seed=0)
@@ -119,7 +120,7 @@ def main():
     means = print_table(rows, args.classes)
     best = max(means, key=means.get)
     print(f"best mean AUROC: {best} ({means[best]:.3f}); {time.perf_counter() - t0:.0f} s in all")
-    out = Path(args.out)
+    out = Path(args.out or Path("runs", "anomaly_detection", args.backend))
     pv.plots.image_grid(np.concatenate([worst[k] for k in args.classes]), data.image_shape,
                         out / "most_anomalous.png", ncol=10,
                         row_labels=[f"{k} held out" for k in args.classes],

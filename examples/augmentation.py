@@ -66,7 +66,9 @@ def main():
     ap.add_argument("--synthetic", type=int, default=1000, help="synthetic digits per draw")
     ap.add_argument("--draws", type=int, default=3, help="label draws (seeds 0, 1, ...)")
     ap.add_argument("--epochs", type=int, default=M2_DEFAULTS["epochs"])
-    ap.add_argument("--out", default="runs/augmentation")
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/augmentation/BACKEND, one "
+                         "folder per kind of run, so that no run replaces another's)")
     args = ap.parse_args()
 
     data = pv.data.load("digits", seed=0)
@@ -93,7 +95,7 @@ def main():
           f"{args.draws} label draws ({args.backend})")
     for name, values in table.items():
         print(f"  {name:<36} {np.mean(values):.3f} ± {np.std(values):.3f}")
-    out = Path(args.out)
+    out = Path(args.out or Path("runs", "augmentation", args.backend))
     order = np.argsort(y_syn, kind="stable")
     per_class = np.concatenate([x_syn[order][y_syn[order] == c][:10] for c in range(k)])
     pv.plots.image_grid(per_class, data.image_shape, out / "synthetic.png", ncol=10,

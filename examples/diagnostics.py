@@ -82,9 +82,11 @@ def main():
     ap.add_argument("--nuts-digits", type=int, default=3)
     ap.add_argument("--compare-samples", type=int, default=1000,
                     help="importance samples per test digit in the comparison")
-    ap.add_argument("--out", default="runs/diagnostics")
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/diagnostics/BACKEND, one "
+                         "folder per kind of run, so that no run replaces another's)")
     args = ap.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or Path("runs", "diagnostics", args.backend))
     out.mkdir(parents=True, exist_ok=True)
     data = pv.data.load("digits", seed=0)
     test = pv.data.from_arrays(data.test.x[:args.n], data.test.y[:args.n])

@@ -39,8 +39,7 @@ from sklearn.neural_network import MLPClassifier
 import probvae as pv
 
 DEFAULTS = dict(backend="numpyro", prior="vamp", likelihood="continuous_bernoulli", latent_dim=8,
-                hidden=256, epochs=100, batch_size=32, lr=1e-3, seed=0, n=1000,
-                out="runs/generation")
+                hidden=256, epochs=100, batch_size=32, lr=1e-3, seed=0, n=1000)
 
 
 class SampleScorer:
@@ -119,7 +118,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=d["epochs"])
     ap.add_argument("--n", type=int, default=d["n"], help="samples per generator")
     ap.add_argument("--seed", type=int, default=d["seed"])
-    ap.add_argument("--out", default=d["out"])
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/generation/BACKEND, one "
+                         "folder per kind of run, so that no run replaces another's)")
     args = ap.parse_args()
 
     data = pv.data.load("digits", seed=0)
@@ -146,7 +147,7 @@ def main():
     for name, x in rows.items():
         s = scorer.score(x, ref)
         print(f"  {name:<52}" + "".join(f"{s[c]:>18.3f}" for c in cols))
-    out = Path(args.out)
+    out = Path(args.out or Path("runs", "generation", args.backend))
     pictures(res, data, out, args.seed)
     print(f"wrote {out}/samples.png, {out}/interpolation.png, {out}/traversal.png")
 

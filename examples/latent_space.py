@@ -105,10 +105,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--beta", type=float, default=2.0, help="KL weight of the beta-VAE")
-    ap.add_argument("--out", default="runs/latent_space")
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/latent_space/BACKEND, one "
+                         "folder per kind of run, so that no run replaces another's)")
     args = ap.parse_args()
     data = pv.data.load("digits", seed=0)
-    out = Path(args.out)
+    out = Path(args.out or Path("runs", "latent_space", args.backend))
     t0 = time.perf_counter()
     two_d(data, args, out)
     eight_d(data, args, out)

@@ -39,8 +39,7 @@ import probvae as pv
 
 DEFAULTS = dict(model="m2", backend="numpyro", labels=50, epochs=100, prior="normal",
                 likelihood="continuous_bernoulli", latent_dim=32, hidden=None, alpha=None,
-                batch_size=32, lr=1e-3, seed=0, dataset="digits", binarize=False, encoder="mlp",
-                out="runs/semi_supervised")
+                batch_size=32, lr=1e-3, seed=0, dataset="digits", binarize=False, encoder="mlp")
 
 
 def baselines(x_lab, y_lab, x_unlab, x_test, y_test, seed):
@@ -170,7 +169,9 @@ def main():
     ap.add_argument("--binarize", action="store_true",
                     help="train on a fresh binarization of the pixels each epoch (use with "
                          "--likelihood bernoulli); the test set is binarized once")
-    ap.add_argument("--out", default=d["out"])
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/semi_supervised/MODEL[-stack]-"
+                         "DATASET-BACKEND, one folder per kind of run, so that no run replaces another's)")
     ap.add_argument("--checkpoint", default=None, metavar="RUN",
                     help="checkpoint every epoch in folder RUN; run again to resume there")
     args = ap.parse_args()
@@ -218,7 +219,8 @@ def main():
                if sum(sec) > 1.05 * train_s else "")
     print(f"training {train_s:.1f} s{resumed}: {np.median(sec[1:] if len(sec) > 1 else sec):.3f} "
           f"s/epoch, first epoch {sec[0]:.1f} s{compiled}")
-    out = Path(args.out)
+    kind = f"{args.model}{'-stack' if args.stack else ''}-{args.dataset}-{args.backend}"
+    out = Path(args.out or Path("runs", "semi_supervised", kind))
     pictures(res, data, out, test, stacked)
     pv.plots.learning_curves(res, out / "learning_curves.png", title=name)
     pv.save(res, out / "model", overwrite=True)   # this script's own earlier run only

@@ -32,7 +32,7 @@ import probvae as pv
 from probvae.applications.features import VAEEncoder
 
 DEFAULTS = dict(backend="numpyro", epochs=100, latent_dim=16, hidden=512, prior="vamp", draws=10,
-                per_class=(1, 2, 5, 10, 20, 50), seed=0, out="runs/transfer")
+                per_class=(1, 2, 5, 10, 20, 50), seed=0)
 
 
 def representations(data, args):
@@ -111,7 +111,9 @@ def main():
     ap.add_argument("--per-class", type=int, nargs="+", default=list(d["per_class"]),
                     help="labelled digits per class, one run each")
     ap.add_argument("--seed", type=int, default=d["seed"], help="seeds training and label draws")
-    ap.add_argument("--out", default=d["out"])
+    ap.add_argument("--out", default=None,
+                    help="folder for the pictures (default: runs/transfer/BACKEND, one "
+                         "folder per kind of run, so that no run replaces another's)")
     args = ap.parse_args()
 
     data = pv.data.load("digits", seed=0)
@@ -121,7 +123,7 @@ def main():
     acc = accuracies(data, reps, args.per_class, args.draws, args.seed)
     print_table(acc, args.per_class, data.num_classes, len(data.test))
     print(f"{time.perf_counter() - t0:.0f} s in all")
-    out = Path(args.out) / "accuracy_vs_labels.png"
+    out = Path(args.out or Path("runs", "transfer", args.backend)) / "accuracy_vs_labels.png"
     plot(acc, args.per_class, data.num_classes, out)
     print(f"wrote {out}")
 

@@ -116,6 +116,32 @@ class FitResult:
         return {name + path: a for name, tree in self.params.items()   # already constrained
                 for path, a in bk.params_to_numpy(tree).items()}
 
+    def history_frame(self):
+        """The history as a pandas DataFrame, one row per epoch, indexed by epoch from 1 (as
+        the progress bar and the messages count them); a value an epoch does not have (no
+        validation data, a metric recorded only on some epochs) is NaN.
+
+        Examples
+        --------
+        >>> import probvae as pv
+        >>> data = pv.data.load("digits", seed=0)
+        >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,)), data.train,
+        ...              epochs=2, progress=False)
+        >>> frame = res.history_frame()
+        >>> frame.index.tolist(), bool(frame["valid_loss"].isna().all())
+        ([1, 2], True)
+        """
+        import numpy as np
+        import pandas as pd
+        n = len(self.history.get("train_loss", []))
+        columns = {}
+        for key, values in self.history.items():
+            values = np.asarray(values, dtype=float)
+            if len(values) < n:          # recorded from some epoch on (or never): NaN before
+                values = np.concatenate([np.full(n - len(values), np.nan), values])
+            columns[key] = values[:n]
+        return pd.DataFrame(columns, index=pd.RangeIndex(1, n + 1, name="epoch"))
+
     def __repr__(self):
         h = self.history
         last = h["train_loss"][-1] if h.get("train_loss") else float("nan")

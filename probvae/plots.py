@@ -11,14 +11,17 @@ import numpy as np
 __all__ = ["image_grid", "latent_scatter", "learning_curves", "save_png"]
 
 
-def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r", row_labels=None):
+def image_grid(x, image_shape=None, path=None, ncol=None, title=None, cmap="gray_r",
+               row_labels=None):
     """Draw flattened images as a grid; write a PNG to ``path`` if given.
 
     Parameters
     ----------
-    x : array (N, H*W)
+    x : array (N, H*W) or (N, H, W)
         Images, one per row, values shown on a [0, 1] scale (clipped).
-    image_shape : tuple (H, W)
+    image_shape : tuple (H, W), optional
+        The images' shape; default: from ``x`` of shape (N, H, W), or square when H*W is
+        a square number (a data set's ``image_shape`` gives it otherwise).
     path : str or Path, optional
         PNG file to write (written atomically).
     ncol : int, optional
@@ -35,14 +38,15 @@ def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r", 
     --------
     >>> import numpy as np
     >>> fig = image_grid(np.random.rand(16, 64), (8, 8))
-    >>> len(fig.axes)
-    16
+    >>> len(fig.axes), len(image_grid(np.random.rand(4, 8, 8)).axes)
+    (16, 4)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     x = np.asarray(x, dtype=np.float32)
-    h, w = (int(s) for s in image_shape)
+    h, w = _image_shape(x, image_shape)
+    x = x.reshape(len(x), -1) if x.ndim == 3 else x
     if x.ndim != 2 or x.shape[1] != h * w:
         raise ValueError(f"image_grid needs x of shape (N, {h * w}) for images {h}x{w}, "
                          f"got {x.shape}")
@@ -66,6 +70,29 @@ def image_grid(x, image_shape, path=None, ncol=None, title=None, cmap="gray_r", 
     if path is not None:
         save_png(fig, path)
     return fig
+
+
+def _image_shape(x, image_shape):
+    """``(H, W)`` of :func:`image_grid`'s images, checked, with an error that names the fix."""
+    if isinstance(image_shape, (str, bytes)) or hasattr(image_shape, "__fspath__"):
+        raise TypeError(f"image_grid's second argument is image_shape, (H, W); got "
+                        f"{image_shape!r}: pass the file as path=, e.g. "
+                        f"image_grid(x, path={str(image_shape)!r})")
+    if image_shape is None:
+        if x.ndim == 3:
+            return x.shape[1:]
+        side = math.isqrt(x.shape[-1]) if x.ndim == 2 else 0
+        if x.ndim != 2 or side * side != x.shape[-1]:
+            raise ValueError(f"image_grid cannot tell the images' shape from x of shape "
+                             f"{x.shape}; pass image_shape=(H, W) (a data set's image_shape)")
+        return side, side
+    try:
+        h, w = (int(s) for s in image_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"image_shape must be two integers (H, W), got {image_shape!r}") from None
+    if x.ndim == 3 and x.shape[1:] != (h, w):
+        raise ValueError(f"image_grid got images of shape {x.shape[1:]} and image_shape={(h, w)}")
+    return h, w
 
 
 def latent_scatter(z, labels=None, path=None, title=None, ax_labels=("z[0]", "z[1]")):

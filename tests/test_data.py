@@ -292,3 +292,42 @@ def test_image_label_count_mismatch(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(19, dtype=np.uint8) % 10)
     with pytest.raises(ValueError, match="20 images.*19 labels"):
         load("mnist", path=tmp_path)
+
+
+def test_a_split_slices_and_masks_like_an_array():
+    ds = load("digits")
+    head = ds.test[:100]
+    assert isinstance(head, Split) and len(head) == 100 and head.image_shape == (8, 8)
+    np.testing.assert_array_equal(head.x, ds.test.x[:100])
+    np.testing.assert_array_equal(head.y, ds.test.y[:100])
+    threes = ds.test[ds.test.y == 3]
+    assert len(threes) == int((ds.test.y == 3).sum()) and set(threes.y.tolist()) == {3}
+    picked = ds.test[[7, 2]]
+    np.testing.assert_array_equal(picked.x, ds.test.x[[7, 2]])
+    assert len(ds.test[-1]) == 1 and np.array_equal(ds.test[-1].x[0], ds.test.x[-1])
+    unlabelled = Split(np.zeros((3, 2), np.float32))
+    assert unlabelled[1:].y is None and "no labels" in repr(unlabelled)
+
+
+@pytest.mark.parametrize("index, match", [
+    ((slice(None), 0), "indexed by examples only"),
+    (np.ones(5, bool), "boolean mask must have shape"),
+    (np.zeros((2, 2), int), "1-d array of integers"),
+    (10, "out of range"),
+])
+def test_a_split_indexed_wrongly_says_how(index, match):
+    s = Split(np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]))
+    with pytest.raises((TypeError, IndexError), match=match):
+        s[index]
+
+
+def test_image_grid_takes_the_shape_from_the_images_and_names_a_misplaced_path(tmp_path):
+    from probvae.plots import image_grid
+    assert len(image_grid(np.zeros((4, 64))).axes) == 4
+    assert len(image_grid(np.zeros((3, 7, 9))).axes) == 3
+    with pytest.raises(TypeError, match="path='f.png'"):
+        image_grid(np.zeros((4, 64)), "f.png")
+    with pytest.raises(ValueError, match="pass image_shape"):
+        image_grid(np.zeros((4, 60)))
+    image_grid(np.zeros((4, 64)), path=tmp_path / "g.png")
+    assert (tmp_path / "g.png").is_file() and not (tmp_path / "f.png").exists()

@@ -54,12 +54,26 @@ CASES = {
 def test_example_runs(name, tmp_path):
     args, texts, pictures = CASES[name]
     env = dict(os.environ, MPLBACKEND="Agg")
-    out = [] if pictures is None else ["--out", str(tmp_path)]     # None: writes no files
     script = ROOT / "examples" / f"{name.split('[')[0]}.py"
-    proc = subprocess.run([sys.executable, str(script), *args, *out],
+    proc = subprocess.run([sys.executable, str(script), *args],     # no --out: the default
                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for text in texts:
         assert text in proc.stdout, f"{name} did not print {text!r}:\n{proc.stdout[-2000:]}"
+    out = tmp_path / "runs" / default_folder(name, args)
     for picture in pictures or ():
-        assert (tmp_path / picture).stat().st_size > 0
+        assert (out / picture).stat().st_size > 0
+    if pictures:                       # one folder per kind of run: nothing else written
+        assert [p.relative_to(tmp_path / "runs") for p in (tmp_path / "runs").glob("*/*")] == \
+            [default_folder(name, args)]
+
+
+def default_folder(name, args):
+    """Where an example writes without --out: its name, then the backend (and for the
+    semi-supervised example the model and data set), so that runs of another kind (``--backend
+    pyro``) never replace its pictures."""
+    script = name.split("[")[0]
+    if script == "semi_supervised":
+        model = args[args.index("--model") + 1] if "--model" in args else "m2"
+        return Path(script, f"{model}{'-stack' if '--stack' in args else ''}-digits-numpyro")
+    return Path(script, "numpyro")

@@ -43,6 +43,43 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def __getitem__(self, index) -> "Split":
+        """The examples at ``index``, as a :class:`Split` (labels and image shape kept): a
+        slice, an integer array or list, or a boolean mask of length N, as NumPy takes them.
+        One integer gives a Split of one example.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Split(np.arange(12, dtype=np.float32).reshape(6, 2), np.array([0, 1, 0, 1, 0, 1]))
+        >>> len(s[:4]), s[s.y == 1].y.tolist(), s[[5, 0]].x[:, 0].tolist(), len(s[2])
+        (4, [1, 1, 1], [10.0, 0.0], 1)
+        """
+        if isinstance(index, tuple):
+            raise TypeError("a Split is indexed by examples only (split[:100], split[mask], "
+                            "split[[3, 7]]); take columns from split.x")
+        if isinstance(index, (int, np.integer)):
+            if not -len(self) <= int(index) < len(self):
+                raise IndexError(f"example {index} is out of range for a Split of {len(self)}")
+            index = slice(int(index), int(index) + 1 if int(index) != -1 else None)
+        elif not isinstance(index, slice):
+            index = np.asarray(index)
+            if index.dtype == bool:
+                if index.shape != (len(self),):
+                    raise IndexError(f"a boolean mask must have shape ({len(self)},), the "
+                                     f"Split's length; got {index.shape}")
+            elif not np.issubdtype(index.dtype, np.integer) or index.ndim != 1:
+                raise IndexError("index a Split with a slice, an integer, a 1-d array of "
+                                 "integers or a boolean mask of its length; got "
+                                 f"{index.dtype} of shape {index.shape}")
+        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
+
+    def __repr__(self) -> str:
+        n, k = len(self), None if self.y is None else len(np.unique(self.y))
+        labels = "no labels" if k is None else f"labels of {k} class{'es' if k != 1 else ''}"
+        return (f"Split({n} example{'s' if n != 1 else ''} of {self.x.shape[1]} features, "
+                f"{labels}" + (f", image_shape={self.image_shape})" if self.image_shape else ")"))
+
     def binarize(self, threshold: float = 0.5, stochastic: bool = False,
                  seed: int = 0) -> "Split":
         """Return a copy with binary pixels (float32 0.0 / 1.0): ``x > threshold``, or with
