@@ -115,8 +115,8 @@ def outputs(tmp):
         lost(before, home))
     data = fake_mnist(tmp)
     before = snapshot(data)
-    code, out, err = cli("train", *FAST, "--dataset", "mnist", "--data-dir", data, "--out", data)
-    row("train --out equal to --data-dir", message(err), code, has_traceback(err),
+    code, out, err = cli("train", *FAST, "--dataset", "mnist", "--path", data, "--out", data)
+    row("train --out equal to --path", message(err), code, has_traceback(err),
         lost(before, data))
     run = Path(tmp) / "run"
     cli("train", *FAST, "--out", run)

@@ -13,7 +13,7 @@ after 100 epochs), first epoch included.
     .venv/bin/python bench/semi_supervised.py              # M2, 5 draws (~12 minutes on 2 cores)
     .venv/bin/python bench/semi_supervised.py --draws 2 --backends numpyro
     .venv/bin/python bench/semi_supervised.py --models m2,adgm,sdgm --backends numpyro
-    .venv/bin/python bench/semi_supervised.py --dataset mnist --data-dir ../shared/data/mnist \
+    .venv/bin/python bench/semi_supervised.py --dataset mnist --path ../shared/data/mnist \
         --labels 100 --models sdgm --backends numpyro --likelihood bernoulli --binarize \
         --batch-size 100 --epochs 40                       # ~25 min per draw on one core
 """
@@ -46,7 +46,8 @@ def main():
     ap.add_argument("--backends", default="numpyro,pyro")
     ap.add_argument("--models", default="m2", help="comma-separated: m2, adgm, sdgm")
     ap.add_argument("--dataset", choices=["digits", "mnist", "fashion_mnist"], default="digits")
-    ap.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist)")
+    ap.add_argument("--path", dest="data_dir", default=None, metavar="DIR",
+                    help="folder with the IDX files (mnist), as pv.data.load's path=")
     ap.add_argument("--likelihood", default=DEFAULTS["likelihood"])
     ap.add_argument("--binarize", action="store_true", help="as in examples/semi_supervised.py")
     ap.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])

@@ -16,7 +16,7 @@ and writes three pictures to --out: conditional samples (a row per class), "styl
 
     python examples/semi_supervised.py                       # digits, 50 labels, NumPyro
     python examples/semi_supervised.py --backend pyro --labels 100
-    python examples/semi_supervised.py --dataset mnist --data-dir ../shared/data/mnist \
+    python examples/semi_supervised.py --dataset mnist --path ../shared/data/mnist \
         --labels 100 --likelihood bernoulli --binarize --batch-size 100 --model sdgm --epochs 40
     python examples/semi_supervised.py --stack ...     # M1+M2: the model on a VAE's codes
 
@@ -159,7 +159,8 @@ def main():
     ap.add_argument("--lr", type=float, default=d["lr"])
     ap.add_argument("--seed", type=int, default=d["seed"], help="seeds the label draw and training")
     ap.add_argument("--dataset", choices=["digits", "mnist", "fashion_mnist"], default=d["dataset"])
-    ap.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist)")
+    ap.add_argument("--path", dest="data_dir", default=None, metavar="DIR",
+                    help="folder with the IDX files (mnist), as pv.data.load's path=")
     ap.add_argument("--encoder", choices=["mlp", "conv"], default=d["encoder"],
                     help="conv: convolutional classifier and encoder (the decoder stays an MLP)")
     ap.add_argument("--stack", action="store_true",

@@ -126,7 +126,7 @@ def test_cli_train_refuses_before_training(capsys, user_folder, tmp_path):
     (data / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03mnist")
     before = snapshot(data)
     for out_dir in (data, data / "run"):
-        code, out, err, _ = _cli(capsys, "train", *FAST, "--dataset", "mnist", "--data-dir",
+        code, out, err, _ = _cli(capsys, "train", *FAST, "--dataset", "mnist", "--path",
                                  str(data), "--out", str(out_dir))
         assert code != 0 and "data folder" in err and "training" not in out
     assert snapshot(data) == before

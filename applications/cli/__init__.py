@@ -58,7 +58,9 @@ def build_parser():
     t.add_argument("--backend", default=d["backend"], choices=["numpyro", "pyro"],
                    help="NumPyro (JAX) or Pyro (torch)")
     t.add_argument("--dataset", default=d["dataset"], help="digits, mnist or fashion_mnist")
-    t.add_argument("--data-dir", default=None, help="folder with the IDX files (mnist, fashion_mnist)")
+    t.add_argument("--data-dir", dest="data_dir", help=argparse.SUPPRESS)  # the old name
+    t.add_argument("--path", dest="data_dir", default=None, metavar="DIR",
+                   help="folder with the IDX files (mnist, fashion_mnist), as pv.data.load's path=")
     t.add_argument("--epochs", type=int, default=None, help="passes over the training data "
                    f"(default {d['epochs']})")
     t.add_argument("--batch-size", type=int, default=d["batch_size"], help="rows per step")
