@@ -168,7 +168,7 @@ class VAEEstimatorBase(BaseEstimator):
             arr = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan",
                                 ensure_min_samples=2)
             frame = _as_frame(arr)
-        self.table_ = from_frame(frame, split=False)
+        self.table_ = from_frame(frame, split=False, verbose=False)
         if self.table_.width == 0:
             raise ValueError("every column of X holds a single value: there is nothing to learn")
         self.likelihood_ = "columns"

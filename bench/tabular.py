@@ -183,7 +183,7 @@ def run_impute(backends, seeds, quick, tables=("breast_cancer", "wine", "penguin
                 truth = df.loc[gappy.index]
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    table = pv.data.from_frame(gappy, split=False)
+                    table = pv.data.from_frame(gappy, split=False, verbose=False)
                 num, cat = numeric_columns(table), categorical_columns(table)
                 sd = df[num].astype(float).std()
                 for backend in backends:
@@ -271,7 +271,7 @@ def run_synth(backends, seeds, quick, tables=("penguins", "breast_cancer", "wine
                                            stratify=df[target])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                table = pv.data.from_frame(train, split=False)
+                table = pv.data.from_frame(train, split=False, verbose=False)
             meta = metadata(train, table)
             results.setdefault((name, "real rows"), []).append(
                 (1.0, 1.0, 1.0, efficacy(train, test, target, table), 0.0))
@@ -350,7 +350,7 @@ def run_anomaly(backends, seeds, quick, tables=("wine", "penguins")):
                         roc_auc_score(is_anomaly, score))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    table = pv.data.from_frame(train, split=False)
+                    table = pv.data.from_frame(train, split=False, verbose=False)
                 oh = OneHot(train, table)
                 fill = SimpleImputer(keep_empty_features=True).fit(oh.encode(train))
                 a, b = fill.transform(oh.encode(train)), fill.transform(oh.encode(test))

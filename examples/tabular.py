@@ -92,8 +92,7 @@ def main(argv=None):
     t0 = time.perf_counter()
 
     df = load()
-    table = pv.data.from_frame(df, seed=args.seed, stratify="species")
-    print("column kinds:", table.kinds)
+    table = pv.data.from_frame(df, seed=args.seed, stratify="species")   # prints column kinds
     print(f"rows: {len(table.train)} train, {len(table.valid)} valid, {len(table.test)} test; "
           f"missing cells: {int(df.isna().sum().sum())}")
 

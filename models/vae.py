@@ -90,7 +90,8 @@ class VAE(Model):
         --------
         >>> import pandas as pd
         >>> from probvae.data import from_frame
-        >>> t = from_frame(pd.DataFrame({"a": [0.1, 2.0, 3.0, 4.5], "b": ["x", "y", "z", "x"]}))
+        >>> t = from_frame(pd.DataFrame({"a": [0.1, 2.0, 3.0, 4.5], "b": ["x", "y", "z", "x"]}),
+        ...                verbose=False)
         >>> VAE.for_table(t, latent_dim=2).input_dim
         4
         """

@@ -44,7 +44,7 @@ CASES = {
                     ["normal", "vamp", "k-hat", "paired se", "posterior predictive check"],
                     ["khat.png", "forest_vamp_digit0.png", "compare.png", "ppc.png"]),
     "custom_model": (["--epochs", "2"], ["pyro", "numpyro", "IWAE log-likelihood"], None),
-    "tabular": (["--epochs", "5"], ["column kinds", "pv.impute", "IterativeImputer",
+    "tabular": (["--epochs", "5"], ["from_frame: ", "pv.impute", "IterativeImputer",
                                    "species share", "AUROC"], None),
 }
 

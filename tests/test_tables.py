@@ -182,3 +182,32 @@ def test_estimators_take_dataframes_with_gaps(frame):
     model = make_pipeline(pv.impute.VAEImputer(num_samples=4, **tiny), LinearRegression())
     model.fit(x, np.nan_to_num(frame["weight"].to_numpy()))
     assert model.predict(x[:4]).shape == (4,)
+
+
+@pytest.mark.parametrize("values, kind", [
+    (list(range(18, 91)) * 3, "real"),                      # an age in years: a measurement
+    ([0, 1, 2, 3, 5, 8, 13, 20] * 5, "count"),              # small non-negative integers
+    ([0] * 10 + list(range(21, 100)), "count"),             # piled at zero: days in hospital
+    ([1] + list(range(25, 100)), "real"),                   # few zeros, many levels: a measure
+    ([120, 135, 150, 118, 142, 160, 128] * 4, "real"),      # a blood pressure in mmHg
+    ([-3, 0, 2, 5] * 3, "real"),                            # negative integers: never counts
+])
+def test_counts_are_small_non_negative_integers(values, kind):
+    assert pv.data.tables.infer_kind(pd.Series(values, name="v")) == kind
+
+
+def test_from_frame_prints_each_kind_and_why_and_a_table_prints_concisely(capsys, frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = from_frame(frame.assign(age=np.arange(len(frame)) % 70 + 18), kinds={"weight": "positive"})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"from_frame: 8 columns, {len(frame)} rows" and len(out) == 9
+    lines = {line.split()[0]: line for line in out[1:]}
+    assert lines["weight"].split()[1:] == ["positive", "given", "by", "kinds="]
+    assert "a measurement, not a count" in lines["age"] and lines["age"].split()[1] == "real"
+    assert lines["visits"].split()[1] == "count"
+    text = repr(t)
+    assert text.startswith("Table of 8 columns") and "train" in text and "[" not in text
+    assert len(text.splitlines()) == 9
+    from_frame(frame, verbose=False)
+    assert capsys.readouterr().out == ""

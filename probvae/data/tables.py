@@ -15,11 +15,23 @@ categorical   one-hot over the K levels       categorical, K logits             
 constant      (not in x: one value)           none; restored on decoding             0
 ============  ==============================  =====================================  ========
 
+How a kind is inferred (:func:`infer_kind`; ``kinds=`` overrides it, and :func:`from_frame`
+prints what it chose and why, a line per column): one observed value is *constant*; two are
+*binary*; text or categories are *categorical*; numbers are *counts* only when they are
+non-negative integers that stay small (at most ``MAX_COUNT`` = 20: children, visits, faults)
+or pile up at zero (at least ``ZERO_SHARE`` = 10% zeros: days in hospital, cigarettes a day),
+since a negative binomial fits those; every other number is *real*, integer measurements with
+many levels included (an age in years, a blood pressure in mmHg), which a count likelihood
+would fit badly. *positive* (log-normal) is never inferred; give it with ``kinds=``.
+
 Examples
 --------
 >>> import pandas as pd
 >>> df = pd.DataFrame({"size": [1.5, 2.0, None, 3.1], "color": ["red", "blue", "red", None]})
 >>> table = from_frame(df, test_fraction=0.25, valid_fraction=0.25)
+from_frame: 2 columns, 4 rows
+  size   real    numbers 1.5 to 3.1
+  color  binary  two values: 'blue', 'red'
 >>> table.kinds
 {'size': 'real', 'color': 'binary'}
 >>> table.encode(df).shape, table.decode(table.encode(df)).columns.tolist()
@@ -39,8 +51,10 @@ __all__ = ["Column", "Table", "from_frame", "infer_kind", "KINDS"]
 KINDS = ("real", "positive", "count", "binary", "categorical", "constant")
 #: most levels a text column may have to be taken as categorical
 MAX_LEVELS = 50
-#: largest integer a column may hold to be taken as counts (larger: real)
-MAX_COUNT = 100
+#: largest value of non-negative integers taken as counts (larger: real, unless zeros pile up)
+MAX_COUNT = 20
+#: share of zeros that makes larger non-negative integers counts (days in hospital, ...)
+ZERO_SHARE = 0.10
 
 
 def _plain(v):
@@ -189,14 +203,21 @@ def _as_dtype(series, dtype):
 
 
 def infer_kind(series) -> str:
-    """The kind a column's values suggest (see the table in this module's docstring).
+    """The kind a column's values suggest (the rule is in this module's docstring).
 
     Examples
     --------
     >>> import pandas as pd
     >>> [infer_kind(pd.Series(v)) for v in ([1.5, -2.0, 0.1], [0, 1, 1], [3, 0, 7], ["a", "b", "c"])]
     ['real', 'binary', 'count', 'categorical']
+    >>> infer_kind(pd.Series(range(18, 90)))         # ages in years: a measurement, not a count
+    'real'
     """
+    return _infer(series)[0]
+
+
+def _infer(series) -> tuple:
+    """``(kind, why)``: :func:`infer_kind`'s kind and the reason, in words."""
     import pandas as pd
     name = series.name
     observed = series.dropna()
@@ -205,14 +226,21 @@ def infer_kind(series) -> str:
                          "it, e.g. df.drop(columns=[...])")
     uniques = observed.unique()
     if len(uniques) == 1:
-        return "constant"
+        return "constant", f"one value, {_plain(uniques[0])!r}"
     if pd.api.types.is_bool_dtype(series) or len(uniques) == 2:
-        return "binary"
+        return "binary", "two values: " + ", ".join(repr(_plain(u)) for u in sorted(uniques, key=_key))
     if pd.api.types.is_numeric_dtype(series):
         values = observed.to_numpy(dtype=np.float64)
-        if np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= MAX_COUNT:
-            return "count"
-        return "real"
+        low, high = values.min(), values.max()
+        if np.all(values == np.round(values)) and low >= 0:
+            zeros = float(np.mean(values == 0))
+            if high <= MAX_COUNT:
+                return "count", f"non-negative integers up to {high:.0f}"
+            if zeros >= ZERO_SHARE:
+                return "count", f"non-negative integers up to {high:.0f}, {zeros:.0%} zeros"
+            return "real", (f"integers {low:.0f} to {high:.0f}, {len(uniques)} levels, "
+                            f"{zeros:.0%} zeros: a measurement, not a count")
+        return "real", f"numbers {low:.4g} to {high:.4g}"
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         raise ValueError(f"column {name!r} holds dates or times, whose kind cannot be inferred; "
                          "convert it to numbers (e.g. days since a date) or drop it")
@@ -220,7 +248,7 @@ def infer_kind(series) -> str:
         raise ValueError(f"column {name!r} has {len(uniques)} distinct text values, too many for "
                          f"a categorical column (at most {MAX_LEVELS}); drop it, or give its kind "
                          "with kinds={...} after mapping it to fewer levels")
-    return "categorical"
+    return "categorical", f"{len(uniques)} levels"
 
 
 def _make_column(series, kind) -> Column:
@@ -274,13 +302,41 @@ class Table:
         Encoded rows (NaN where a cell is missing), for ``pv.fit(..., missing="mask")``.
     frames : dict
         The original rows of each split as DataFrames (``"train"``, ``"valid"``, ``"test"``).
+    why : dict
+        Column name -> why it has its kind (inferred from what, or given by ``kinds=``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = from_frame(pd.DataFrame({"age": range(20, 80), "kids": [0, 1, 2] * 20}),
+    ...                split=False, verbose=False)
+    >>> print(t)
+    Table of 2 columns (2 features), 60 rows
+      age   real   integers 20 to 79, 60 levels, 0% zeros: a measurement, not a count
+      kids  count  non-negative integers up to 2
     """
 
     columns: tuple
     train: Split = None
     valid: Split = None
     test: Split = None
-    frames: dict = field(default_factory=dict)
+    frames: dict = field(default_factory=dict, repr=False)
+    why: dict = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        """A line per column: its name, kind and why (what :func:`from_frame` prints)."""
+        wide = max([len(str(c.name)) for c in self.columns] + [1])
+        kind = max([len(c.kind) for c in self.columns] + [1])
+        return "\n".join(f"  {str(c.name):<{wide}}  {c.kind:<{kind}}  "
+                         f"{self.why.get(c.name, '')}".rstrip() for c in self.columns)
+
+    def __repr__(self) -> str:
+        rows = sum(len(s) for s in (self.train, self.valid, self.test) if s is not None)
+        parts = [f"{len(s)} {k}" for k, s in (("train", self.train), ("valid", self.valid),
+                                               ("test", self.test)) if s is not None]
+        where = f"{rows} rows" + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
+        return (f"Table of {len(self.columns)} columns ({self.width} features), {where}\n"
+                + self.summary())
 
     @property
     def kinds(self) -> dict:
@@ -300,7 +356,7 @@ class Table:
         Examples
         --------
         >>> import pandas as pd
-        >>> t = from_frame(pd.DataFrame({"a": [1.5, 2.0, 3.0, 3.5]}), split=False)
+        >>> t = from_frame(pd.DataFrame({"a": [1.5, 2.0, 3.0, 3.5]}), split=False, verbose=False)
         >>> t.encode(pd.DataFrame({"a": [2.5]})).round(3).tolist()
         [[0.0]]
         """
@@ -337,7 +393,7 @@ class Table:
         Examples
         --------
         >>> import pandas as pd
-        >>> t = from_frame(pd.DataFrame({"c": ["a", "b", "a", "b"]}), split=False)
+        >>> t = from_frame(pd.DataFrame({"c": ["a", "b", "a", "b"]}), split=False, verbose=False)
         >>> t.unseen_rows(pd.DataFrame({"c": ["a", "z"]}))
         (array([False,  True]), {'c': ['z']})
         """
@@ -356,7 +412,7 @@ class Table:
 
 
 def from_frame(df, kinds=None, seed=0, valid_fraction=0.1, test_fraction=0.2, split=True,
-               stratify=None) -> Table:
+               stratify=None, verbose=True) -> Table:
     """A :class:`Table` from a pandas DataFrame: kinds inferred, rows encoded and split.
 
     Parameters
@@ -371,6 +427,9 @@ def from_frame(df, kinds=None, seed=0, valid_fraction=0.1, test_fraction=0.2, sp
         Shares of rows for validation and test (``split=False``: all rows in ``train``).
     stratify : str, optional
         A column to stratify the split by (e.g. the class).
+    verbose : bool
+        Print each column's kind and why, a line per column (the rule is in
+        :mod:`probvae.data.tables`); ``kinds=`` fixes one that is wrong.
 
     Returns
     -------
@@ -381,6 +440,9 @@ def from_frame(df, kinds=None, seed=0, valid_fraction=0.1, test_fraction=0.2, sp
     >>> import pandas as pd
     >>> df = pd.DataFrame({"n": [1, 2, 3, 4] * 5, "g": ["x", "y", "z", "x"] * 5})
     >>> t = from_frame(df, kinds={"n": "categorical"})
+    from_frame: 2 columns, 20 rows
+      n  categorical  given by kinds=
+      g  categorical  3 levels
     >>> t.kinds, t.width, len(t.train) + len(t.valid) + len(t.test)
     ({'n': 'categorical', 'g': 'categorical'}, 7, 20)
     """
@@ -399,20 +461,22 @@ def from_frame(df, kinds=None, seed=0, valid_fraction=0.1, test_fraction=0.2, sp
     bad = {k: v for k, v in kinds.items() if v not in KINDS}
     if bad:
         raise ValueError(f"unknown kinds {bad}; kinds are {KINDS}")
-    columns = []
+    columns, why = [], {}
     for name in df.columns:
         series = df[name]
-        kind = kinds.get(name) or infer_kind(series)
+        kind, why[name] = (kinds[name], "given by kinds=") if kinds.get(name) else _infer(series)
         if kind == "constant" and name not in kinds:
             warnings.warn(f"column {name!r} holds one value ({series.dropna().iloc[0]!r}); it "
                           "is kept out of the model and restored as that value on decoding",
                           UserWarning, stacklevel=2)
         columns.append(_make_column(series, kind))
     columns = tuple(columns)
-    table = Table(columns)
+    table = Table(columns, why=why)
+    if verbose:
+        print(f"from_frame: {len(columns)} columns, {len(df)} rows\n{table.summary()}")
     x = table.encode(df)
     if not split:
-        return Table(columns, Split(x), frames={"train": df})
+        return Table(columns, Split(x), frames={"train": df}, why=why)
     idx = np.arange(len(df))
     strat = (df[stratify].astype(str).to_numpy() if stratify is not None
              else np.zeros(len(df), int))
@@ -420,4 +484,4 @@ def from_frame(df, kinds=None, seed=0, valid_fraction=0.1, test_fraction=0.2, sp
     train, valid = _split_off(rest, strat, valid_fraction / (1 - test_fraction), seed)
     parts = {k: np.sort(v) for k, v in (("train", train), ("valid", valid), ("test", test))}
     return Table(columns, *(Split(x[parts[k]]) for k in ("train", "valid", "test")),
-                 frames={k: df.iloc[v] for k, v in parts.items()})
+                 frames={k: df.iloc[v] for k, v in parts.items()}, why=why)

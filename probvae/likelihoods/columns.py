@@ -35,7 +35,7 @@ class Columns(Likelihood):
     >>> import pandas as pd
     >>> from probvae.data import from_frame
     >>> table = from_frame(pd.DataFrame({"v": [0.5, 1.5, 2.5, 4.0], "c": ["a", "b", "c", "a"]}),
-    ...                    split=False)
+    ...                    split=False, verbose=False)
     >>> lik = Columns(table.columns)
     >>> [h.name for h in lik.heads(table.width)]
     ['v:loc', 'c:logits']
