@@ -1,10 +1,11 @@
 # probvae: two commands. `make demo` trains the default VAE on digits; `make test` runs the tests.
+# `make docs` builds the API reference into build/docs.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow bench docs install clean
 
 # torch is installed first, pinned to the local CPU wheel: anything that pulls torch in
 # before it (pyro-ppl included) makes pip take the newest CUDA build (several GB).
@@ -15,6 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# the docs tools (the docs extra: Sphinx and numpydoc; the test extra has them too)
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/probvae train --out runs/demo --overwrite
@@ -29,5 +36,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/backends.py
 
+# the API reference, from the docstrings: open build/docs/index.html
+docs: $(DOCS_STAMP)
+	$(BIN)/python docs/api/build.py build/docs
+
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) runs *.egg-info build/docs

@@ -76,7 +76,7 @@ def decode(res, z, y=None, mean=True, seed=0, site=None):
     Parameters
     ----------
     res : FitResult
-    z : array (N, *event_shape) or dict of them
+    z : array, shape (N,) + event_shape, or dict of them
         Values of the latent ``site`` (default: the contract's principal latent,
         ``res.model.contract.latent()``: VAE's and SSVAE's ``z``), or ``{site: values}`` for
         several latent sites, as :func:`~probvae.inference.encode` returns them for a model
@@ -92,7 +92,7 @@ def decode(res, z, y=None, mean=True, seed=0, site=None):
 
     Returns
     -------
-    numpy.ndarray, shape (N, *event_shape of the observed site)
+    numpy.ndarray, shape (N,) + the observed site's event_shape
 
     Examples
     --------

@@ -32,7 +32,7 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
 
     Returns
     -------
-    numpy.ndarray, shape (n, *event_shape of the observed site)
+    numpy.ndarray, shape (n,) + the observed site's event_shape
 
     Raises
     ------
@@ -164,7 +164,7 @@ def encode(res, data, seed=0, y=None, site=None):
 
     Returns
     -------
-    numpy.ndarray, shape (N, *event_shape)
+    numpy.ndarray, shape (N,) + event_shape
         With ``site=``, or for a model with one continuous latent (VAE, SSVAE: ``z``).
     dict of numpy.ndarray
         For a model with several continuous latents (ADGM's ``a`` and ``z``, a user's

@@ -34,8 +34,9 @@ class ADGM(SSVAE):
         Size of the auxiliary latent ``a``.
     skip : bool
         ``False``: ADGM; ``True``: SDGM.
-    input_dim, num_classes, latent_dim, hidden, activation, prior, likelihood, alpha, backend,
-    image_shape, encoder, decoder
+    input_dim, num_classes, latent_dim, hidden, activation, prior, likelihood
+        As for :class:`SSVAE`.
+    alpha, backend, image_shape, encoder, decoder
         As for :class:`SSVAE`. The networks that read ``x`` (q(a|x), the classifier, the
         encoder and ADGM's p(a|x, y, z)) use the encoder's architecture; SDGM's p(a|y, z) is an
         MLP of the ``hidden`` widths.

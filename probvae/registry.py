@@ -40,6 +40,8 @@ class Registry:
         self._classes: dict = {}
 
     def register(self, name: str):
+        """A class decorator that registers the class under ``name`` (and sets ``cls.name``), so
+        that ``get(name)`` builds it; a name already taken is a ValueError."""
         def deco(cls):
             if name in self._classes:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
@@ -49,6 +51,7 @@ class Registry:
         return deco
 
     def names(self) -> tuple:
+        """The registered names, in the order they were registered."""
         return tuple(self._classes)
 
     def get(self, spec, **settings):
