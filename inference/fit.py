@@ -1,8 +1,10 @@
 """``fit``: one function for both backends, dispatching to a per-backend loop.
 
-``fit`` checks the arguments and the data, builds the model and its backend's ``Loop``, and
-hands both to :func:`.training.train` (the epochs, history, early stopping, divergence, Ctrl-C
-and the run folder's checkpoints).
+``fit`` checks the arguments and the data, decides every setting once (a frozen
+:class:`~.config.TrainConfig`), builds the model and its backend's ``Loop`` (the module the
+backend names, ``bk.loop_module``), and hands them with the run folder (:class:`.training.Run`)
+to :func:`.training.train` (the epochs, history, early stopping, divergence, Ctrl-C and the
+run folder's checkpoints).
 """
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import contextlib
 import difflib
 import importlib
 import inspect
-import json
 import os
 import time
 from pathlib import Path
@@ -24,17 +25,15 @@ from probvae.models import CustomModel, Model
 from probvae.outputs import check_run_dir, is_run, writing
 
 from . import distributed, objectives, train_state, training
+from .config import TrainConfig, split_options
 from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
                      check_positive, check_seed, labelled_batch, model_batch, StreamedBatch)
 from .result import FitResult
 from .scoring import class_probabilities
 from .tracker import StopRequest
-from .training import resolve_dirs, run_config
+from .training import resolve_dirs
 
 __all__ = ["fit"]
-
-#: the training loop of each backend (a module with a ``Loop`` class), imported on first use
-_LOOPS = {"pyro": "probvae.inference.pyro_loop", "numpyro": "probvae.inference.numpyro_loop"}
 
 
 def _as_model(model, backend, contract=None):
@@ -55,11 +54,6 @@ def _as_model(model, backend, contract=None):
     return model
 
 
-#: fit's own settings in a result's ``options`` (the other entries are the objective's)
-_SETTINGS = ("epochs", "batch_size", "lr", "seed", "patience", "missing", "binarize",
-             "clip_norm", "num_labelled")
-
-
 def _continued(res, given: dict, objective_options: dict, resume, contract):
     """``(model, settings, objective_options, state, resume_dir)`` to continue result ``res``:
     each setting left out (None) is the one ``res`` trained with; the training state it
@@ -78,8 +72,7 @@ def _continued(res, given: dict, objective_options: dict, resume, contract):
                "pv.save(..., training_state=False)): start a new fit")
         raise ValueError(f"cannot continue this result: it carries no training state "
                          f"(optimizer and random state); {why}")
-    options = dict(res.options)
-    recorded = {k: options.pop(k, None) for k in _SETTINGS}
+    recorded, options = split_options(res.options)
     settings = {k: (recorded.get(k) if v is None else v) for k, v in given.items()}
     settings["objective"] = given["objective"] or res.objective
     return (res.model, settings, objective_options or options,
@@ -102,10 +95,10 @@ def _accuracy_metric(model, validation, valid_batch):
     return metric
 
 
-def _check_keywords(objective, bk_name, options):
+def _check_keywords(objective, options):
     """Unknown keywords of fit: a misspelled fit argument gets a "did you mean"."""
     try:
-        allowed_obj = objectives.get(objective).options(bk_name)
+        allowed_obj = objectives.get(objective).options()
     except ValueError:
         return
     unknown = [k for k in options if k not in allowed_obj]
@@ -244,15 +237,15 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         objective, epochs, batch_size, lr, seed, patience, missing, binarize, clip_norm = (
             given[k] for k in ("objective", "epochs", "batch_size", "lr", "seed", "patience",
                                "missing", "binarize", "clip_norm"))
-    lr = 1e-3 if lr is None else lr
-    seed = 0 if seed is None else seed
+    lr = TrainConfig.lr if lr is None else lr
+    seed = TrainConfig.seed if seed is None else seed
     model = _as_model(model, backend, contract)
     if objective is None:
         objective = "enum" if model.needs_enumeration else "elbo"
     own = model.fit_defaults
-    epochs = own.get("epochs", 50) if epochs is None else epochs
-    batch_size = own.get("batch_size", 128) if batch_size is None else batch_size
-    _check_keywords(objective, model.bk.name, objective_options)
+    epochs = own.get("epochs", TrainConfig.epochs) if epochs is None else epochs
+    batch_size = own.get("batch_size", TrainConfig.batch_size) if batch_size is None else batch_size
+    _check_keywords(objective, objective_options)
     epochs = check_count(epochs, "epochs")
     batch_size = check_count(batch_size, "batch_size")
     lr = check_positive(lr, "lr")
@@ -290,13 +283,13 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
             hold.enter_context(writing(run_dir))
             _check_run_dir(run_dir, resume_dir, overwrite)   # again: it is ours alone now
         stop = hold.enter_context(StopRequest())   # Ctrl-C, SIGTERM, SIGHUP: stop cleanly
-        elbo, schedule = objectives.build(objective, model.bk,
+        obj = objectives.get(objective)
+        elbo, schedule = objectives.build(obj, model.bk,
                                           max_plate_nesting=model.max_plate_nesting,
                                           **objective_options)
-        enumerates = objectives.get(objective).enumerates
-        if model.needs_enumeration and not enumerates:
+        if model.needs_enumeration and not obj.enumerates:
             raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
-                             f"enumeration: use objective='enum' (got {objective!r})")
+                             f"enumeration: use objective='enum' (got {obj.name!r})")
         if isinstance(data, Stream):
             if labels is not None:
                 raise ValueError("labels= needs the data in memory; a stream from disk carries x "
@@ -316,47 +309,36 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
             valid["x"] = (rng.random(valid["x"].shape) < valid["x"]).astype(np.float32)
         labelled = (labelled_batch(model, data, labels, missing, binarize)
                     if labels is not None else None)
-        objective_name = objective if isinstance(objective, str) else objective.name
-        options = dict(objective_options, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                       patience=patience, missing=missing)
-        if binarize is not None:
-            options["binarize"] = binarize
-        if clip_norm is not None:
-            options["clip_norm"] = clip_norm
-        if labelled is not None:
-            options["num_labelled"] = int(len(labelled["y"]))
-        fit_meta = {"objective": objective_name, "objective_options": objective_options,
-                    "batch_size": batch_size, "seed": seed, "missing": missing,
-                    "binarize": binarize,
-                    "model": (None if isinstance(model, CustomModel) else  # (code: no key
-                              run_config(model, objective_name, options)["model"]),  # to cache)
-                    "data": (train.fingerprint if isinstance(train, StreamedBatch)
-                             else train_state.fingerprint(train, labelled)),
-                    "validation": train_state.fingerprint(valid), "epochs": epochs, "lr": lr,
-                    "clip_norm": clip_norm, "patience": patience}
-        fit_meta = json.loads(json.dumps(fit_meta, default=str))   # as a checkpoint holds it
-        loop_cls = importlib.import_module(_LOOPS[model.backend]).Loop
+        fingerprints = {"data": (train.fingerprint if isinstance(train, StreamedBatch)
+                                 else train_state.fingerprint(train, labelled)),
+                        "validation": train_state.fingerprint(valid)}
+        run = training.Run(folder=run_dir, resume=resume_dir, state=state, overwrite=overwrite,
+                           every=checkpoint_every, info=run_info)
+        loop_cls = importlib.import_module(model.bk.loop_module).Loop
         started = time.perf_counter()   # the first epoch's seconds include building, compiling
         with model.bk.lock:             # building networks touches the library's global RNG too
             built = model.build(seed)
-            metric = (_accuracy_metric(built, validation, valid) if validation is not None
-                      else None)
-            cache_key = None if fit_meta["model"] is None else json.dumps(
-                [fit_meta["model"], objective_name, objective_options, missing, binarize],
-                sort_keys=True, default=str)
+            pair = isinstance(model, CustomModel)
+            config = TrainConfig(
+                objective=obj.name, objective_options=objective_options,
+                objective_definition=objectives.definition(obj), epochs=epochs,
+                batch_size=batch_size, lr=lr, seed=seed, patience=patience,
+                clip_norm=clip_norm, missing=missing, binarize=binarize,
+                num_labelled=None if labelled is None else int(len(labelled["y"])),
+                model=model.record() if pair else model.config(), pair=pair, **fingerprints,
+                progress=progress, device=device, devices=devices,
+                metric=(_accuracy_metric(built, validation, valid) if validation is not None
+                        else None))
             with model.bk.placement(device):     # data, parameters and steps on that device
-                loop = loop_cls(built, train, valid, elbo, schedule, batch_size=batch_size,
-                                lr=lr, seed=seed, labelled=labelled, clip_norm=clip_norm,
-                                cache_key=cache_key, binarize=binarize == "dynamic",
-                                devices=devices, device=device,
-                                objective=objectives.get(objective),
-                                resuming=resume_dir is not None or state is not None,
-                                epochs=epochs)
+                loop = loop_cls(built, train, valid, elbo, schedule,
+                                batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                                labelled=labelled, clip_norm=config.clip_norm,
+                                cache_key=config.cache_key,
+                                binarize=config.binarize == "dynamic",
+                                devices=config.devices, device=config.device, objective=obj,
+                                resuming=run.resuming, epochs=config.epochs)
                 with loop:
-                    return training.train(model, built, loop, epochs, patience, progress,
-                                          metric, options, objective_name, fit_meta, run_dir,
-                                          resume_dir, overwrite, checkpoint_every, run_info,
-                                          started, stop, state=state)
+                    return training.train(built, loop, config, run, stop=stop, started=started)
 
 
 def _check_run_dir(run_dir, resume_dir, overwrite):

@@ -13,6 +13,7 @@ key) is plain arrays, so a checkpoint holds it exactly and a resumed run continu
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import jax
@@ -22,6 +23,7 @@ import optax
 from numpyro.infer import SVI
 
 from probvae import batch as batching
+from probvae.backends.numpyro_cache import ProgramCache
 from probvae.outputs import DamagedFileError, check_field
 
 from . import objectives, programs
@@ -41,6 +43,17 @@ def _signature(batch):
     if batch is None:
         return None
     return tuple((k, tuple(v.shape), str(v.dtype)) for k, v in sorted(batch.items()))
+
+
+def _in_site_order(method):
+    """``method`` inside :meth:`ProgramCache.sorted_sets`: every program the loop traces
+    (exported, kept or jitted on a first call) sums NumPyro's ELBO terms in one order, the
+    same in every process, so the caches hit and a resumed run continues bit for bit."""
+    @functools.wraps(method)
+    def scoped(*args, **kwargs):
+        with ProgramCache.sorted_sets():
+            return method(*args, **kwargs)
+    return scoped
 
 
 def _binary(key, part):
@@ -146,10 +159,12 @@ class Loop:
     #: a compiled epoch is never left part-way
     pending = None
 
+    @_in_site_order
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
                  device=None, objective=None, resuming=False, epochs=None):
         bk = self.bk = model.bk
+        bk.program_cache.start()         # JAX's compilation cache on, the first time a fit runs
         mesh = self.mesh = device_mesh(devices, device)   # fit runs it under bk.placement
         if mesh is not None:
             ndev = mesh.devices.size
@@ -227,7 +242,11 @@ class Loop:
             for k, (_, _, fn) in self._jobs.items():           # placed (replicated) inputs
                 self._programs_of.add(k, lambda options, fn=fn: fn)
         elif key is not None and programs.own_code(model, elbo, schedule, objective):
-            self._kept(key, memo)
+            self._kept(programs.key(         # the in-memory key less seed and devices
+                cache_key, lr=lr, clip_norm=clip_norm, rows=n, batch_size=b, labelled_rows=nl,
+                labelled_batch_size=bl, data=_signature(data), labelled=_signature(labelled),
+                validation=_signature(valid_part), binarize=binarize,
+                kl_schedule=bool(schedule)), memo)
         else:
             for k in self._jobs:
                 self._programs_of.add(k, self._lowered(k))
@@ -261,17 +280,17 @@ class Loop:
         return fn.lower(*args).compile
 
     def _kept(self, key, memo):
-        """The epoch and validation programs as :class:`programs.Program` s: from ``memo`` (this
+        """The epoch and validation programs as :class:`programs.Program` s, by ``key`` (their
+        :class:`~probvae.backends.numpyro_cache.ProgramKey`): from ``memo`` (this
         process's earlier fits), from the files an earlier run with the same settings left (no
         tracing), else traced now and kept for the next run. Each goes to the compiling threads
         as soon as it is there; one that cannot be exported is traced by jit as usual (one that
         holds weights as constants runs as exported, and :func:`programs.save` does not keep it).
         (``init`` is traced each time: it holds the initial weights of this seed.)"""
-        name = programs.key(*key[:3], *key[4:-1], _signature(self._valid_part),  # in-memory
-                            bool(self.schedule))                 # key less seed and devices
-        kept = memo.get(name)
+        cache = self.bk.program_cache
+        kept = memo.get(key)
         if kept is None:
-            saved = programs.load(name)
+            saved = programs.load(key, cache)
             kept = {k: programs.Program.fitted(saved.get(k), args, out)
                     for k, (args, out, _) in self._jobs.items()}
             if not all(kept.values()):
@@ -283,8 +302,8 @@ class Loop:
                         break
                     self._programs_of.add(k, kept[k].compiled)
                 if len(kept) == len(self._jobs):
-                    programs.save(name, kept)
-            memo[name] = kept
+                    programs.save(key, kept, cache)
+            memo[key] = kept
         for k in self._jobs:
             if k not in self._programs_of:
                 self._programs_of.add(k, kept[k].compiled if k in kept else self._lowered(k))
@@ -305,6 +324,7 @@ class Loop:
         return float(self.schedule(epoch)) if self.schedule else 1.0
 
     # ---- training -------------------------------------------------------------------------
+    @_in_site_order
     def epoch(self, epoch, stop=None) -> tuple:
         """Run epoch ``epoch``; returns ``(train_loss, finished)`` (always finished here)."""
         if self.stream is not None:
@@ -358,6 +378,7 @@ class Loop:
                                           self.mesh)[1]
         return self._chunk_fns[m]
 
+    @_in_site_order
     def validate(self):
         if self.valid is None:
             return None

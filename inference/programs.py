@@ -7,13 +7,15 @@ traced and lowered) and kept as files beside the compiled ones; a later run with
 loads them and goes straight to the (cached) compilation. (``init`` is traced in every run: it
 holds that run's initial weights.)
 
-The key holds everything that shapes a program: the model's configuration, the objective and
-its settings, the batch and data shapes, the learning rate, and the exact source of probvae and
-the versions of JAX, NumPyro, Equinox and optax. A program is kept only when every part of the
-model and objective is probvae's or the libraries' own: a user's class or function can change
-between runs under the same name, so models that use one trace as before. Nor is a program
-that holds an array constant of more than a few values (weights or data closed over by a
-model would be stale in the next run).
+The key (:class:`~probvae.backends.numpyro_cache.ProgramKey`, made by :func:`key`) holds
+everything that shapes a program: the model's configuration, the objective and its settings,
+the batch and data shapes, the learning rate, and the exact source of probvae and the versions
+of JAX, NumPyro, Equinox and optax. The folder is the NumPyro backend's
+:class:`~probvae.backends.numpyro_cache.ProgramCache` (``bk.program_cache``). A program is kept
+only when every part of the model and objective is probvae's or the libraries' own: a user's
+class or function can change between runs under the same name, so models that use one trace
+as before. Nor is a program that holds an array constant of more than a few values (weights
+or data closed over by a model would be stale in the next run).
 
 Examples
 --------
@@ -27,40 +29,36 @@ Examples
 Kept in a folder (here a temporary one) and loaded back by a later run:
 
 >>> import tempfile
->>> from probvae.backends import numpyro_backend as nb
->>> was_on = nb.program_cache_dir() is not None
->>> _ = nb.compilation_cache(tempfile.mkdtemp())
->>> save(key("sum", 2), {"sum": prog}).suffix, sorted(load(key("sum", 2))), load(key("other"))
-('.npz', ['sum'], {})
->>> _ = nb.compilation_cache("default" if was_on else None)
+>>> from probvae.backends.numpyro_cache import ProgramCache
+>>> cache = ProgramCache()
+>>> saved = jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache
+>>> _ = cache.use(tempfile.mkdtemp())
+>>> save(key("sum"), {"sum": prog}, cache).suffix, sorted(load(key("sum"), cache))
+('.npz', ['sum'])
+>>> load(key("other"), cache)
+{}
+>>> jax.config.update("jax_compilation_cache_dir", saved[0])    # as it was (a doctest)
+>>> jax.config.update("jax_enable_compilation_cache", saved[1])
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
-import platform
-import sys
 import types
-from importlib import metadata
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from probvae.backends.numpyro_backend import program_cache_dir
-from probvae.outputs import write_npz
+from probvae.backends.numpyro_cache import ProgramCache, ProgramKey
 
-__all__ = ["Program", "export", "own_code", "key", "load", "save"]
+__all__ = ["Program", "ProgramKey", "export", "own_code", "key", "load", "save"]
 
-FORMAT = 1
 #: a program is kept only if no array constant in it is larger (RNG rotations are 4 values;
 #: initial weights or data closed over by the model would be stale in a later run)
 MAX_CONSTANT = 64
 _CONSTANT = re.compile(r'stablehlo\.constant dense<(?:"0x|\[)[^>]*> : tensor<([^>]*)>')
-#: libraries whose version changes the traced program
-LIBRARIES = ("jax", "jaxlib", "numpyro", "equinox", "optax")
 #: where code may come from for a program to be kept (a user's own classes are not)
 TRUSTED = {"probvae", "numpyro", "jax", "jaxlib", "equinox", "optax", "numpy", "builtins",
            "functools", "math", "operator", "collections", "typing", "threading", "_thread"}
@@ -200,56 +198,54 @@ def source_hash() -> str:
     return _SOURCE
 
 
-def key(*parts) -> str:
-    """The file name of the programs made from ``parts`` (JSON-able settings and shapes) by
-    this probvae source, these library versions and this platform.
+def key(config, **settings) -> ProgramKey:
+    """The key of the programs made from ``config`` (the fit's model and objective settings,
+    as one string) and ``settings`` (:class:`~probvae.backends.numpyro_cache.ProgramKey`'s
+    other fields: rates, shapes) by this probvae source, these library versions and this
+    platform. Its ``digest()`` names the file.
 
-    >>> key("a", 1) == key("a", 1) != key("a", 2)
-    True
+    >>> key("a") == key("a") != key("b"), key("a", lr=1e-3) != key("a", lr=1e-2)
+    (True, True)
     """
-    versions = [metadata.version(lib) for lib in LIBRARIES]
-    payload = json.dumps([FORMAT, parts, versions, source_hash(), sys.version,
-                          platform.machine(), jax.default_backend(),
-                          bool(jax.config.jax_enable_x64)], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:40]
+    return ProgramKey(config, source=source_hash(), **settings)
 
 
-def load(name: str) -> dict:
-    """The exported programs saved under ``name`` ({name: ``jax.export.Exported``}); empty when
-    none are saved, the cache is off or the file does not load (the caller then traces)."""
-    folder = program_cache_dir()
-    path = None if folder is None else folder / f"{name}.npz"
-    if path is None or not path.is_file():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            return {k: jax.export.deserialize(bytearray(saved[k].tobytes())) for k in saved}
-    except Exception:                     # another JAX's file, a damaged file: trace instead
-        return {}
+def _cache(cache):
+    if cache is not None:
+        return cache
+    from probvae.backends import get        # the NumPyro backend's, where none is given
+    return get("numpyro").program_cache
 
 
-def save(name: str, programs: dict) -> Path | None:
-    """Keep ``programs`` ({name: Program}) for later runs; None when the cache is off, the
-    folder cannot be written or a program holds an array constant of more than
-    ``MAX_CONSTANT`` values (weights or data closed over: stale in another run, though right
-    for this one). The run goes on either way. The check is here, not in :func:`export`, so
-    that it runs after the caller has started compiling the programs (about 0.05 s a program).
+def load(key, cache: ProgramCache | None = None) -> dict:
+    """The exported programs kept under ``key`` (a :class:`ProgramKey` or its digest) in
+    ``cache`` (default: the NumPyro backend's ``program_cache``) as
+    ``{name: jax.export.Exported}``; empty when none are kept, the cache is off or the file
+    does not load (the caller then traces)."""
+    return _cache(cache).load(key)
+
+
+def save(key, programs: dict, cache: ProgramCache | None = None) -> Path | None:
+    """Keep ``programs`` ({name: Program}) under ``key`` in ``cache`` (default: the NumPyro
+    backend's) for later runs; None when the cache is off, the folder cannot be written or a
+    program holds an array constant of more than ``MAX_CONSTANT`` values (weights or data
+    closed over: stale in another run, though right for this one). The run goes on either
+    way. The check is here, not in :func:`export`, so that it runs after the caller has
+    started compiling the programs (about 0.05 s a program).
 
     >>> import jax.numpy as jnp, tempfile
-    >>> from probvae.backends import numpyro_backend as nb
-    >>> was_on = nb.program_cache_dir() is not None
-    >>> _ = nb.compilation_cache(tempfile.mkdtemp())
+    >>> cache = ProgramCache()
+    >>> saved = jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache
+    >>> _ = cache.use(tempfile.mkdtemp())
     >>> weights = jnp.arange(100.0)
-    >>> save(key("w"), {"f": export(lambda x: x * weights, jnp.ones(100))}) is None
+    >>> save(key("w"), {"f": export(lambda x: x * weights, jnp.ones(100))}, cache) is None
     True
-    >>> _ = nb.compilation_cache("default" if was_on else None)
+    >>> jax.config.update("jax_compilation_cache_dir", saved[0])    # as it was (a doctest)
+    >>> jax.config.update("jax_enable_compilation_cache", saved[1])
     """
-    folder = program_cache_dir()
-    if folder is None or max(map(_largest_constant, (p.exported for p in programs.values())),
-                             default=0) > MAX_CONSTANT:
+    cache = _cache(cache)
+    if cache.programs_folder is None or max(
+            map(_largest_constant, (p.exported for p in programs.values())),
+            default=0) > MAX_CONSTANT:
         return None
-    try:
-        return write_npz(folder / f"{name}.npz", {
-            k: np.frombuffer(bytes(p.exported.serialize()), np.uint8) for k, p in programs.items()})
-    except Exception:
-        return None
+    return cache.save(key, {k: p.exported for k, p in programs.items()})

@@ -5,31 +5,39 @@ stopping (:mod:`.tracker`), divergence, Ctrl-C / SIGTERM / SIGHUP, and checkpoin
 folder (``config.json``, ``params.npz``, ``history.json``); each backend's ``Loop`` runs epochs
 and moves its state in and out.
 
+``train`` takes the model, its loop, the fit's :class:`~.config.TrainConfig` and a
+:class:`Run`: where the fit writes and what it continues from.
+
 Examples
 --------
 >>> from probvae.models import VAE
->>> run_config(VAE(input_dim=4, latent_dim=2), "elbo", {"seed": 0})["files"][:2]
-['config.json', 'params.npz']
+>>> from probvae.inference.config import TrainConfig
+>>> config = TrainConfig("elbo", model=VAE(input_dim=4, latent_dim=2).config())
+>>> run_config(config)["files"][:2], Run(every=5).resuming
+(['config.json', 'params.npz'], False)
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
-from probvae.models import CustomModel
 from probvae.outputs import (FORMAT, DamagedFileError, check_field, check_run_dir, is_run,
                              json_text, read_json, write_json, write_npz)
 
 from . import train_state
+from .config import TrainConfig
 from .result import FitResult
 from .tracker import StopRequest, Tracker, check_state
 
-__all__ = ["train", "run_config", "resolve_dirs", "RUN_FILES"]
+__all__ = ["train", "Run", "run_config", "resolve_dirs", "RUN_FILES"]
 
 #: the run-folder files a checkpointed fit writes (config.json's manifest; the numbered
 #: state files are named by checkpoint.json)
@@ -38,22 +46,58 @@ RUN_FILES = list(train_state.RUN_FILES)
 _CHANGEABLE = ("epochs", "lr", "clip_norm", "patience")
 
 
+@dataclass(frozen=True)
+class Run:
+    """Where a fit writes and what it continues from.
+
+    Parameters
+    ----------
+    folder : Path, optional
+        The run folder the fit writes (``checkpoint=``); None: none.
+    resume : Path, optional
+        The folder whose last checkpoint the fit continues.
+    state : TrainState, optional
+        A result's training state in memory that the fit continues (``pv.fit(res, ...)``).
+    overwrite : bool
+        ``folder`` may replace an earlier run.
+    every : int
+        Epochs between checkpoints.
+    info : dict, optional
+        ``config.json``'s ``"data"`` and ``"cli"`` records (``run_info=``).
+
+    Examples
+    --------
+    >>> Run(folder=Path("runs/a"), resume=Path("runs/a")).resuming
+    True
+    """
+
+    folder: Optional[Path] = None
+    resume: Optional[Path] = None
+    state: Optional[train_state.TrainState] = None
+    overwrite: bool = False
+    every: int = 1
+    info: Optional[dict] = None
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the fit continues a checkpoint (in a folder or in memory)."""
+        return self.resume is not None or self.state is not None
 
 
-def run_config(model, objective, options, status="running", best_epoch=None, extra=None):
+def run_config(config: TrainConfig, status="running", best_epoch=None, extra=None):
     """The ``config.json`` of a run folder: model config, objective, settings, manifest."""
-    config = {"format": FORMAT, "version": 1,
-              "model": model.record() if isinstance(model, CustomModel) else model.config(),
-              "objective": objective, "options": options, "best_epoch": best_epoch,
-              "seed": options.get("seed", 0), "status": status, "files": list(RUN_FILES)}
-    return {**config, **(extra or {})}
+    record = {"format": FORMAT, "version": 1, "model": config.model,
+              "objective": config.objective, "options": config.options,
+              "best_epoch": best_epoch, "seed": config.seed, "status": status,
+              "files": list(RUN_FILES)}
+    return {**record, **(extra or {})}
 
 
 def _dump(obj):
     return lambda tmp: tmp.write_text(json_text(obj))
 
 
-class _Run:
+class _Writer:
     """The run folder of a checkpointed fit: its config, checkpoints and the result files."""
 
     def __init__(self, path, config):
@@ -170,45 +214,66 @@ def _state_limit(loop) -> int:
 _IN_MEMORY = ("the result's training state", "its arrays")
 
 
-def train(model, built, loop, epochs, patience, progress, metric, options, objective_name,
-          fit_meta, run_dir, resume_dir, overwrite, every, run_info, started, stop=None,
-          state=None):
-    """Run the epochs of ``loop`` (a backend's ``Loop``): resume, history and early stopping,
-    divergence, Ctrl-C, the run folder's checkpoints; returns the :class:`FitResult`. ``stop``:
-    the :class:`~.tracker.StopRequest` that ``fit`` entered before building the loop (a
-    signal that came while it was building or compiling stops before the first step).
-    ``state``: a result's :class:`~.train_state.TrainState` in memory to continue from, as
-    ``resume_dir`` continues from a folder's checkpoint."""
+def train(model, loop, config: TrainConfig, run: Run, *, stop=None, started=None):
+    """Run the epochs of ``loop`` (a backend's ``Loop``, for the built ``model``) with the
+    settings of ``config``: resume, history and early stopping, divergence, Ctrl-C, the run
+    folder's checkpoints (``run``); returns the :class:`FitResult`.
+
+    Parameters
+    ----------
+    model : Model or CustomModel
+        The built model the loop trains (the result holds it).
+    loop : Loop
+        The backend's training loop (:class:`.loop.Loop`), entered.
+    config : TrainConfig
+        The fit's settings.
+    run : Run
+        The run folder it writes, and the checkpoint (in a folder, or a result's training
+        state in memory) it continues from.
+    stop : StopRequest, optional
+        The :class:`~.tracker.StopRequest` that ``fit`` entered before building the loop (a
+        signal that came while it was building or compiling stops before the first step).
+    started : float, optional
+        ``time.perf_counter()`` when the fit started (the first epoch's seconds count from
+        there: building and compiling included); default: now.
+
+    Returns
+    -------
+    FitResult
+    """
+    started = time.perf_counter() if started is None else started
+    epochs, fit_meta = config.epochs, config.fit_meta
+    run_dir, resume_dir, overwrite, every = run.folder, run.resume, run.overwrite, run.every
     start, best, counter = 0, None, 0
     meta = None
-    if resume_dir is not None or state is not None:
+    if run.resuming:
         if resume_dir is not None:
             meta, arrays = train_state.read(resume_dir, max_bytes=_state_limit(loop))
             files = (Path(resume_dir) / train_state.POINTER, Path(resume_dir) / meta["arrays"])
             _check_resumable(meta, fit_meta, resume_dir)
         else:
-            meta, arrays = state.read()
+            meta, arrays = run.state.read()
             files = _IN_MEMORY
             _check_resumable(meta, fit_meta, "this result", pointer=files[0])
         check_state(meta["tracker"], files[0])       # checked before anything is written
         best = _restore(loop, meta, arrays, files)
         start, counter = meta["epoch"], meta["counter"]
-    tracker = Tracker(epochs, patience, loop.valid is not None, progress,
-                      desc=f"{_name(model)}[{model.backend}] {objective_name}",
-                      metric_fn=metric, initial=min(start, epochs))
-    run = None
+    tracker = Tracker(epochs, config.patience, loop.valid is not None, config.progress,
+                      desc=f"{_name(model)}[{model.backend}] {config.objective}",
+                      metric_fn=config.metric, initial=min(start, epochs))
+    writer = None
     if run_dir is not None:
-        extra = dict(run_info or {})
+        extra = dict(run.info or {})
         if resume_dir is not None and is_run(resume_dir):
             old = read_json(Path(resume_dir) / "config.json")
             extra = {**{k: v for k, v in old.items() if k in ("data", "cli")}, **extra}
-        run = _Run(run_dir, run_config(model, objective_name, options, extra=extra))
+        writer = _Writer(run_dir, run_config(config, extra=extra))
         if resume_dir is None:
-            run.start(overwrite)
+            writer.start(overwrite)
         elif Path(run_dir).resolve() != Path(resume_dir).resolve():
             check_run_dir(run_dir, overwrite=overwrite, writes=RUN_FILES)
-            run.start(overwrite)
-        run.counter = counter
+            writer.start(overwrite)
+        writer.counter = counter
     if meta is not None:
         tracker.restore(meta["tracker"], files[0])
     tracker.restart_clock(started)
@@ -236,11 +301,11 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
                 done = epoch + 1
                 if improved:
                     best = loop.snapshot()
-                if run is not None and ((epoch + 1) % every == 0 or halt
-                                        or epoch + 1 == epochs):
-                    run.write(loop, tracker, epoch + 1, best,
-                              "running" if epoch + 1 < epochs else "completed", fit_meta,
-                              best if best is not None else loop.snapshot())
+                if writer is not None and ((epoch + 1) % every == 0 or halt
+                                           or epoch + 1 == epochs):
+                    writer.write(loop, tracker, epoch + 1, best,
+                                 "running" if epoch + 1 < epochs else "completed", fit_meta,
+                                 best if best is not None else loop.snapshot())
                 if halt:
                     status = "stopped_early"
                     break
@@ -255,31 +320,30 @@ def train(model, built, loop, epochs, patience, progress, metric, options, objec
     else:
         kept = best if best is not None else loop.snapshot()
         params = loop.result(kept)
-    by_cli = run is not None and bool(run.config.get("cli"))
+    by_cli = writer is not None and bool(writer.config.get("cli"))
     stopped_by = stop.signal if status == "interrupted" else None
-    message = _message(status, tracker, where, epochs, options, run_dir, loop, by_cli,
-                       stopped_by)
-    if run is not None and status in ("interrupted", "diverged", "stopped_early"):
+    message = _message(status, tracker, where, config, run_dir, loop, by_cli, stopped_by)
+    if writer is not None and status in ("interrupted", "diverged", "stopped_early"):
         if status == "interrupted":
-            run.write(loop, tracker, where if where is not None else epoch, best, status,
-                      fit_meta, kept)
+            writer.write(loop, tracker, where if where is not None else epoch, best, status,
+                         fit_meta, kept)
         else:                         # keep the last good training state; update the result
-            run.finish(loop, tracker, status, kept)
+            writer.finish(loop, tracker, status, kept)
     final = None if status == "diverged" else _final_state(
         loop, tracker, where if status == "interrupted" and where is not None else done,
-        run.counter if run is not None else counter, best, status, fit_meta)
+        writer.counter if writer is not None else counter, best, status, fit_meta)
     if status == "diverged":
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     elif status == "interrupted":
         print(message, file=sys.stderr)
-    return FitResult(built, params, tracker.history, objective_name, options,
+    return FitResult(model, params, tracker.history, config.objective, config.options,
                      tracker.best_epoch, status=status, message=message,
                      checkpoint=None if run_dir is None else str(run_dir),
                      stopped_by=stopped_by, training_state=final)
 
 
 def _final_state(loop, tracker, epoch, counter, best, status, fit_meta):
-    """Where the fit stopped, as :meth:`_Run.write` would checkpoint it (its JSON fields as
+    """Where the fit stopped, as :meth:`_Writer.write` would checkpoint it (its JSON fields as
     ``checkpoint.json`` holds them, its arrays copied out of the live tensors): what
     ``pv.fit(res, data, epochs=N)`` continues from and ``pv.save`` writes."""
     loop_meta, arrays = loop.state()
@@ -301,12 +365,12 @@ def _name(model) -> str:
 _SIGNAL_NAMES = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM", "SIGHUP": "SIGHUP", None: "Ctrl-C"}
 
 
-def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=False,
-             stopped_by=None):
+def _message(status, tracker, where, config, run_dir, loop, by_cli=False, stopped_by=None):
     if status == "completed":
         return ""
+    epochs = config.epochs
     if status == "stopped_early":
-        return (f"stopped early: the validation loss did not improve for {options['patience']} "
+        return (f"stopped early: the validation loss did not improve for {config.patience} "
                 f"epochs; kept epoch {tracker.best_epoch + 1}")
     if status == "diverged":
         e = tracker.diverged_at
@@ -314,10 +378,9 @@ def _message(status, tracker, where, epochs, options, run_dir, loop, by_cli=Fals
         kept = (f"the parameters of the best validation epoch {tracker.best_epoch + 1}"
                 if tracker.best_epoch is not None else
                 (f"the parameters of epoch {e}" if e > 0 else "the initial parameters"))
-        clip = "" if options.get("clip_norm") else " or pass clip_norm=10"
+        clip = "" if config.clip_norm else " or pass clip_norm=10"
         return (f"training diverged at epoch {e + 1} (loss {loss}); stopped and kept "
-                f"{kept}. Lower lr (now {options['lr']:g}, e.g. "
-                f"lr={options['lr'] / 10:g}){clip}")
+                f"{kept}. Lower lr (now {config.lr:g}, e.g. lr={config.lr / 10:g}){clip}")
     done = where if where is not None else len(tracker.history["train_loss"])
     step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"
             if loop.pending else "")

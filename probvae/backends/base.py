@@ -16,13 +16,22 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["Backend", "init_params", "check_device", "DEVICES", "GPU_INSTALL"]
+__all__ = ["Backend", "init_params", "check_device", "DEVICES", "GPU_INSTALL",
+           "OBJECTIVE_KINDS"]
 
 #: what ``fit(device=...)`` takes
 DEVICES = (None, "cpu", "gpu")
 #: how to get each library's CUDA build (the CPU builds install by default)
 GPU_INSTALL = {"numpyro": 'pip install -U "jax[cuda12]"',
                "pyro": "pip install torch --index-url https://download.pytorch.org/whl/cu126"}
+
+
+#: the estimators ``bk.objective(kind, ...)`` builds, each with the options it takes (besides
+#: the model's ``max_plate_nesting``); every backend maps each kind to its library's class
+OBJECTIVE_KINDS = {"elbo": ("num_particles",),          # Trace_ELBO: Monte Carlo KL
+                   "mean_field": ("num_particles",),    # TraceMeanField_ELBO: analytic KL
+                   "renyi": ("alpha", "num_particles"),  # RenyiELBO: alpha = 0 is the IWAE bound
+                   "enum": ("num_particles",)}          # TraceEnum_ELBO: sums discrete latents out
 
 
 def check_device(device, bk):
@@ -72,9 +81,17 @@ class Backend(Protocol):
     ``lock`` is a re-entrant lock that every probvae call tracing or training on the backend
     holds: both libraries keep their effect-handler stack in a global, so fits and samples
     from several threads run one at a time, each on its own parameters.
+
+    ``objective(kind, num_particles=1, max_plate_nesting=1, **options)`` builds the library's
+    ELBO of ``kind`` (one of :data:`OBJECTIVE_KINDS`; ``alpha`` for ``"renyi"``) with every
+    setting in which the two libraries' defaults differ passed explicitly (particles
+    vectorised, the model's plate nesting). ``loop_module`` names the module of the backend's
+    training loop (its ``Loop`` class), which ``fit`` imports on first use: named, not
+    imported here, as the backends sit below the inference layer.
     """
 
     name: str
+    loop_module: str
     fixed_shapes: bool
     shared_param_store: bool
     multi_process: bool
@@ -125,6 +142,7 @@ class Backend(Protocol):
     def placement(self, device): ...
 
     # inference the libraries ship
+    def objective(self, kind, num_particles=1, max_plate_nesting=1, **options): ...
     def nuts(self, fn, params, kwargs, chains, num_samples, num_warmup, seed): ...
     def run_svi(self, model, guide, params, kwargs, steps, lr, num_particles, seed): ...
 

@@ -22,9 +22,6 @@ from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
-import importlib
-import os
-from pathlib import Path
 
 import numpy as np
 import numpyro
@@ -38,111 +35,48 @@ from numpyro.distributions import transforms as T
 from numpyro.distributions.flows import InverseAutoregressiveTransform
 from numpyro.nn import AutoregressiveNN
 
-from ..distributions import ContinuousBernoulli
+from ..distributions.continuous_bernoulli import ContinuousBernoulli
 from ..distributions.columns_jax import Columns
 from ..distributions.mixture_jax import DiagonalNormalMixture
 from ..networks import jax_nets
-
-#: environment variables: PROBVAE_COMPILATION_CACHE=0 turns the persistent compilation cache
-#: off; PROBVAE_CACHE_DIR moves it (default: $XDG_CACHE_HOME/probvae, else ~/.cache/probvae)
-CACHE_ENV, CACHE_DIR_ENV = "PROBVAE_COMPILATION_CACHE", "PROBVAE_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    """Where compiled XLA programs are kept between runs.
-
-    Examples
-    --------
-    >>> default_cache_dir().name
-    'jax'
-    """
-    root = os.environ.get(CACHE_DIR_ENV)
-    if root:
-        return Path(root).expanduser() / "jax"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "probvae" / "jax"
+from .numpyro_cache import (CACHE_DIR_ENV, CACHE_ENV,  # noqa: F401 (their old home)
+                            ProgramCache, default_cache_dir)
 
 
 def compilation_cache(path="default"):
-    """Keep NumPyro's compiled programs on disk so a second run skips compilation.
+    """Keep NumPyro's compiled programs on disk so a second run skips compilation (and, for
+    the built-in models, tracing): the NumPyro backend's :class:`~.numpyro_cache.ProgramCache`.
 
-    ``path="default"`` uses :func:`default_cache_dir`; ``None`` turns the cache off. It is on by
-    default when this backend is first used, unless ``PROBVAE_COMPILATION_CACHE=0`` is set or
-    JAX's own ``jax_compilation_cache_dir`` was already configured. Returns the folder in use
-    (None when off or not writable).
+    ``path="default"`` uses :func:`~.numpyro_cache.default_cache_dir`; ``None`` turns the cache
+    off. Without a call, the cache switches on when a NumPyro fit first runs (never at import),
+    unless ``PROBVAE_COMPILATION_CACHE=0`` is set or JAX's own ``jax_compilation_cache_dir``
+    was configured. Process-wide. Returns the folder in use (None when off or not writable).
 
     Examples
     --------
-    >>> compilation_cache() == default_cache_dir()     # on (the default)
+    >>> import jax
+    >>> saved = jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache
+    >>> compilation_cache() == default_cache_dir()     # on, in the default folder
     True
+    >>> compilation_cache(None) is None                # off
+    True
+    >>> jax.config.update("jax_compilation_cache_dir", saved[0])  # as it was (a doctest)
+    >>> jax.config.update("jax_enable_compilation_cache", saved[1])
     """
-    global _FOLDER
-    _FOLDER = None
-    if path is None:
-        jax.config.update("jax_enable_compilation_cache", False)
-        return None
-    folder = default_cache_dir() if path == "default" else Path(path).expanduser()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            return None
-    except OSError:
-        return None
-    _FOLDER = folder
-    jax.config.update("jax_enable_compilation_cache", True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return folder
-
-
-#: the folder :func:`compilation_cache` set up (None: off, or JAX's cache set by the user)
-_FOLDER = None
+    return BACKEND.program_cache.use(path)
 
 
 def program_cache_dir():
     """Where traced programs are kept between runs (beside the compiled ones), or None when
-    probvae's compilation cache is off: a second run of a built-in model then skips tracing
-    too (``probvae.inference.programs``).
+    probvae's compilation cache is off or not started yet
+    (``ProgramCache.programs_folder``).
 
     Examples
     --------
-    >>> program_cache_dir() == default_cache_dir().parent / "programs"
+    >>> program_cache_dir() in (None, default_cache_dir().parent / "programs")
     True
     """
-    if _FOLDER is None or not jax.config.jax_enable_compilation_cache or \
-            Path(jax.config.jax_compilation_cache_dir or "") != _FOLDER:
-        return None
-    return _FOLDER.parent / "programs"
-
-
-def _cache_on_first_use():
-    if os.environ.get(CACHE_ENV, "1").lower() in ("0", "off", "false", "no"):
-        return
-    if jax.config.jax_compilation_cache_dir:          # the user configured JAX's cache
-        return
-    compilation_cache("default")
-
-
-_cache_on_first_use()
-
-
-class _SortedSet(set):
-    """A set that iterates in sorted order (site names, plate frames)."""
-
-    def __iter__(self):
-        return iter(sorted(set.__iter__(self)))
-
-    def union(self, *others):
-        return _SortedSet(set.union(self, *others))
-
-
-# NumPyro's ELBOs sum log p - log q over ``set(model_sites) | set(guide_sites)``, whose order
-# follows Python's per-process string hashing: two processes then trace the same loss with the
-# terms in another order, which changes the compiled program (the persistent compilation cache
-# misses, half the time) and, with three or more terms, the float result (so a resumed run
-# would not be bit for bit). Sets in that module iterate in sorted order instead.
-importlib.import_module("numpyro.infer.elbo").set = _SortedSet
+    return BACKEND.program_cache.programs_folder
 
 
 class _Distributions(SimpleNamespace):
@@ -164,6 +98,16 @@ class _ScaleSites(numpyro.primitives.Messenger):
             msg["scale"] = self.factor if msg.get("scale") is None else self.factor * msg["scale"]
 
 
+#: NumPyro's ELBO for each objective kind (:data:`~.base.OBJECTIVE_KINDS`): its class in
+#: ``numpyro.infer``, its settings beyond particles, all explicit, and whether it takes the
+#: model's plate nesting (the others find the plates themselves). TraceEnum_ELBO imports
+#: funsor on its first use only.
+_ELBOS = {"elbo": ("Trace_ELBO", {"vectorize_particles": True}, False),
+          "mean_field": ("TraceMeanField_ELBO", {"vectorize_particles": True}, False),
+          "renyi": ("RenyiELBO", {"alpha": 0.0}, False),    # always vectorised
+          "enum": ("TraceEnum_ELBO", {"vectorize_particles": True}, True)}
+
+
 class NumPyroBackend:
     """NumPyro's primitives under the shared names, plus the few places NumPyro differs.
 
@@ -171,12 +115,16 @@ class NumPyroBackend:
     """
 
     name = "numpyro"
+    loop_module = "probvae.inference.numpyro_loop"  # its Loop, imported by fit on first use
     fixed_shapes = True          # jit compiles one shape: chunks are padded
     shared_param_store = False
     multi_process = False        # several devices from one process: fit(devices=N)
     #: held by every probvae call that traces or trains on this backend: the library's handler
     #: stack (and Pyro's param store) are global, so calls from several threads take turns
     lock = threading.RLock()
+    #: what a NumPyro fit keeps between runs (compiled and traced programs), switched on by the
+    #: first fit that needs it, and the scope in which NumPyro's ELBOs sum sites in one order
+    program_cache = ProgramCache()
     sample = staticmethod(numpyro.sample)
     plate = staticmethod(numpyro.plate)
     factor = staticmethod(numpyro.factor)
@@ -331,6 +279,28 @@ class NumPyroBackend:
         return jax.jit(fn)
 
     @staticmethod
+    def objective(kind, num_particles=1, max_plate_nesting=1, **options):
+        """NumPyro's ELBO of ``kind`` (one of :data:`~.base.OBJECTIVE_KINDS`), with its
+        defaults given explicitly (particles vectorised, as Pyro's are made to be) and the
+        model's ``max_plate_nesting`` where the class takes it (``"enum"``); ``options``: the
+        kind's own (``alpha`` for ``"renyi"``, default 0, the IWAE bound).
+
+        Examples
+        --------
+        >>> elbo = NumPyroBackend.objective("enum", max_plate_nesting=2)
+        >>> type(elbo).__name__, elbo.num_particles, elbo.max_plate_nesting
+        ('TraceEnum_ELBO', 1, 2)
+        """
+        if kind not in _ELBOS:
+            raise ValueError(f"unknown objective kind {kind!r}; numpyro builds "
+                             f"{', '.join(_ELBOS)}")
+        cls, own, plates = _ELBOS[kind]
+        settings = dict(own, **options)
+        if plates:
+            settings["max_plate_nesting"] = int(max_plate_nesting)
+        return getattr(numpyro.infer, cls)(num_particles=int(num_particles), **settings)
+
+    @staticmethod
     def nuts(fn, params, kwargs, chains, num_samples, num_warmup, seed):
         """NUTS on the latent sites of ``fn(**kwargs)`` with ``params`` fixed; chains run
         vectorised. Returns ``{site: ndarray (chain, draw, ...)}``."""
@@ -351,7 +321,8 @@ class NumPyroBackend:
         fixed = handlers.block(handlers.substitute(model, data=params),
                                hide_fn=lambda site: site["type"] == "param")
         svi = SVI(fixed, guide, optax.adam(lr), Trace_ELBO(num_particles=num_particles))
-        out = svi.run(jax.random.PRNGKey(seed), steps, progress_bar=False, **kwargs)
+        with ProgramCache.sorted_sets():       # the ELBO's terms in one order in every process
+            out = svi.run(jax.random.PRNGKey(seed), steps, progress_bar=False, **kwargs)
         return {k: np.asarray(v) for k, v in out.params.items()}
 
     @staticmethod

@@ -104,6 +104,15 @@ def _copy_state(params):
     return scope
 
 
+#: Pyro's ELBO for each objective kind (:data:`~.base.OBJECTIVE_KINDS`) and its settings beyond
+#: particles and plates, all explicit (an unlabelled and a labelled batch of a semi-supervised
+#: model share one ``enum`` objective, and the labelled one has nothing to enumerate: no warning)
+_ELBOS = {"elbo": (pyro.infer.Trace_ELBO, {"strict_enumeration_warning": True}),
+          "mean_field": (pyro.infer.TraceMeanField_ELBO, {"strict_enumeration_warning": True}),
+          "renyi": (pyro.infer.RenyiELBO, {"alpha": 0.0, "strict_enumeration_warning": True}),
+          "enum": (pyro.infer.TraceEnum_ELBO, {"strict_enumeration_warning": False})}
+
+
 class PyroBackend:
     """Pyro's primitives under the shared names, plus the few places Pyro differs.
 
@@ -111,6 +120,7 @@ class PyroBackend:
     """
 
     name = "pyro"
+    loop_module = "probvae.inference.pyro_loop"     # its Loop, imported by fit on first use
     fixed_shapes = False         # eager: any shape
     shared_param_store = True    # swapped per model by param_scope
     multi_process = True         # data-parallel as torchrun processes (torch.distributed)
@@ -313,6 +323,26 @@ class PyroBackend:
                 return fn(*args, **kwargs)
         return run
 
+    @staticmethod
+    def objective(kind, num_particles=1, max_plate_nesting=1, **options):
+        """Pyro's ELBO of ``kind`` (one of :data:`~.base.OBJECTIVE_KINDS`), with the settings
+        in which Pyro's defaults differ from NumPyro's given explicitly: particles vectorised
+        (Pyro's default draws them one after another) and the model's ``max_plate_nesting``
+        (Pyro's default finds it by an extra trace); ``options``: the kind's own (``alpha``
+        for ``"renyi"``, default 0, the IWAE bound).
+
+        Examples
+        --------
+        >>> elbo = PyroBackend.objective("renyi", num_particles=4)
+        >>> type(elbo).__name__, elbo.alpha, elbo.num_particles, elbo.vectorize_particles
+        ('RenyiELBO', 0.0, 4, True)
+        """
+        if kind not in _ELBOS:
+            raise ValueError(f"unknown objective kind {kind!r}; pyro builds {', '.join(_ELBOS)}")
+        cls, own = _ELBOS[kind]
+        return cls(num_particles=int(num_particles), max_plate_nesting=int(max_plate_nesting),
+                   vectorize_particles=True, **{**own, **options})
+
     def nuts(self, fn, params, kwargs, chains, num_samples, num_warmup, seed):
         """NUTS on the latent sites of ``fn(**kwargs)`` with ``params`` fixed; Pyro runs
         the chains one after another. Returns ``{site: ndarray (chain, draw, ...)}``."""
@@ -342,14 +372,12 @@ class PyroBackend:
         """Optimise ``guide``'s own parameters for ``model(**kwargs)`` by Pyro's SVI (Adam,
         ``Trace_ELBO`` with vectorised particles) with the model's ``params`` held fixed;
         returns the guide's parameters as ``{name: ndarray}`` (constrained values)."""
-        from pyro.infer import SVI, Trace_ELBO
+        from pyro.infer import SVI
         with param_scope(_copy_state(params)) as store, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             before = set(store.keys())
             svi = SVI(poutine.block(model, hide_types=["param"]), guide,
-                      self.adam(lr),
-                      Trace_ELBO(num_particles=num_particles, vectorize_particles=True,
-                                 max_plate_nesting=1))
+                      self.adam(lr), self.objective("elbo", num_particles=num_particles))
             for _ in range(steps):
                 svi.step(**kwargs)
             return {k: store[k].detach().numpy().copy() for k in store.keys() if k not in before}

@@ -139,9 +139,9 @@ def test_validation_loss_uses_the_final_kl_weight(small, make_vae, quick_fit):
 def registered():
     added = []
 
-    def register(name, **kw):
+    def register(name, *args, **kw):
         added.append(name)
-        return objectives.register(name, **kw)
+        return objectives.register(name, *args, **kw)
     yield register
     for name in added:
         objectives._REGISTRY.pop(name, None)
@@ -169,6 +169,56 @@ def test_user_registered_schedule_drives_kl_weight(registered, small, make_vae, 
                schedule=lambda warmup=3: objectives.KLSchedule(beta=2.0, warmup=warmup))
     res = quick_fit(make_vae("pyro"), small.train, objective="test_annealed", warmup=2, epochs=3)
     assert res.history["kl_weight"] == [1.0, 2.0, 2.0]
+
+
+def test_user_objective_by_kind_trains_on_both_backends(backend, registered, small, make_vae,
+                                                       quick_fit):
+    """Registered by kind, an objective is built by each backend: no library code needed."""
+    obj = registered("test_renyi_half", "renyi", options={"num_particles": 3},
+                     fixed={"alpha": 0.5}, doc="Renyi 1/2")
+    assert obj.options() == ("num_particles",) and not obj.enumerates
+    elbo, _ = objectives.build("test_renyi_half", pv.backends.get(backend))
+    assert type(elbo).__name__ == "RenyiELBO" and elbo.alpha == 0.5 and elbo.num_particles == 3
+    res = quick_fit(make_vae(backend), small.train, objective="test_renyi_half", epochs=1)
+    assert res.objective == "test_renyi_half" and np.all(np.isfinite(res.history["train_loss"]))
+    with pytest.raises(TypeError, match="alpha"):       # fixed by the name, not an option
+        pv.fit(make_vae(backend), small.train, objective="test_renyi_half", alpha=0.2,
+               epochs=1, progress=False)
+
+
+def test_each_backend_builds_every_kind_with_explicit_defaults():
+    from probvae.backends.base import OBJECTIVE_KINDS
+    for name in pv.backends.names():
+        bk = pv.backends.get(name)
+        for kind in OBJECTIVE_KINDS:
+            elbo = bk.objective(kind, num_particles=2)
+            assert elbo.num_particles == 2 and elbo.vectorize_particles is True, (name, kind)
+        with pytest.raises(ValueError, match="unknown objective kind 'vimco'.*elbo"):
+            bk.objective("vimco")
+
+
+def test_register_checks_its_arguments(registered):
+    with pytest.raises(ValueError, match="kind= .* or by pyro=/numpyro="):
+        objectives.register("test_bad")
+    with pytest.raises(ValueError, match="not both"):
+        objectives.register("test_bad", "elbo", pyro=lambda bk: bk.infer.Trace_ELBO())
+    with pytest.raises(ValueError, match="unknown objective kind 'vimco'; kinds: elbo"):
+        objectives.register("test_bad", "vimco")
+    with pytest.raises(ValueError, match="takes \\['alpha'\\]"):
+        objectives.register("test_bad", "elbo", options={"alpha": 0.5})
+    with pytest.raises(ValueError, match="options differ"):
+        objectives.register("test_bad", pyro=lambda bk, num_particles=2: None,
+                            numpyro=lambda bk, num_particles=3: None)
+    with pytest.raises(TypeError, match="need defaults"):
+        objectives.register("test_bad", pyro=lambda bk, num_particles: None)
+    assert "test_bad" not in objectives.names()
+
+
+def test_a_factory_for_one_backend_names_the_other(registered):
+    registered("test_numpyro_only", numpyro=lambda bk: bk.infer.Trace_ELBO())
+    objectives.build("test_numpyro_only", pv.backends.get("numpyro"))
+    with pytest.raises(ValueError, match="no pyro factory"):
+        objectives.build("test_numpyro_only", pv.backends.get("pyro"))
 
 
 def test_register_refuses_duplicates_unless_overwrite(registered):
