@@ -14,7 +14,8 @@ Trains `VAE(prior="normal")` and `VAE(prior="vamp")` on digits with the same set
 2018; above 0.7 q is unreliable for that digit), KL and active units per latent dim, and how
 far q's means and sds are from a NUTS reference posterior on a few digits, and the amortization
 gap (ELBO of a per-digit optimised Gaussian minus the encoder's, Cremer et al. 2018). Writes ArviZ plots
-(k-hat per digit for both models, a forest plot of q against NUTS) to --out.
+(k-hat per digit for both models, a forest plot of q against NUTS, the vamp prior against q for
+one digit from the InferenceData's prior and posterior groups) to --out.
 
     python examples/diagnostics.py                    # NumPyro, ~2 minutes
     python examples/diagnostics.py --backend pyro --epochs 30
@@ -60,7 +61,7 @@ def compare_priors(args, data, out):
     az.plot_compare(table, figsize=(6, 3.5))
     plt.gcf().savefig(out / "compare.png", dpi=90, bbox_inches="tight")
     plt.close("all")
-    idata = dg.latent_posterior(fits[best], data.test, num_samples=200, chains=2,
+    idata = dg.latent_posterior(fits[best], data.test, num_samples=200,
                                 posterior_predictive=True)
     summary = dg.ppc_summary(idata)
     print(f"  posterior predictive check of {best}: replicated pixel means disagree with the "
@@ -135,7 +136,12 @@ def main():
                           combined=True, figsize=(6, 4))
     plt.gcf().savefig(out / "forest_vamp_digit0.png", dpi=90, bbox_inches="tight")
     plt.close("all")
-    print(f"\nwrote {out}/khat.png and {out}/forest_vamp_digit0.png")
+    az.plot_dist_comparison(idatas["vamp"], var_names=["z"],      # the prior group against q
+                            coords={"obs": [0], "latent": [0, 1]})
+    plt.gcf().savefig(out / "prior_posterior_vamp_digit0.png", dpi=90, bbox_inches="tight")
+    plt.close("all")
+    print(f"\nwrote {out}/khat.png, {out}/forest_vamp_digit0.png and "
+          f"{out}/prior_posterior_vamp_digit0.png")
 
 
 if __name__ == "__main__":

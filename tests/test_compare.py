@@ -74,10 +74,9 @@ def test_posterior_predictive_group_and_checks(backend, digits):
     res = pv.fit(vae, digits.train.x[:300], epochs=5, batch_size=50, progress=False)
     x = digits.test.x[:40].copy()
     x[:, 27] += 0.8                                   # a feature the model cannot explain
-    idata = pv.diagnostics.latent_posterior(res, x, num_samples=80, chains=2,
-                                            posterior_predictive=True)
+    idata = pv.diagnostics.latent_posterior(res, x, num_samples=80, posterior_predictive=True)
     pp = idata.posterior_predictive["x"]
-    assert pp.dims == ("chain", "draw", "obs", "feature") and pp.shape == (2, 40, 40, 64)
+    assert pp.dims == ("chain", "draw", "obs", "feature") and pp.shape == (1, 80, 40, 64)
     assert idata.observed_data["x"].dims == ("obs", "feature")
     summary = pv.diagnostics.ppc_summary(idata)
     assert summary["p_mean"].dims == ("feature",)

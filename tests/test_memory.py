@@ -164,7 +164,7 @@ def test_ordinary_sizes_still_run(backend, tiny):
     assert pv.decode(res, np.zeros((3, 2))).shape == (3, 64)
     assert pv.evaluate(res, x[:8], num_samples=10)["num_examples"] == 8
     idata = pv.diagnostics.latent_posterior(res, x[:4], num_samples=20)
-    assert idata.posterior["z"].shape == (4, 5, 4, 2)
+    assert idata.posterior["z"].shape == (1, 20, 4, 2)      # one chain of 20 draws from q
     gaps = x[:4].copy()
     gaps[0, 0] = np.nan
     assert pv.impute(res, gaps, num_samples=10, multiple=2).shape == (2, 4, 64)

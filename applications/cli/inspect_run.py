@@ -104,12 +104,12 @@ def _diagnose(args):
     _, ds = _recorded_data(cfg, args.run, "pv.diagnostics")
     test = ds.test
     n = min(args.n, len(test))
-    x, y = test.x[:n], (test.y[:n] if test.y is not None else None)
+    x = test.x[:n]
     rep = dg.report(res, x, num_samples=args.num_samples, seed=args.seed)
     text = dg.format_report(rep)
     print(text)
-    idata = dg.latent_posterior(res, test.__class__(x, y), num_samples=args.num_samples,
-                                seed=args.seed)
+    idata = dg.latent_posterior(res, test[:n], num_samples=args.num_samples,   # labels and
+                                seed=args.seed)                               # image shape kept
     latent = res.model.contract.latent().name              # the principal latent site
     obs = idata.sample_stats["log_weight"].dims[-1]        # the examples' dim
     figs = {"khat.png": lambda: az.plot_khat(dg.khat(idata).values, show_bins=True),

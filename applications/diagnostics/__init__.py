@@ -1,9 +1,11 @@
 """Can this approximate posterior be trusted? ArviZ diagnostics of the amortized q(z|x).
 
-* :func:`latent_posterior`: draws from q(z|x) as ``arviz.InferenceData``, every latent site
-  of the model a variable of its own (a VAE's ``z``: dims ``chain, draw, obs, latent``), with
-  the observed data and the log importance weights log p(x, z) - log q(z|x) in
-  ``sample_stats``.
+* :func:`latent_posterior`: draws from q(z|x) as ``arviz.InferenceData`` (or, with
+  ``format="datatree"``, the new ArviZ's ``xarray.DataTree``), every latent site of the model
+  a variable of its own (a VAE's ``z``: dims ``chain, draw, obs, latent``, one chain of
+  independent draws), with draws from the prior, q's parameters per example (``guide``), the
+  observed data, and the log importance weights log p(x, z) - log q(z|x) with their k-hat and
+  ESS per example in ``sample_stats``.
 * :func:`khat`: Pareto k-hat per observation from those weights (Yao et al. 2018): above 0.7
   the importance weights, and so q, are not to be trusted for that observation.
 * :func:`iwae_log_likelihood`: the importance-weighted log-likelihood bound per observation.
@@ -20,8 +22,9 @@
   where they disagree with the observed data, feature by feature.
 
 Everything is built from ``{site: ndarray}`` dicts with named dims and converted with ArviZ's
-generic ``from_dict``: the same code for both backends and for any model, built-in or a user's
-pair, whatever its sites and plate are called. The sites, their dims and coordinates come from
+generic dict converter (``arviz``'s or ``arviz_base``'s ``dict_to_dataset``): the same code for
+both backends and for any model, built-in or a user's pair, whatever its sites and plate are
+called. The sites, their dims and coordinates come from
 the model's contract (``res.model.contract``; see :class:`~probvae.applications.diagnostics.common.Layout`):
 a latent site ``top`` of event shape (1,) beside ``mid`` (2,) gives variables ``top`` (chain,
 draw, obs, top_dim) and ``mid`` (chain, draw, obs, mid_dim).

@@ -1,8 +1,10 @@
-"""The amortized posterior q(z|x) as ``arviz.InferenceData``, and what its weights say.
+"""The amortized posterior q(z|x) as ArviZ data (``arviz.InferenceData`` or the new ArviZ's
+``xarray.DataTree``), and what its weights say.
 
 Every latent site of the model's contract is a posterior variable of its own (a VAE's ``z``,
 M2's ``y`` and ``z``, a user's ``top`` and ``mid``), laid out by
-:class:`~probvae.applications.diagnostics.common.Layout`. Importance weights log p(x, z) - log q(z|x) give
+:class:`~probvae.applications.diagnostics.common.Layout`, beside its draws from the prior and
+q's parameters per example. Importance weights log p(x, z) - log q(z|x) give
 PSIS k-hat per observation (Yao et al. 2018) and the IWAE bound; posterior means over x give
 active units per latent site (Burda et al. 2016).
 """
@@ -13,54 +15,110 @@ import warnings
 import numpy as np
 
 from probvae import batch as batching
+from probvae.data import Split
 from probvae.inference import log_weights
+from probvae.inference.inputs import model_batch
 from probvae.inference.scoring import (CHUNK, active_units, check_samples, example_batch,
-                                       log_mean_exp)
+                                       log_mean_exp, missing_of)
+from probvae.priors import unwrap
 
 from .common import (KHAT_THRESHOLD, Layout, _contracted, _example_dim, _guide_moments, _inputs,
-                     _unit_coords)
-from .predictive import posterior_predictive as _posterior_predictive
+                     _moment, _unit_coords, importance_ess, pareto_khat)
+from .containers import check_format, group, to_container
+from .predictive import replicate
 
 __all__ = ["latent_posterior", "khat", "iwae_log_likelihood", "collapse", "report",
            "format_report", "KHAT_THRESHOLD"]
 
 
-def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
-                     posterior_predictive=False):
-    """Draws from the amortized posterior q(z|x) of every latent site as
-    ``arviz.InferenceData``.
+def latent_posterior(res, x, num_samples=1000, seed=0, y=None, posterior_predictive=False,
+                     format="inferencedata", image_shape=None):
+    """Draws from the amortized posterior q(z|x) of every latent site, with draws from the
+    prior, q's own parameters and the importance diagnostics, as ArviZ data.
+
+    The draws from q are independent (each a fresh draw from the encoder's distribution for
+    its example), so they form **one chain** of ``num_samples`` draws. Chain-based
+    diagnostics have nothing to find in them: ``r_hat`` needs several chains (ArviZ reports
+    NaN for one) and would be 1 by construction, and ``ess_bulk`` / ``ess_tail`` are about
+    ``num_samples`` by construction. Neither says whether q is any good. What does: the Pareto
+    k-hat of the importance weights p(x, z) / q(z|x) of each example (``sample_stats.khat``;
+    above 0.7 q is too far from p(z|x) for that example, Yao et al. 2018) and their effective
+    sample size (``sample_stats.importance_ess``: near ``num_samples`` when q matches p(z|x),
+    near 1 when a single draw carries the weight). To check q against the exact posterior, run
+    :func:`~probvae.applications.diagnostics.reference_posterior` (NUTS: there ``r_hat`` and
+    ESS mean what they usually mean) and
+    :func:`~probvae.applications.diagnostics.compare_posteriors`.
 
     Parameters
     ----------
     res : FitResult
     x : Split, array (N, D) or batch
-        Observations; a Split's labels become the ``label`` coordinate of ``obs``.
+        Observations; a Split's labels become the ``label`` coordinate of ``obs``, and its
+        ``image_shape`` the pixel coordinates of the data.
     num_samples : int
-        Draws per observation in all, split evenly over ``chains``. Refused before any is
+        Draws from q per observation (and as many from the prior). Refused before any is
         drawn (:class:`~probvae.memory.TooLargeError`) when they would need more than half
         of the memory available.
-    chains : int
-        Independent draws are grouped into chains so ArviZ's chain-based summaries apply.
     seed : int
     y : array (N,), optional
         Labels for the ``label`` coordinate.
     posterior_predictive : bool
         Also draw the data from p(x|z) at every draw (group ``posterior_predictive``, see
         :func:`~probvae.applications.diagnostics.posterior_predictive`).
+    format : {"inferencedata", "datatree"}
+        The container: ``arviz.InferenceData`` (ArviZ 0.x, default), or an
+        ``xarray.DataTree`` as ``arviz_base`` builds it, for the new ArviZ (``arviz_base``,
+        ``arviz_stats``, ``arviz_plots``; needs ``pip install arviz-base``). The same groups,
+        variables, dims and coordinates either way.
+    image_shape : tuple, optional
+        ``(H, W)`` or ``(C, H, W)`` of the data (default: a Split's ``image_shape``, else the
+        model's): the observed site's features get coordinates ``row`` and ``column`` (and
+        ``channel`` for C > 1) along its ``feature`` dim.
 
     Returns
     -------
-    arviz.InferenceData
-        ``posterior``: one variable per latent site that q samples, named after the site, with
-        dims ``(chain, draw, obs, *event dims)``; a discrete latent is an integer variable.
-        Event dims are named ``latent`` when a single latent site has them in one dim (a
-        VAE's ``z``: (chain, draw, obs, latent); M2's ``y``: (chain, draw, obs)), else after
-        their site (``top_dim``, ``mid_dim``). ``observed_data``: each observed site, e.g.
-        ``x`` (obs, feature). ``sample_stats``: ``log_weight`` (chain, draw, obs) =
-        log p(x, z) - log q(z|x) and ``log_lik`` = log p(x|z). The dim over examples is
-        ``obs``, or the data plate's name for a model with a site called ``obs``. There is
-        no ``log_likelihood`` group on purpose: z is per example, so ``az.loo`` on these
-        draws would estimate nothing meaningful; use :func:`~probvae.applications.diagnostics.compare`.
+    arviz.InferenceData or xarray.DataTree
+        With these groups; ``obs`` is the dim over examples (the data plate's name for a
+        model with a site called ``obs``), and every latent site is a variable of its own
+        name, whatever the model calls it:
+
+        ``posterior``
+            Each latent site that q samples, dims ``(chain, draw, obs, *event dims)`` with
+            one chain; a discrete latent is an integer variable. Event dims are named
+            ``latent`` when a single latent site has them, in one dim (a VAE's ``z``: (chain,
+            draw, obs, latent); M2's ``y``: (chain, draw, obs)), else after their site
+            (``top_dim``, ``mid_dim``).
+        ``prior``
+            The same variables drawn from the model's prior p(z) (every latent in turn given
+            the ones before, the data's conditions included), by running the model without
+            the guide: ``az.plot_dist_comparison(idata, var_names=["z"])`` draws prior
+            against posterior.
+        ``guide``
+            q's parameters per example (dims ``(obs, *event dims)``): ``<site>_loc`` and
+            ``<site>_scale`` where q's family has them (a Normal guide's mean and sd; a
+            Laplace's location and scale), else ``<site>_mean`` and ``<site>_sd`` (q's
+            marginal moments: a full-rank Normal) where they have a closed form, and
+            ``<site>_probs`` over ``<site>_value`` for a discrete latent. The group's attrs
+            name each site's family (``family_<site>``) and what was given for it.
+        ``sample_stats``
+            ``log_weight`` (chain, draw, obs) = log p(x, z) - log q(z|x), ``log_lik`` =
+            log p(x|z); per example (obs): ``khat`` (PSIS k-hat of the weights) and
+            ``importance_ess``.
+        ``observed_data``
+            Each observed site, e.g. ``x`` (obs, feature), with ``row``/``column`` coordinates
+            for images.
+        ``posterior_predictive``
+            With ``posterior_predictive=True``.
+
+        There is no ``log_likelihood`` group on purpose: z is per example, so ``az.loo`` on
+        these draws would estimate nothing meaningful; use
+        :func:`~probvae.applications.diagnostics.compare`.
+
+    References
+    ----------
+    Yao, Vehtari, Simpson & Gelman (2018), "Yes, but Did It Work?: Evaluating Variational
+    Inference", ICML. Vehtari, Simpson, Gelman, Yao & Gabry (2024), "Pareto Smoothed
+    Importance Sampling", JMLR.
 
     Examples
     --------
@@ -68,55 +126,240 @@ def latent_posterior(res, x, num_samples=1000, chains=4, seed=0, y=None,
     >>> data = pv.data.load("digits", seed=0)
     >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(16,)), data.train,
     ...              epochs=1, progress=False)
-    >>> idata = latent_posterior(res, data.test.x[:5], num_samples=40)
-    >>> idata.posterior["z"].dims
-    ('chain', 'draw', 'obs', 'latent')
+    >>> idata = latent_posterior(res, data.test[:5], num_samples=40)
+    >>> idata.posterior["z"].dims, idata.posterior["z"].shape
+    (('chain', 'draw', 'obs', 'latent'), (1, 40, 5, 2))
+    >>> sorted(idata.guide.data_vars), idata.sample_stats["khat"].dims
+    (['z_loc', 'z_scale'], ('obs',))
+    >>> int(idata.observed_data["row"].sel(feature=10)), int(idata.observed_data["column"].sel(feature=10))
+    (1, 2)
     """
-    if int(chains) < 1 or int(num_samples) < int(chains):
-        raise ValueError(f"need chains >= 1 and num_samples >= chains, got {chains}, {num_samples}")
+    format = check_format(format)
+    if int(num_samples) < 1:
+        raise ValueError(f"need num_samples >= 1, got {num_samples}")
+    draws = int(num_samples)
+    shape = _image_shape(x, res, image_shape)
     data, xs, labels = _inputs(x, y)
     res = _contracted(res, data)
     layout = Layout.of(res.model.contract)
     names = tuple(s.name for s in layout.latents)
-    draws = int(num_samples) // int(chains)
-    # beside log_weights' own: the (chain, draw, obs) copies of the kept draws, log_w and
-    # log_lik, and with posterior_predictive the replicated data (float32, and their chunks)
-    kept = _site_bytes(layout.latents)
-    check_samples(res.model, xs.shape[0], draws * int(chains),
-                  "pv.diagnostics.latent_posterior", keep=names, per_draw=kept + 16
-                  + (2 * _site_bytes(layout.observed) + kept if posterior_predictive else 0))
-    import arviz as az
-
-    lw = log_weights(res, data, num_samples=draws * int(chains), seed=seed, keep=names)
     n = xs.shape[0]
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"y has {len(labels)} labels for {n} observations")
+    # beside log_weights' own: the (chain, draw, obs) copies of the kept draws and of the
+    # prior's, log_w and log_lik, and with posterior_predictive the replicated data (float32,
+    # and their chunks)
+    kept = _site_bytes(layout.latents)
+    check_samples(res.model, n, draws, "pv.diagnostics.latent_posterior", keep=names,
+                  per_draw=2 * kept + 16
+                  + (2 * _site_bytes(layout.observed) + kept if posterior_predictive else 0))
+    image = _image_coords(layout, shape, strict=image_shape is not None)
+    lw = log_weights(res, data, num_samples=draws, seed=seed, keep=names)
 
-    def cd(a):                       # (obs, samples, ...) -> (chain, draw, obs, ...)
-        a = np.moveaxis(np.asarray(a), 1, 0).reshape((chains, draws, n) + np.shape(a)[2:])
-        return a
+    def cd(a):                       # (obs, samples, ...) -> (chain=1, draw, obs, ...)
+        return np.moveaxis(np.asarray(a), 1, 0)[None]
 
     sampled = [s for s in layout.latents if f"value_{s.name}" in lw]
     if not sampled:
         raise ValueError(f"the guide draws none of the model's latent sites {list(names)} for "
                          "these data; latent_posterior shows the latents q samples")
+    sample = ("chain", "draw")
     posterior = {s.name: cd(lw[f"value_{s.name}"]) for s in sampled}
     posterior.update({s.name: posterior[s.name].astype(np.int64) for s in sampled if s.discrete})
-    observed = _observed_data(res, data, xs, layout, seed)
     ex = layout.example
-    idata = az.from_dict(
-        posterior=posterior, observed_data=observed,
-        sample_stats={"log_weight": cd(lw["log_w"]), "log_lik": cd(lw["log_lik"])},
-        coords=layout.coords(n),
-        dims={**{k: list(v) for k, v in layout.dims.items()}, "log_weight": [ex],
-              "log_lik": [ex]})
-    if labels is not None:
-        if len(labels) != n:
-            raise ValueError(f"y has {len(labels)} labels for {n} observations")
-        idata = idata.assign_coords(label=(ex, np.asarray(labels)))
-    idata.posterior.attrs.update(backend=res.backend, model=type(res.model).__name__,
-                                 objective=res.objective)
+    groups = {
+        "posterior": {k: ((*sample, *layout.dims[k]), v) for k, v in posterior.items()},
+        "prior": {k: ((*sample, *layout.dims[k]), v)
+                  for k, v in _prior_draws(res, data, sampled, draws, seed).items()},
+        "sample_stats": {"log_weight": ((*sample, ex), cd(lw["log_w"])),
+                         "log_lik": ((*sample, ex), cd(lw["log_lik"])),
+                         "khat": ((ex,), pareto_khat(lw["log_w"])),
+                         "importance_ess": ((ex,), importance_ess(lw["log_w"]))},
+        "observed_data": {k: (layout.dims[k], v)
+                          for k, v in _observed_data(res, data, xs, layout, seed).items()}}
+    parameters, coords, described = _guide_parameters(res, _batch(res, data), sampled, layout,
+                                                      seed)
+    groups["guide"] = parameters
     if posterior_predictive:
-        idata = _posterior_predictive(res, idata, seed=seed, data=data)
-    return idata
+        groups["posterior_predictive"] = {
+            k: ((*sample, *layout.dims[k]), v)
+            for k, v in replicate(res, layout, data, posterior, seed).items()}
+    extra = dict(image)
+    if labels is not None:
+        extra["label"] = (ex, np.asarray(labels))
+    return to_container(
+        groups, {**layout.coords(n), **coords}, format, extra_coords=extra,
+        attrs={"posterior": {"backend": res.backend, "model": type(res.model).__name__,
+                             "objective": res.objective,
+                             "draws": "independent draws from q(z|x), in one chain"},
+               "guide": described})
+
+
+def _image_shape(x, res, given):
+    """The data's image shape (C, H, W): given, else a Split's, else the built-in model's
+    (None for a user's pair, which has no config)."""
+    if given is None and isinstance(x, Split):
+        given = x.image_shape
+    if given is None:
+        try:
+            given = res.model.config().get("image_shape")
+        except ValueError:                    # a user's (model, guide) pair
+            given = None
+    if given is None:
+        return None
+    shape = tuple(int(d) for d in given)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"image_shape takes (height, width) or (channels, height, width), "
+                         f"got {given!r}")
+    return shape
+
+
+def _image_coords(layout, shape, strict=True) -> dict:
+    """``{coordinate: (feature dim, values)}``: the ``row`` and ``column`` (and ``channel``
+    when there are several) of each feature of the observed sites whose size is that of an
+    image of ``shape`` (C, H, W), features flattened channel by channel, row by row. Named
+    after the site's dim (``obs_dim_row``) when several sites are images or a dim already
+    has the plain name. No site of that size: an error when ``strict`` (a shape given), else
+    none."""
+    if shape is None:
+        return {}
+    c, h, w = shape
+    images = [s for s in layout.observed if len(s.event_shape) == 1 and s.size == c * h * w]
+    if not images and not strict:
+        return {}
+    if not images:
+        raise ValueError(f"image_shape {shape} has {c * h * w} values but no observed site has "
+                         f"that many features ({ {s.name: s.event_shape for s in layout.observed} });"
+                         " give the data's own image_shape, or None")
+    taken = {d for dims in layout.dims.values() for d in dims} | set(layout.dims)
+    plain = len(images) == 1 and not taken & {"row", "column", "channel"}
+    idx = np.arange(c * h * w)
+    out = {}
+    for s in images:
+        dim = layout.dims[s.name][1]
+        name = (lambda k: k) if plain else (lambda k, dim=dim: f"{dim}_{k}")
+        out[name("row")] = (dim, (idx // w) % h)
+        out[name("column")] = (dim, idx % w)
+        if c > 1:
+            out[name("channel")] = (dim, idx // (h * w))
+    return out
+
+
+def _batch(res, data) -> dict:
+    """What model and guide take for ``data`` (the model's batch keys), without a latent given
+    as data (a label ``y`` in the batch), so that it is drawn as q and p draw it."""
+    contract = res.model.contract
+    batch = batching.with_keys(model_batch(res.model, data, "data", missing_of(res)),
+                               contract.batch_keys)
+    return {k: v for k, v in batch.items() if k not in contract.latent_names}
+
+
+def _prior_draws(res, data, sites, num_samples, seed) -> dict:
+    """``{site: (1, num_samples, N, *event)}``: each site of ``sites`` drawn from the model's
+    prior for every example of ``data``, by running the model without the guide (the data
+    observed, any latent given as data, such as a label, left out so that it is drawn too);
+    a site the model does not sample is left out."""
+    batch = _batch(res, data)
+    n = batching.size(batch)
+    total = int(num_samples) * n
+    bk = res.bk
+    out = {s.name: [] for s in sites}
+    with bk.lock:
+        for j, start in enumerate(range(0, total, CHUNK)):
+            rows = np.arange(start, min(start + CHUNK, total))     # row r: draw r // n of r % n
+            chunk_seed = int(np.random.SeedSequence([int(seed), 1, j]).generate_state(1)[0] >> 1)
+            tr = bk.get_trace(bk.seed(res.bound(res.model.model), chunk_seed),
+                              **batching.to_backend(bk, batching.take(batch, rows % n)))
+            drawn = bk.sample_sites(tr)
+            for s in sites:
+                if s.name in drawn and not drawn[s.name]["is_observed"]:
+                    out[s.name].append(np.asarray(bk.to_numpy(drawn[s.name]["value"])))
+    return {s.name: np.concatenate(out[s.name]).reshape((1, int(num_samples), n)
+                                                        + s.event_shape)
+            .astype(np.int64 if s.discrete else np.float32)
+            for s in sites if len(out[s.name]) == -(-total // CHUNK)}
+
+
+def _family(bk, fn):
+    """The distribution under the plate's, mask's and event's wrappers."""
+    fn = unwrap(bk, fn)
+    while isinstance(fn, bk.dist.Independent):
+        fn = unwrap(bk, fn.base_dist)
+    return fn
+
+
+def _guide_parameters(res, batch, sites, layout, seed):
+    """``({variable: (dims, (N, ...))}, {dim: coords}, attrs)``: q's parameters for every
+    example of ``batch`` and each site of ``sites``, read off the guide's distributions (see
+    :func:`latent_posterior`'s ``guide`` group), and attrs naming each site's family and what
+    was given for it. The continuous latents' parameters are those given the discrete latents
+    at their most probable values (M2's q(z|x, y) at the y that q(y|x) prefers)."""
+    bk = res.bk
+    discrete = [s for s in sites if s.discrete]
+    parts, kinds = {}, {}
+
+    def keep(s, key, v, shape=None):
+        v = np.asarray(v if isinstance(v, np.ndarray) else bk.to_numpy(v), np.float32)
+        parts.setdefault(f"{s.name}_{key}", []).append(
+            v if shape is None else np.broadcast_to(v, shape))
+
+    with bk.lock:
+        for _, part, _ in batching.chunks(batch, CHUNK):
+            part = batching.to_backend(bk, part)
+            guide = res.bound(res.model.guide)
+            tr = bk.get_trace(bk.seed(guide, seed), **part)
+            fixed = {}
+            for s in discrete:
+                fn = _family(bk, tr[s.name]["fn"])
+                kinds[s.name] = type(fn).__name__
+                probs = np.asarray(bk.to_numpy(_probs(bk, fn)), np.float32)
+                keep(s, "probs", probs)
+                fixed[s.name] = bk.asarray_int(probs.argmax(-1))
+            if fixed and len(discrete) < len(sites):
+                tr = bk.get_trace(bk.seed(bk.condition(guide, fixed), seed), **part)
+            for s in sites:
+                if s.discrete:
+                    continue
+                site = tr[s.name]
+                fn = _family(bk, site["fn"])
+                kinds[s.name] = type(fn).__name__
+                shape = np.shape(bk.to_numpy(site["value"]))
+                loc, scale = getattr(fn, "loc", None), getattr(fn, "scale", None)
+                if loc is not None and scale is not None:
+                    keep(s, "loc", loc, shape)
+                    keep(s, "scale", scale, shape)
+                    continue
+                mean, var = _moment(site, "mean"), _moment(site, "variance")
+                if mean is not None and var is not None:
+                    keep(s, "mean", mean, shape)
+                    keep(s, "sd", np.sqrt(np.asarray(bk.to_numpy(var), np.float64)), shape)
+    variables, coords, attrs = {}, {}, {}
+    given_labels = (f" (given {', '.join(s.name for s in discrete)} at the most probable "
+                    "value)") if discrete else ""
+    for s in sites:
+        attrs[f"family_{s.name}"] = kinds[s.name]
+        keys = [k for k in ("loc", "scale", "mean", "sd", "probs") if f"{s.name}_{k}" in parts]
+        attrs[f"given_{s.name}"] = (
+            ", ".join(f"{s.name}_{k}" for k in keys) + ("" if s.discrete else given_labels)
+            if keys else
+            f"nothing: q's family {kinds[s.name]} has no loc/scale and no closed-form moments")
+        for k in keys:
+            values = np.concatenate(parts[f"{s.name}_{k}"])
+            dims = layout.dims[s.name]
+            if k == "probs":
+                dims = (*dims, f"{s.name}_value")
+                coords[f"{s.name}_value"] = np.arange(values.shape[-1])
+            variables[f"{s.name}_{k}"] = (dims, values)
+    return variables, coords, attrs
+
+
+def _probs(bk, fn):
+    """The probabilities of a discrete guide site (a Categorical's, per value)."""
+    while getattr(fn, "probs", None) is None and getattr(fn, "base_dist", None) is not None:
+        fn = _family(bk, fn.base_dist)
+    return fn.probs
 
 
 def _site_bytes(sites) -> int:
@@ -143,12 +386,30 @@ def _observed_data(res, data, xs, layout, seed):
 
 
 def _log_weights_matrix(idata):
-    lw = idata.sample_stats["log_weight"].stack(sample=("chain", "draw"))
+    lw = group(idata, "sample_stats")["log_weight"].stack(sample=("chain", "draw"))
     return np.asarray(lw.transpose(_example_dim(idata), "sample").values, dtype=np.float64)
+
+
+def _per_example(idata, values, name):
+    """``values`` (obs,) as a DataArray over the examples' dim of ``idata``, with its
+    ``label`` coordinate when it has one."""
+    import xarray as xr
+
+    ex = _example_dim(idata)
+    stats = group(idata, "sample_stats")
+    out = xr.DataArray(np.asarray(values), coords={ex: stats[ex].values}, dims=[ex], name=name)
+    if "label" in stats.coords:
+        out = out.assign_coords(label=(ex, stats["label"].values))
+    return out
 
 
 def khat(idata):
     """Pareto k-hat per observation from the importance weights (PSIS, Yao et al. 2018).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData or xarray.DataTree
+        From :func:`latent_posterior` (it holds the same values as ``sample_stats.khat``).
 
     Returns
     -------
@@ -167,20 +428,7 @@ def khat(idata):
     >>> k.dims
     ('obs',)
     """
-    import arviz as az
-    import xarray as xr
-
-    lw = _log_weights_matrix(idata)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, k = az.psislw(lw, reff=1.0)
-    k = np.where(np.ptp(lw, axis=1) < 1e-8, 0.0, k)     # constant weights: q is p itself
-    ex = _example_dim(idata)
-    out = xr.DataArray(np.asarray(k), coords={ex: idata.sample_stats[ex]}, dims=[ex],
-                       name="khat")
-    if "label" in idata.sample_stats.coords:
-        out = out.assign_coords(label=(ex, idata.sample_stats["label"].values))
-    return out
+    return _per_example(idata, pareto_khat(_log_weights_matrix(idata)), "khat")
 
 
 def iwae_log_likelihood(idata):
@@ -195,12 +443,8 @@ def iwae_log_likelihood(idata):
     >>> iwae_log_likelihood(latent_posterior(res, data.test.x[:3], num_samples=40)).shape
     (3,)
     """
-    import xarray as xr
-
-    ll = log_mean_exp(_log_weights_matrix(idata), axis=1)
-    ex = _example_dim(idata)
-    return xr.DataArray(ll, coords={ex: idata.sample_stats[ex]}, dims=[ex],
-                        name="iwae_log_likelihood")
+    return _per_example(idata, log_mean_exp(_log_weights_matrix(idata), axis=1),
+                        "iwae_log_likelihood")
 
 
 def collapse(res, x, num_samples=100, threshold=0.01, seed=0, warn=True):
@@ -277,7 +521,7 @@ def _kl_by_site(lw, sites) -> dict:
     return dict(zip([s.name for s in sites], np.split(kl, np.cumsum(sizes)[:-1])))
 
 
-def report(res, data, num_samples=1000, chains=4, seed=0):
+def report(res, data, num_samples=1000, seed=0):
     """One table of the amortized-posterior diagnostics for ``data``.
 
     Returns
@@ -303,7 +547,7 @@ def report(res, data, num_samples=1000, chains=4, seed=0):
     """
     import xarray as xr
 
-    idata = latent_posterior(res, data, num_samples=num_samples, chains=chains, seed=seed)
+    idata = latent_posterior(res, data, num_samples=num_samples, seed=seed)
     k = khat(idata)
     ll = iwae_log_likelihood(idata)
     col = collapse(res, data, num_samples=min(num_samples, 100), seed=seed, warn=True)

@@ -17,7 +17,9 @@ from probvae.data import as_split
 from probvae.inference.scoring import CHUNK, example_batch
 from probvae.models import CustomModel
 
-__all__ = ["KHAT_THRESHOLD", "Layout"]
+from .containers import group, group_names
+
+__all__ = ["KHAT_THRESHOLD", "Layout", "pareto_khat", "importance_ess"]
 
 #: k-hat above this: importance sampling from q is unreliable for that observation
 KHAT_THRESHOLD = 0.7
@@ -108,11 +110,50 @@ class Layout:
 
 
 def _example_dim(idata) -> str:
-    """The dim over examples of an InferenceData of :func:`latent_posterior` or
-    :func:`reference_posterior` (the third dim of its posterior variables)."""
-    if "sample_stats" in idata.groups() and "log_weight" in idata.sample_stats:
-        return idata.sample_stats["log_weight"].dims[2]
-    return next(iter(idata.posterior.data_vars.values())).dims[2]
+    """The dim over examples of the posterior of :func:`latent_posterior` or
+    :func:`reference_posterior` (the third dim of its variables), an InferenceData or a
+    DataTree."""
+    if "sample_stats" in group_names(idata):
+        stats = group(idata, "sample_stats")
+        if "log_weight" in stats:
+            return stats["log_weight"].dims[2]
+    return next(iter(group(idata, "posterior").data_vars.values())).dims[2]
+
+
+def pareto_khat(log_w) -> np.ndarray:
+    """PSIS k-hat of each row of ``log_w`` (examples, draws): one per example; exactly
+    constant weights (q equal to p) get 0.
+
+    Examples
+    --------
+    >>> pareto_khat(np.zeros((2, 50))).tolist()
+    [0.0, 0.0]
+    """
+    import warnings
+
+    import arviz as az
+
+    log_w = np.asarray(log_w, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, k = az.psislw(log_w, reff=1.0)
+    return np.where(np.ptp(log_w, axis=1) < 1e-8, 0.0, np.asarray(k, np.float64))
+
+
+def importance_ess(log_w) -> np.ndarray:
+    """Effective sample size of the self-normalised importance weights of each row of
+    ``log_w`` (examples, draws): (sum w)^2 / sum w^2, between 1 (one draw carries all the
+    weight) and the number of draws (q equal to p(z|x)).
+
+    Examples
+    --------
+    >>> importance_ess(np.array([[0.0, 0.0, 0.0, 0.0], [0.0, -50.0, -50.0, -50.0]])).round(3).tolist()
+    [4.0, 1.0]
+    """
+    log_w = np.asarray(log_w, np.float64)
+    top = log_w.max(axis=1, keepdims=True)
+    w = np.exp(log_w - top)
+    return w.sum(axis=1) ** 2 / (w ** 2).sum(axis=1)
 
 
 def _unit_coords(sizes: dict) -> dict:

@@ -27,8 +27,6 @@ cross-validation and WAIC", Statistics and Computing. Gelman, Meng & Stern (1996
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from probvae import batch as batching
@@ -36,7 +34,8 @@ from probvae.inference import log_weights
 from probvae.inference.inputs import model_batch
 from probvae.inference.scoring import CHUNK, log_mean_exp, missing_of
 
-from .common import KHAT_THRESHOLD, Layout, _contracted, _example_dim, _inputs
+from .common import KHAT_THRESHOLD, Layout, _contracted, _example_dim, _inputs, pareto_khat
+from .containers import group, group_names, with_group
 
 __all__ = ["compare", "posterior_predictive", "ppc_summary"]
 
@@ -89,7 +88,6 @@ def compare(results: dict, data, num_samples=1000, seed=0, khat_threshold=KHAT_T
     >>> list(table.columns[:4]), int(table["rank"].min())
     (['rank', 'elpd_loo', 'p_loo', 'elpd_diff'], 0)
     """
-    import arviz as az
     import pandas as pd
 
     if not isinstance(results, dict) or len(results) < 2:
@@ -111,10 +109,7 @@ def compare(results: dict, data, num_samples=1000, seed=0, khat_threshold=KHAT_T
     for name, res in results.items():
         lw = log_weights(res, data, num_samples=num_samples, seed=seed)
         pointwise[name] = log_mean_exp(lw["log_w"], axis=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _, k = az.psislw(lw["log_w"], reff=1.0)
-        khats[name] = np.where(np.ptp(lw["log_w"], axis=1) < 1e-8, 0.0, k)
+        khats[name] = pareto_khat(lw["log_w"])
     n = len(next(iter(pointwise.values())))
     totals = {name: float(p.sum()) for name, p in pointwise.items()}
     order = sorted(totals, key=totals.get, reverse=True)
@@ -152,8 +147,8 @@ def posterior_predictive(res, idata, seed=0, data=None):
     Parameters
     ----------
     res : FitResult
-    idata : arviz.InferenceData
-        From :func:`latent_posterior` of ``res``.
+    idata : arviz.InferenceData or xarray.DataTree
+        From :func:`latent_posterior` of ``res`` (either ``format``).
     seed : int
     data : Split, array or batch, optional
         The examples the posterior was drawn for (default: ``idata``'s observed data, for a
@@ -161,11 +156,11 @@ def posterior_predictive(res, idata, seed=0, data=None):
 
     Returns
     -------
-    arviz.InferenceData
+    arviz.InferenceData or xarray.DataTree
         ``idata`` with ``posterior_predictive`` holding each observed site under its own name,
-        with the dims of its ``observed_data`` and ``chain, draw`` in front (a VAE's ``x``:
-        (chain, draw, obs, feature)): ``az.plot_ppc(idata)`` and ``az.plot_bpv(idata)``
-        apply.
+        with the dims and coordinates of its ``observed_data`` and ``chain, draw`` in front (a
+        VAE's ``x``: (chain, draw, obs, feature)): ``az.plot_ppc(idata)`` and
+        ``az.plot_bpv(idata)`` apply (``arviz_plots.plot_ppc_dist`` to a DataTree).
 
     Examples
     --------
@@ -179,23 +174,43 @@ def posterior_predictive(res, idata, seed=0, data=None):
     """
     import xarray as xr
 
-    observed = (list(idata.observed_data.data_vars) if "observed_data" in idata.groups()
-                else [])
+    names = group_names(idata)
+    observed_data = group(idata, "observed_data") if "observed_data" in names else None
+    observed = list(observed_data.data_vars) if observed_data is not None else []
     if data is None:
         if len(observed) != 1:
             raise ValueError("posterior_predictive needs the examples the posterior was drawn "
                              f"for: pass data= (idata's observed data: {observed})")
-        data = idata.observed_data[observed[0]].values
+        data = observed_data[observed[0]].values
     res = _contracted(res, data)
+    layout = Layout.of(res.model.contract)
+    ex = _example_dim(idata)
+    post = group(idata, "posterior")
+    draws = {s.name: post[s.name].values for s in layout.latents if s.name in post}
+    reps = replicate(res, layout, data, draws, seed)
+    first = post[next(iter(draws))]
+    c, d, n = first.shape[:3]
+    coords = {"chain": first["chain"].values, "draw": first["draw"].values,
+              **layout.coords(n, layout.observed), ex: first[ex].values}
+    ds = xr.Dataset({name: (("chain", "draw", *layout.dims[name]), values)
+                     for name, values in reps.items()}, coords=coords)
+    for name in observed:               # the observed data's coordinates (a pixel's row, ...)
+        if name in ds:
+            ds = ds.assign_coords({k: v for k, v in observed_data[name].coords.items()
+                                   if set(v.dims) <= set(ds[name].dims)})
+    return with_group(idata, "posterior_predictive", ds)
+
+
+def replicate(res, layout, data, draws: dict, seed=0) -> dict:
+    """``{observed site: (chain, draw, obs, *event)}``: each observed site of ``layout`` drawn
+    from the model at every draw of the latents (``draws``: ``{latent: (chain, draw, obs,
+    *event)}``, all of them fixed) on its example of ``data``."""
     contract = res.model.contract
-    layout = Layout.of(contract)
     batch = batching.with_keys(model_batch(res.model, data, "data", missing_of(res)),
                                contract.batch_keys)
-    ex = _example_dim(idata)
-    latents = [s for s in layout.latents if s.name in idata.posterior]
-    first = idata.posterior[latents[0].name]
-    c, d, n = first.shape[:3]
-    flat = {s.name: idata.posterior[s.name].values.reshape((c * d * n,) + s.event_shape)
+    latents = [s for s in layout.latents if s.name in draws]
+    c, d, n = draws[latents[0].name].shape[:3]
+    flat = {s.name: np.asarray(draws[s.name]).reshape((c * d * n,) + s.event_shape)
             for s in latents}
     bk = res.bk
     reps = {s.name: [] for s in layout.observed}
@@ -211,16 +226,8 @@ def posterior_predictive(res, idata, seed=0, data=None):
             for s in layout.observed:
                 reps[s.name].append(np.asarray(bk.to_numpy(_draw(bk, tr[s.name]["fn"],
                                                                  chunk_seed))))
-    coords = {"chain": first["chain"].values, "draw": first["draw"].values,
-              **layout.coords(n, layout.observed), ex: first[ex].values}
-    for name in observed:
-        coords.update({dim: idata.observed_data[dim].values
-                       for dim in idata.observed_data[name].dims})
-    group = xr.Dataset({name: (("chain", "draw", *layout.dims[name]),
-                               np.concatenate(parts).reshape((c, d, n) + parts[0].shape[1:]))
-                        for name, parts in reps.items()}, coords=coords)
-    idata.add_groups(posterior_predictive=group)
-    return idata
+    return {name: np.concatenate(parts).reshape((c, d, n) + parts[0].shape[1:])
+            for name, parts in reps.items()}
 
 
 def _draw(bk, fn, seed):
@@ -269,20 +276,21 @@ def ppc_summary(idata, alpha=0.05, var_name=None):
     """
     import xarray as xr
 
-    if "posterior_predictive" not in idata.groups():
+    if "posterior_predictive" not in group_names(idata):
         raise ValueError("idata has no posterior_predictive group: make it with "
                          "latent_posterior(..., posterior_predictive=True)")
-    shared = [v for v in idata.posterior_predictive.data_vars if v in idata.observed_data]
+    replicated, observed_data = group(idata, "posterior_predictive"), group(idata, "observed_data")
+    shared = [v for v in replicated.data_vars if v in observed_data]
     if var_name is None:
         if len(shared) != 1:
             raise ValueError(f"name the observed site to check: var_name= one of {shared}")
         var_name = shared[0]
     elif var_name not in shared:
         raise ValueError(f"no observed and replicated site {var_name!r}; there are {shared}")
-    observed = idata.observed_data[var_name]
+    observed = observed_data[var_name]
     n, dims = observed.shape[0], observed.dims
     obs = observed.values.reshape(n, -1)                            # (obs, feature)
-    rep = idata.posterior_predictive[var_name].stack(sample=("chain", "draw")).transpose(
+    rep = replicated[var_name].stack(sample=("chain", "draw")).transpose(
         "sample", *dims).values.reshape(-1, n, obs.shape[1])
     dim = dims[1] if len(dims) == 2 else "feature"
     valid = np.isfinite(obs)
@@ -299,6 +307,9 @@ def ppc_summary(idata, alpha=0.05, var_name=None):
                      "p_mean": (dim, p_mean), "obs_var": (dim, obs_var),
                      "rep_var": (dim, rep_var_s.mean(0)), "p_var": (dim, p_var)},
                     coords={dim: feature})
+    if len(dims) == 2:                  # a pixel's row and column, where the data are images
+        ds = ds.assign_coords({k: (dim, v.values) for k, v in observed.coords.items()
+                               if v.dims == (dim,) and k != dim})
     lo, hi = alpha / 2, 1 - alpha / 2
     for stat in ("mean", "var"):
         p = ds[f"p_{stat}"].values

@@ -15,12 +15,14 @@ from probvae.inference.scoring import example_batch, exclusive
 from probvae.models import CustomModel
 
 from .common import Layout, _contracted, _example_dim, _guide_moments, _inputs, _unit_coords
+from .containers import check_format, group, to_container
 
 __all__ = ["reference_posterior", "compare_posteriors", "amortization_gap"]
 
 
 @exclusive
-def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=0, y=None):
+def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=0, y=None,
+                        format="inferencedata"):
     """Reference draws from the exact posterior p(z|x) of every continuous latent site by
     NUTS, with the trained decoder and prior.
 
@@ -28,12 +30,18 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
     its learned parameters fixed and x observed. For models with labels, z is sampled given
     ``y`` (default: the classifier's best guess).
 
+    Parameters
+    ----------
+    format : {"inferencedata", "datatree"}
+        The container, as for :func:`~probvae.applications.diagnostics.latent_posterior`.
+
     Returns
     -------
-    arviz.InferenceData
+    arviz.InferenceData or xarray.DataTree
         ``posterior``: one variable per latent site NUTS samples, with the names, dims and
         coordinates of :func:`~probvae.applications.diagnostics.latent_posterior` (a VAE's ``z``:
-        (chain, draw, obs, latent)); ``az.rhat`` and ``az.ess`` apply.
+        (chain, draw, obs, latent)); ``az.rhat`` and ``az.ess`` apply (``arviz_stats.rhat`` to
+        a DataTree).
 
     Examples
     --------
@@ -45,8 +53,7 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
     >>> ref.posterior["z"].shape
     (2, 50, 2, 2)
     """
-    import arviz as az
-
+    format = check_format(format)
     data, _, labels = _inputs(x, y)
     batch = example_batch(res, data, "data", labels)     # labels: for models with labels
     res = _contracted(res, batch)
@@ -59,14 +66,14 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
         raise ValueError(f"NUTS drew none of the latent sites {missing}; reference_posterior "
                          "samples the model's continuous latents with the data observed")
     sites = [s for s in layout.latents if s.name in draws]
-    posterior = {s.name: (draws[s.name].astype(np.int64) if s.discrete else draws[s.name])
+    posterior = {s.name: (("chain", "draw", *layout.dims[s.name]),
+                          draws[s.name].astype(np.int64) if s.discrete else draws[s.name])
                  for s in sites}
-    idata = az.from_dict(posterior=posterior,
-                         dims={s.name: list(layout.dims[s.name]) for s in sites},
-                         coords=layout.coords(batching.size(batch), sites))
-    if labels is not None:
-        idata = idata.assign_coords(label=(layout.example, np.asarray(labels)))
-    return idata
+    extra = {} if labels is None else {"label": (layout.example, np.asarray(labels))}
+    return to_container({"posterior": posterior}, layout.coords(batching.size(batch), sites),
+                        format, extra_coords=extra,
+                        attrs={"posterior": {"draws": "NUTS on p(z|x), the model's parameters "
+                                                      "fixed"}})
 
 
 def compare_posteriors(amortized, reference):
@@ -75,8 +82,9 @@ def compare_posteriors(amortized, reference):
 
     Parameters
     ----------
-    amortized, reference : arviz.InferenceData
-        From :func:`latent_posterior` and :func:`reference_posterior` on the same x.
+    amortized, reference : arviz.InferenceData or xarray.DataTree
+        From :func:`latent_posterior` (either ``format``) and :func:`reference_posterior` on
+        the same x.
 
     Returns
     -------
@@ -100,7 +108,7 @@ def compare_posteriors(amortized, reference):
     """
     import xarray as xr
 
-    q_post, r_post = amortized.posterior, reference.posterior
+    q_post, r_post = group(amortized, "posterior"), group(reference, "posterior")
     names = [v for v in q_post.data_vars if v in r_post.data_vars
              and np.issubdtype(q_post[v].dtype, np.floating)]
     if not names:
