@@ -86,7 +86,7 @@ def cmd_train(args):
                  epochs=epochs, batch_size=100, lr=5e-4, seed=0, patience=spec["patience"],
                  checkpoint=out, resume=True, progress=not args.no_progress, **spec["fit"])
     h = res.history
-    best = None if res.best_epoch is None else res.best_epoch + 1      # counted from 1
+    best = res.best_epoch                                             # counted from 1
     print(f"{args.row}: {res.status}, {len(h['train_loss'])} epochs, best {best}, "
           f"valid {min(h['valid_loss']):.2f}, {sum(h['seconds']) / 60:.1f} min", flush=True)
 

@@ -43,7 +43,7 @@ def representations(data, args):
                      epochs=args.epochs, batch_size=32, validation_fraction=0.1,
                      backend=args.backend, seed=args.seed, progress=True).fit(x_unlabelled)
     print(f"VAE encoder trained on {len(x_unlabelled)} unlabelled digits in "
-          f"{time.perf_counter() - t:.1f} s (best epoch {enc.result_.best_epoch + 1})")
+          f"{time.perf_counter() - t:.1f} s (best epoch {enc.result_.best_epoch})")
     pca = PCA(n_components=args.latent_dim).fit(x_unlabelled)
     reps = {"raw pixels": None, f"PCA ({args.latent_dim} components)": pca,
             f"VAE ({args.latent_dim}-dim posterior mean)": enc}

@@ -40,7 +40,7 @@ from .tracker import check_history
 
 __all__ = ["save", "load", "read_config", "to_state", "from_state"]
 
-VERSION = 1
+VERSION = train_state.CONFIG_VERSION
 #: config.json's ``model.class`` for a user's (model, guide) pair (:meth:`CustomModel.record`)
 CUSTOM = "CustomModel"
 #: the fields of config.json: required ones, and the others probvae may write
@@ -616,8 +616,11 @@ def _result(cfg, model, flat, history, params_file, cfg_file, template=None) -> 
     except Exception as err:
         raise DamagedFileError(f"{params_file}: the arrays do not fit the model in {cfg_file}: "
                                f"{_reason(err)}") from None
+    best = cfg.get("best_epoch")
+    if best is not None and cfg["version"] < 2:       # counted from 0 before version 2
+        best += 1
     return FitResult(model, params, history, cfg["objective"], cfg.get("options", {}),
-                     cfg.get("best_epoch"), status=cfg.get("status", "completed"))
+                     best, status=cfg.get("status", "completed"))
 
 
 def _sizes(model_cfg) -> str:

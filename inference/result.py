@@ -24,7 +24,8 @@ class FitResult:
     options : dict
         Objective options and training settings (epochs, batch_size, lr, seed, ...).
     best_epoch : int or None
-        Epoch whose parameters were kept (with validation), else None.
+        Epoch whose parameters were kept (with validation), counted from 1 as the progress
+        bar, the messages and ``history_frame()`` count them; else None.
     status : str
         How training ended: ``"completed"`` (all epochs), ``"stopped_early"`` (patience),
         ``"interrupted"`` (Ctrl-C, SIGTERM or SIGHUP), ``"diverged"`` (a non-finite loss; the parameters are the

@@ -50,6 +50,9 @@ __all__ = ["FORMAT", "POINTER", "RUN_FILES", "TrainState", "write", "read", "exi
 FORMAT = "probvae-train-state"
 VERSION = 1
 POINTER = "checkpoint.json"
+#: config.json's version (a run folder's record, which :mod:`.checkpoint` reads): 2 counts
+#: ``best_epoch`` from 1, as the messages and plots do (a version-1 folder's counted from 0)
+CONFIG_VERSION = 2
 #: every file name of a run folder besides its numbered states: what config.json's manifest
 #: may list and the only names probvae ever replaces or removes there
 RUN_FILES = ("config.json", "params.npz", "history.json", "metrics.json", POINTER)

@@ -86,11 +86,17 @@ class Run:
 
 def run_config(config: TrainConfig, status="running", best_epoch=None, extra=None):
     """The ``config.json`` of a run folder: model config, objective, settings, manifest."""
-    record = {"format": FORMAT, "version": 1, "model": config.model,
+    record = {"format": FORMAT, "version": train_state.CONFIG_VERSION,
+              "model": config.model,
               "objective": config.objective, "options": config.options,
               "best_epoch": best_epoch, "seed": config.seed, "status": status,
               "files": list(RUN_FILES)}
     return {**record, **(extra or {})}
+
+
+def _counted(epoch):
+    """An epoch index (from 0, as the loop counts) as a user counts it (from 1)."""
+    return None if epoch is None else epoch + 1
 
 
 def _dump(obj):
@@ -124,7 +130,7 @@ class _Writer:
         write_npz(self.path / "params.npz", loop.bk.params_to_numpy(loop.result(params)))
         write_json(self.path / "history.json", tracker.history)
         write_json(self.path / "config.json",
-                   {**self.config, "status": status, "best_epoch": tracker.best_epoch})
+                   {**self.config, "status": status, "best_epoch": _counted(tracker.best_epoch)})
 
 
 def resolve_dirs(checkpoint, resume):
@@ -337,7 +343,7 @@ def train(model, loop, config: TrainConfig, run: Run, *, stop=None, started=None
     elif status == "interrupted":
         print(message, file=sys.stderr)
     return FitResult(model, params, tracker.history, config.objective, config.options,
-                     tracker.best_epoch, status=status, message=message,
+                     _counted(tracker.best_epoch), status=status, message=message,
                      checkpoint=None if run_dir is None else str(run_dir),
                      stopped_by=stopped_by, training_state=final)
 

@@ -77,20 +77,21 @@ def test_patience_stops_early_and_keeps_the_best_epoch(backend, small, make_vae,
     n = len(h["train_loss"])
     assert n < 10, "validation loss on inverted digits should stop improving"
     assert len(h["valid_loss"]) == n and np.all(np.isfinite(h["valid_loss"]))
-    best = res.best_epoch
-    assert h["valid_loss"][best] == min(h["valid_loss"])
-    assert n == best + 1 + 1                       # patience=1: one bad epoch, then stop
+    best = res.best_epoch                          # counted from 1, as the messages count
+    assert h["valid_loss"][best - 1] == min(h["valid_loss"])
+    assert res.history_frame()["valid_loss"].idxmin() == best
+    assert n == best + 1                           # patience=1: one bad epoch, then stop
 
 
 def test_validation_keeps_the_best_parameters(backend, small, make_vae, quick_fit):
-    """Parameters of the best epoch are returned: refitting for exactly best_epoch + 1 epochs
-    (same seed, same validation set) gives the same parameters."""
+    """Parameters of the best epoch are returned: refitting for exactly best_epoch epochs
+    (counted from 1; same seed, same validation set) gives the same parameters."""
     kw = dict(validation=_invert(small.valid), lr=1e-2, seed=0)
     long = quick_fit(make_vae(backend), small.train, epochs=4, **kw)
     best = long.best_epoch
-    assert best is not None and best < 3, "need a best epoch before the last one"
-    short = quick_fit(make_vae(backend), small.train, epochs=best + 1, **kw)
-    assert short.history["train_loss"] == long.history["train_loss"][:best + 1]
+    assert best is not None and best < 4, "need a best epoch before the last one"
+    short = quick_fit(make_vae(backend), small.train, epochs=best, **kw)
+    assert short.history["train_loss"] == long.history["train_loss"][:best]
     np.testing.assert_array_equal(pv.sample(long, n=4, seed=0), pv.sample(short, n=4, seed=0))
     np.testing.assert_array_equal(pv.encode(long, small.test), pv.encode(short, small.test))
 

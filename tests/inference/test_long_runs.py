@@ -280,3 +280,18 @@ def test_a_pyro_run_saved_with_the_per_tensor_adam_resumes_with_the_fused_one(tm
     assert resumed.status == "completed" and len(resumed.history["train_loss"]) == 4
     assert resumed.history["train_loss"][:2] == first.history["train_loss"]
     assert set(_fused_flags(run)) == {True}
+
+
+def test_a_version_1_run_folder_counts_its_best_epoch_from_1_when_loaded(tmp_path):
+    """config.json version 1 counted best_epoch from 0; pv.load gives it counted from 1."""
+    import json
+    data = pv.data.load("digits", seed=0)
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,))
+    res = pv.fit(vae, data.train[:200], epochs=3, validation=data.valid[:50], progress=False)
+    pv.save(res, tmp_path / "r", training_state=False)
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["version"] == 2 and cfg["best_epoch"] == res.best_epoch
+    assert pv.load(tmp_path / "r").best_epoch == res.best_epoch
+    cfg.update(version=1, best_epoch=res.best_epoch - 1)          # as an older probvae wrote it
+    (tmp_path / "r" / "config.json").write_text(json.dumps(cfg))
+    assert pv.load(tmp_path / "r").best_epoch == res.best_epoch
