@@ -116,7 +116,7 @@ def _state_files(res, path, overwrite) -> dict:
     from its folder for a loaded result); numbered after the state files a run there wrote,
     which it replaces."""
     meta, arrays = res.training_state.read(max_bytes=_state_bytes(res.bk.params_to_numpy(
-        res.params)))
+        res.param_state)))
     old = [p.name for p in train_state.owned_states(path)] if overwrite else []
     counter = max([int(meta["counter"])] + [int(n[6:-4]) + 1 for n in old])
     return train_state.checkpoint_files(meta, arrays, counter, stale=old)
@@ -647,7 +647,7 @@ def to_state(res: FitResult) -> dict:
               "model": model.record() if isinstance(model, CustomModel) else model.config(),
               "objective": res.objective, "options": res.options, "best_epoch": res.best_epoch,
               "seed": res.model.seed, "status": res.status}
-    return {"config": config, "params": res.bk.params_to_numpy(res.params),
+    return {"config": config, "params": res.bk.params_to_numpy(res.param_state),
             "history": res.history}
 
 

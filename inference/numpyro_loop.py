@@ -5,7 +5,7 @@
 >>> import probvae as pv
 >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,)),
 ...              pv.data.load("digits").train, epochs=2, progress=False)
->>> len(res.history["train_loss"]), sorted(res.params)
+>>> len(res.history["train_loss"]), sorted(res.param_state)
 (2, ['decoder$params', 'encoder$params'])
 
 The loop's state between epochs (the ``SVIState``: parameters, Adam's moments and the random

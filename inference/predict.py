@@ -132,7 +132,7 @@ def predict(res, data, method="classifier", num_samples=50, seed=0):
     batch = model_batch(res.model, data, "data to classify", missing_of(res))
     x = batch["x"]
     if method == "classifier":
-        return class_probabilities(res.model, res.params, x).astype(np.float32)
+        return class_probabilities(res.model, res.param_state, x).astype(np.float32)
     # log p(x, y=c) up to the same constant for every class: the IWAE bound given y = c
     log_joint = np.stack([logsumexp(log_weights(res, data, num_samples=num_samples, seed=seed,
                                                 y=np.full(len(x), c))["log_w"], axis=1)
@@ -187,7 +187,7 @@ def encode(res, data, seed=0, y=None, site=None):
     batch = example_batch(res, data, "data to encode", y)
     if chosen is not None and chosen.discrete and is_classifier(res.model) \
             and chosen == label_site(res.model):
-        return class_probabilities(res.model, res.params, batch["x"]).astype(np.float32)
+        return class_probabilities(res.model, res.param_state, batch["x"]).astype(np.float32)
     names = contract.continuous_names if chosen is None else (chosen.name,)
     if not names:
         raise ValueError(f"{type(res.model).__name__} has no continuous latent site to encode "

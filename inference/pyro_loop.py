@@ -9,7 +9,7 @@ measures it).
 >>> import probvae as pv
 >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro"),
 ...              pv.data.load("digits").train, epochs=2, progress=False)
->>> len(res.history["train_loss"]), sorted(res.params["params"])[:2]
+>>> len(res.history["train_loss"]), sorted(res.param_state["params"])[:2]
 (2, ['decoder$$$net.0.bias', 'decoder$$$net.0.weight'])
 
 Everything that changes during training (parameters, Adam's moments per parameter, the

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Optional
 
 
@@ -13,9 +14,10 @@ class FitResult:
     ----------
     model : Model or CustomModel
         The built model (its networks hold the architecture).
-    params : dict
-        This model's parameters: NumPyro's param dict, or Pyro's param-store state that is
-        swapped into the global store only while this result is used.
+    param_state : dict
+        This model's parameters as its backend keeps them: NumPyro's param dict, or Pyro's
+        param-store state (unconstrained values) that is swapped into the global store only
+        while this result is used. What scoring hands to the backend; read :attr:`params`.
     history : dict
         Per-epoch lists: ``train_loss`` and ``valid_loss`` (negative objective per example),
         ``kl_weight`` and ``seconds`` (wall time per epoch; the first also counts building the
@@ -45,9 +47,8 @@ class FitResult:
 
     Notes
     -----
-    ``params`` is each backend's own parameter state, which the scoring functions hand to the
-    backend as it is (on Pyro it holds the param store's unconstrained values). To read the
-    fitted values, the same way on both backends, use :meth:`param_values`.
+    :attr:`params` reads the fitted values the same way on both backends (same names,
+    constrained values, NumPy arrays); :attr:`param_state` is each backend's own state.
 
     Examples
     --------
@@ -63,7 +64,7 @@ class FitResult:
     """
 
     model: Any
-    params: Any
+    param_state: Any
     history: dict
     objective: str
     options: dict = field(default_factory=dict)
@@ -89,15 +90,17 @@ class FitResult:
 
     def bound(self, fn):
         """``fn`` (the model's ``model`` or ``guide``) running on this result's parameters."""
-        return self.bk.with_params(fn, self.params)
+        return self.bk.with_params(fn, self.param_state)
 
-    def param_values(self) -> dict:
+    @cached_property
+    def params(self) -> dict:
         """The fitted parameters as ``{name: ndarray}``, constrained (the values the model
-        sees: a ``df`` constrained to be > 1 reads > 1), the same way on both backends.
+        sees: a ``df`` constrained to be > 1 reads > 1), named the same way on both backends.
 
-        A parameter a model makes with ``param("df", ...)`` is named ``"df"`` on both. A
-        network's arrays keep their library's names: ``"<module>$$$<torch name>"`` on Pyro,
-        ``"<module>$params<path>"`` (e.g. ``"decoder$params.layers[0].weight"``) on NumPyro.
+        A parameter a model makes with ``param("df", ...)`` is ``"df"`` on both. A network's
+        arrays are ``"<module>.<path>"``, the path as its library names it inside the network
+        (``"decoder.net.0.weight"``: torch's on Pyro; ``"decoder.layers[0].weight"``:
+        Equinox's on NumPyro). Read once, then kept (a copy: changing it changes nothing).
 
         Examples
         --------
@@ -105,16 +108,22 @@ class FitResult:
         >>> data = pv.data.load("digits", seed=0)
         >>> vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,), backend="pyro")
         >>> res = pv.fit(vae, data.train, epochs=1, progress=False)
-        >>> sorted(res.param_values())[:2]
-        ['decoder$$$net.0.bias', 'decoder$$$net.0.weight']
+        >>> sorted(res.params)[:2]
+        ['decoder.net.0.bias', 'decoder.net.0.weight']
         """
-        bk = self.bk
+        return self.param_values()
+
+    def param_values(self) -> dict:
+        """:attr:`params`, read afresh."""
+        bk, state = self.bk, self.param_state
         if bk.shared_param_store:   # Pyro: a store of unconstrained values, read through it
             with bk.lock:
-                values = bk.with_params(lambda: {k: bk.param(k) for k in self.params["params"]},
-                                        self.params)()
-            return bk.params_to_numpy({"params": values})
-        return {name + path: a for name, tree in self.params.items()   # already constrained
+                values = bk.with_params(lambda: {k: bk.param(k) for k in state["params"]},
+                                        state)()
+            return {k.replace("$$$", "."): v
+                    for k, v in bk.params_to_numpy({"params": values}).items()}
+        return {name.removesuffix("$params") + path: a      # already constrained
+                for name, tree in state.items()
                 for path, a in bk.params_to_numpy(tree).items()}
 
     def history_frame(self):

@@ -502,7 +502,7 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
                 eps = {site.name: bk.asarray(rng.standard_normal((s_chunk, 1, *site.event_shape))
                                              .astype(np.float32)) for site in continuous}
             with bk.lock:
-                out = _checked(rest if j else first, res.params, chunk_seed, part, eps)
+                out = _checked(rest if j else first, res.param_state, chunk_seed, part, eps)
             parts.append({k: bk.to_numpy(v) for k, v in out.items()})
         chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
                                    axis=0)[:num_samples, :n_keep].T.astype(np.float64)
@@ -570,7 +570,7 @@ def labels_for(res, batch, y=None):
         return None
     n = batching.size(batch)
     if y is None:
-        return class_probabilities(res.model, res.params, batch["x"]).argmax(axis=1)
+        return class_probabilities(res.model, res.param_state, batch["x"]).argmax(axis=1)
     return check_labels(res.model, y, n)
 
 

@@ -24,7 +24,7 @@ for n in (1, 4):
     res = pv.fit(vae, d.train, validation=d.valid, epochs=3, batch_size=64, devices=n,
                  objective="iwae", num_particles=4, progress=False)
     out[n] = {"train": res.history["train_loss"], "valid": res.history["valid_loss"],
-              "w": [float(np.asarray(v).sum()) for v in jax.tree_util.tree_leaves(res.params)
+              "w": [float(np.asarray(v).sum()) for v in jax.tree_util.tree_leaves(res.param_state)
                     if hasattr(v, "shape")]}
 # the epoch compiled for 4 devices sums gradients across them (an all-reduce in its program)
 loop = numpyro_loop.Loop(vae.build(0), {"x": d.train.x}, None, *__import__(
@@ -91,7 +91,7 @@ def test_device_cpu_is_the_cpu_run_and_the_result_lives_on_the_cpu(backend, digi
     res = runs["cpu"]
     if backend == "pyro":
         import torch
-        tensors = list(res.params["params"].values()) + list(res.params["values"].values()) + [
+        tensors = list(res.param_state["params"].values()) + list(res.param_state["values"].values()) + [
             p for net in res.model.nets.values() if isinstance(net, torch.nn.Module)
             for p in net.parameters()]
         assert tensors and all(t.device.type == "cpu" for t in tensors)
@@ -123,7 +123,7 @@ res = pv.fit(vae, d.train, validation=d.valid, epochs=4 if resume else 2, batch_
              resume=os.path.join(out_dir, "run") if resume else None)
 rank = distributed.world()[0]
 np.savez(os.path.join(out_dir, f"params_rank{rank}.npz"),
-         **{k: v.detach().numpy() for k, v in res.params["params"].items()})
+         **{k: v.detach().numpy() for k, v in res.param_state["params"].items()})
 if rank == 0:
     print(json.dumps({"train": res.history["train_loss"], "valid": res.history["valid_loss"]}))
 distributed.finish()

@@ -417,7 +417,7 @@ run = os.path.join(out_dir, "run")
 res = pv.fit(vae, d.train, epochs=epochs, batch_size=8, seed=0, progress=False,
              checkpoint=run, checkpoint_every=1000, resume=True)
 np.savez(os.path.join(out_dir, f"params{rank}.npz"),
-         **{k: v.detach().numpy() for k, v in res.params["params"].items()})
+         **{k: v.detach().numpy() for k, v in res.param_state["params"].items()})
 json.dump({"status": res.status, "stopped_by": res.stopped_by,
            "epochs": len(res.history["train_loss"])},
           open(os.path.join(out_dir, f"result{rank}.json"), "w"))

@@ -207,7 +207,7 @@ def _initial_params(res, x):
 
 
 def _trained(res):
-    return res.params["params"] if res.backend == "pyro" else res.params
+    return res.param_state["params"] if res.backend == "pyro" else res.param_state
 
 
 @pytest.mark.parametrize("prior,names", [

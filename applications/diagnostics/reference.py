@@ -59,7 +59,7 @@ def reference_posterior(res, x, chains=4, num_samples=500, num_warmup=500, seed=
     res = _contracted(res, batch)
     layout = Layout.of(res.model.contract)
     bk = res.bk
-    draws = bk.nuts(res.model.model, res.params, batching.to_backend(bk, batch), int(chains),
+    draws = bk.nuts(res.model.model, res.param_state, batching.to_backend(bk, batch), int(chains),
                     int(num_samples), int(num_warmup), int(seed))
     missing = [s.name for s in layout.latents if not s.discrete and s.name not in draws]
     if missing:
@@ -221,14 +221,14 @@ def amortization_gap(res, x, steps=300, lr=0.05, num_particles=8, num_samples=50
                              "optimise: give them with the data")
         fitted = bk.run_svi(res.model.model,
                             local_gaussian_guide(bk, loc0, scale0, plate=contract.data_plate),
-                            res.params, batching.to_backend(bk, part), int(steps), float(lr),
+                            res.param_state, batching.to_backend(bk, part), int(steps), float(lr),
                             int(num_particles), int(seed))
         local = local_gaussian_guide(bk, {k: fitted[f"local_loc_{k}"] for k in names},
                                      {k: fitted[f"local_scale_{k}"] for k in names},
                                      learn=False, plate=contract.data_plate)
         # the same contract: the same p(x, ...) scored (training sites left out) as for res
         pair = CustomModel(res.model.model, local, res.backend, contract=contract)
-        scored = FitResult(pair, res.params, {}, res.objective, dict(res.options))
+        scored = FitResult(pair, res.param_state, {}, res.objective, dict(res.options))
         optimised.append(log_weights(scored, part, num_samples, seed=seed)["log_w"].mean(1))
         amortized.append(log_weights(res, part, num_samples, seed=seed)["log_w"].mean(1))
     a, o = np.concatenate(amortized), np.concatenate(optimised)

@@ -23,7 +23,7 @@ def fit_pair(backend, data, epochs, **kw):
 def assert_same_fit(got, want, backend):
     """Parameters and history as one unbroken fit's: bit for bit on NumPyro, within float32
     round-off on Pyro (as tests/inference/test_long_runs.py checks a resumed run)."""
-    a, b = got.bk.params_to_numpy(got.params), want.bk.params_to_numpy(want.params)
+    a, b = got.bk.params_to_numpy(got.param_state), want.bk.params_to_numpy(want.param_state)
     assert sorted(a) == sorted(b)
     assert len(got.history["train_loss"]) == len(want.history["train_loss"])
     if backend == "numpyro":
@@ -85,9 +85,9 @@ def test_continuing_needs_the_same_data(small):
         pv.fit(half, small.train, epochs=2, resume=True, progress=False)
 
 
-def test_param_values_are_constrained_and_named_alike(small):
-    """res.params is each backend's own state (Pyro: unconstrained); param_values() is the
-    same on both: constrained values under the names the pair gave them."""
+def test_params_are_constrained_and_named_alike(small):
+    """res.params is the same on both backends: constrained values under the names the pair
+    gave them (res.param_state is each backend's own state; Pyro's holds unconstrained)."""
     def pair(backend):
         bk = pv.backends.get(backend)
 
@@ -109,14 +109,19 @@ def test_param_values_are_constrained_and_named_alike(small):
     for backend in ("pyro", "numpyro"):
         res = pv.fit(pair(backend), small.train, backend=backend, epochs=1, batch_size=32,
                      lr=0.05, progress=False)
-        values[backend] = res.param_values()
+        values[backend] = res.params
         assert values[backend]["df"] > 1 and np.all(values[backend]["s"] > 0)
         assert all(isinstance(v, np.ndarray) for v in values[backend].values())
     assert sorted(values["pyro"]) == sorted(values["numpyro"]) == ["a", "df", "s", "w"]
     assert values["pyro"]["w"].shape == values["numpyro"]["w"].shape == (2, 64)
     # the hierarchy's own df on both backends, beside its networks' arrays
     for backend in ("pyro", "numpyro"):
-        assert fit_pair(backend, small.train, 1).param_values()["df"] > 1
+        res = fit_pair(backend, small.train, 1)
+        assert res.params["df"] > 1
+        if backend == "pyro":                 # its torch networks: "<module>.<torch name>"
+            assert {"dec.weight", "enc.bias", "up.weight"} <= set(res.params)
+    pyro_res = pv.fit(pair("pyro"), small.train, backend="pyro", epochs=1, progress=False)
+    assert float(pyro_res.param_state["params"]["df"]) < float(pyro_res.params["df"])
 
 
 def test_the_vae_saves_loads_and_continues(backend, make_vae, small, tmp_path):

@@ -97,9 +97,8 @@ def test_custom_pair_trains_evaluates_and_encodes(backend, small):
     assert z.shape == (16, LATENT) and np.all(np.isfinite(z))
     assert pv.sample(res, n=3, seed=0).shape == (3, 64)
     assert pv.reconstruct(res, small.test).shape == (16, 64)
-    params = res.params["params"] if backend == "pyro" else res.params
-    assert any(k.startswith("encoder") for k in params)
-    assert any(k.startswith("decoder") for k in params)
+    assert any(k.startswith("encoder.") for k in res.params)
+    assert any(k.startswith("decoder.") for k in res.params)
 
 
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])
@@ -126,9 +125,9 @@ def test_a_kl_weight_and_its_warm_up_reach_a_users_pair(backend, small):
     assert names == ("z",)
     x = bk.asarray(small.test.x[:4])
     gtr = bk.get_trace(bk.seed(bk.with_params(kl_weighted(bk, res.model.guide, names),
-                                              res.params), 0), x, kl_weight=0.25)
+                                              res.param_state), 0), x, kl_weight=0.25)
     mtr = bk.get_trace(bk.replay(bk.seed(bk.with_params(
-        kl_weighted(bk, res.model.model, names), res.params), 0), gtr), x, kl_weight=0.25)
+        kl_weighted(bk, res.model.model, names), res.param_state), 0), gtr), x, kl_weight=0.25)
     assert float(gtr["z"]["scale"]) == 0.25 and float(mtr["z"]["scale"]) == 0.25
     assert mtr["x"]["scale"] in (None, 1.0)
     zero = pv.fit(PAIRS[backend](), small.train, backend=backend, objective="beta", beta=0.01,

@@ -116,8 +116,8 @@ def test_pyro_models_do_not_leak_into_each_other_or_the_global_store(small):
     assert np.isfinite(pv.evaluate(b, small.test, num_samples=5)["elbo"])
     assert set(store.keys()) == keys_before
     assert torch.equal(pyro.param("user_sentinel").detach(), torch.tensor([1.0, 2.0]))
-    assert a.params["params"].keys().isdisjoint({"user_sentinel"})
-    assert "prior_loc" in b.params["params"] and "prior_loc" not in a.params["params"]
+    assert "user_sentinel" not in a.params and "user_sentinel" not in a.param_state["params"]
+    assert "prior_loc" in b.params and "prior_loc" not in a.params
     store.clear()
     del sentinel
 
@@ -126,7 +126,7 @@ def test_pyro_models_do_not_leak_into_each_other_or_the_global_store(small):
 def test_fit_result_is_frozen_and_complete(small, make_vae, quick_fit):
     res = quick_fit(make_vae("pyro"), small.train, epochs=2, lr=2e-3, batch_size=16)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        res.params = {}
+        res.param_state = {}
     assert sorted(res.history) == ["kl_weight", "seconds", "train_loss", "valid_loss"]
     assert all(s >= 0 for s in res.history["seconds"])
     assert res.options == {"epochs": 2, "batch_size": 16, "lr": 2e-3, "seed": 0, "patience": None,
@@ -249,7 +249,7 @@ def test_pyro_divergence_with_and_without_argument_checks(small, start, epoch, c
                      batch_size=16, progress=False, seed=0)
     assert lik.checked is checked
     assert res.status == "diverged" and len(res.history["train_loss"]) == epoch
-    assert all(np.isfinite(v).all() for v in res.bk.params_to_numpy(res.params).values())
+    assert all(np.isfinite(v).all() for v in res.bk.params_to_numpy(res.param_state).values())
     kept = "the initial parameters." if epoch == 1 else "epoch 1."
     assert res.message.split(" Lower lr")[0].endswith(kept)
 

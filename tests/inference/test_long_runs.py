@@ -37,7 +37,7 @@ def train_in_process(backend, run=None, resume=None, epochs=EPOCHS):
 
 
 def flat_params(res):
-    return res.bk.params_to_numpy(res.params)
+    return res.bk.params_to_numpy(res.param_state)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ def test_two_fits_at_once_give_the_lone_results(backend, small):
     for t in threads:
         t.join()
     for seed in (0, 1):
-        a = alone[seed].bk.params_to_numpy(alone[seed].params)
-        b = together[seed].bk.params_to_numpy(together[seed].params)
+        a = alone[seed].bk.params_to_numpy(alone[seed].param_state)
+        b = together[seed].bk.params_to_numpy(together[seed].param_state)
         # the same numbers up to float round-off: a thread's BLAS may split sums differently
         for k in a:
             np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-6, err_msg=k)
