@@ -13,21 +13,25 @@ import difflib
 import importlib
 import inspect
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from probvae.data import as_split
+from probvae.data import Split, as_split
 from probvae.data.streaming import Stream
 from probvae.backends.base import check_device
 from probvae.models import CustomModel, Model
-from probvae.outputs import check_run_dir, is_run, writing
+from probvae import batch as batching
+from probvae.outputs import check_run_dir, is_run, read_json, writing
 
 from . import distributed, objectives, train_state, training
-from .config import TrainConfig, split_options
+from .config import (HOLDOUT_BELOW, MAX_EPOCHS, MIN_EPOCHS, TARGET_STEPS, TrainConfig,
+                     default_epochs, default_patience, holdout_rows, split_options)
 from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
-                     check_positive, check_seed, labelled_batch, model_batch, StreamedBatch)
+                     check_positive, check_seed, hold_out, labelled_batch, model_batch,
+                     StreamedBatch)
 from .result import FitResult
 from .scoring import class_probabilities
 from .tracker import StopRequest
@@ -113,7 +117,7 @@ def _check_keywords(objective, options):
 
 
 def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, seed=None,
-        validation=None, patience=None, progress=True, backend=None, labels=None,
+        validation="auto", patience=None, progress=True, backend=None, labels=None,
         missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
         resume=None, overwrite=False, run_info=None, devices=None, device=None,
         contract=None, **objective_options):
@@ -139,18 +143,35 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         A registered objective name (see :mod:`probvae.inference.objectives`). Default:
         ``"enum"`` for a model with discrete latents to sum out (:class:`SSVAE`),
         ``"elbo"`` otherwise.
-    epochs, batch_size, lr : int, int, float
-        Passes over the data; mini-batch size (the last partial batch of each shuffled epoch is
-        dropped); Adam learning rate. Defaults: 50 epochs of batch 128 and lr 1e-3, or the
-        model's own ``fit_defaults`` (:class:`SSVAE`: 100 epochs of batch 32).
+    epochs : int, optional
+        Passes over the data. Default: chosen from the data's size
+        (:func:`~probvae.inference.config.default_epochs`): about 4,000 optimizer steps, at
+        least 50 and at most 1,000 epochs (MNIST's 60,000 rows in batches of 128: 50 epochs;
+        digits' 1,257 training rows, less the tenth held out: 500; a 300-row table: 1,000,
+        stopping early on its held-out rows), or the model's own ``fit_defaults``
+        (:class:`SSVAE`: 100). The number chosen is recorded in ``res.options["epochs"]``.
+    batch_size, lr : int, float
+        Mini-batch size (the last partial batch of each shuffled epoch is dropped) and Adam
+        learning rate. Defaults: 128 and 1e-3, or the model's ``fit_defaults``
+        (:class:`SSVAE`: batch 32).
     seed : int
         Seeds networks, parameter initialisation, shuffling and sampling: the same seed on the
         same backend gives the same numbers. An integer in 0..2**32-1; default 0.
-    validation : Split or array, optional
+    validation : Split, array, "auto", None or False
         Validation data: its loss is recorded each epoch, and the best epoch's parameters are
-        kept.
+        kept. ``"auto"`` (default): for data in memory under 20,000 rows, fit holds out a
+        tenth of the rows itself (at least 30, and only from 150 rows; stratified by the
+        labels ``data.y`` when there are any; drawn by ``seed``), trains on the rest and stops
+        early on them (:func:`~probvae.inference.config.holdout_rows`); it says so when
+        ``progress`` is on and records the count in ``res.options["holdout"]``. Larger data,
+        a stream and a semi-supervised fit (``labels=``: its few labelled rows are too
+        precious to hold out, and the unlabelled bound does not measure its classifier) get
+        none. ``None`` or ``False``: no validation, train on every row. A continued or
+        resumed fit holds out what its first fit did.
     patience : int, optional
-        Stop when the validation loss has not improved for this many epochs.
+        Stop when the validation loss has not improved for this many epochs. Default: when
+        fit chose the epochs or held out the validation rows, a fifth of the epochs (at least
+        20: :func:`~probvae.inference.config.default_patience`); otherwise none.
     progress : bool
         Show a tqdm progress bar.
     backend : str, optional
@@ -226,36 +247,51 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
     ...              validation=data.valid, progress=False)
     >>> sorted(res.history), res.status
     (['kl_weight', 'seconds', 'train_loss', 'valid_loss'], 'completed')
+
+    Left to its defaults, fit chooses the length and holds out validation rows of small data:
+
+    >>> res = pv.fit(vae, data.train[:200], epochs=3, progress=False)   # epochs= to be quick
+    >>> res.options["holdout"], res.options["patience"], len(res.history["valid_loss"])
+    (30, 20, 3)
     """
     state = loaded = None         # a result's training state: in memory, or in its folder
+    recorded_holdout = None       # rows a continued or resumed fit held out (None: a new fit)
     if isinstance(model, FitResult):
         given = {"objective": objective, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                  "seed": seed, "patience": patience, "missing": missing, "binarize": binarize,
-                 "clip_norm": clip_norm}
+                 "clip_norm": clip_norm, "holdout": None}
         model, given, objective_options, state, loaded = _continued(
             model, given, objective_options, resume, contract)
         objective, epochs, batch_size, lr, seed, patience, missing, binarize, clip_norm = (
             given[k] for k in ("objective", "epochs", "batch_size", "lr", "seed", "patience",
                                "missing", "binarize", "clip_norm"))
+        recorded_holdout = given["holdout"] or 0      # it holds out what the first fit did
     lr = TrainConfig.lr if lr is None else lr
     seed = TrainConfig.seed if seed is None else seed
     model = _as_model(model, backend, contract)
     if objective is None:
         objective = "enum" if model.needs_enumeration else "elbo"
     own = model.fit_defaults
-    epochs = own.get("epochs", TrainConfig.epochs) if epochs is None else epochs
+    epochs = own.get("epochs") if epochs is None else epochs   # None: chosen from the data
     batch_size = own.get("batch_size", TrainConfig.batch_size) if batch_size is None else batch_size
     _check_keywords(objective, objective_options)
-    epochs = check_count(epochs, "epochs")
+    if epochs is not None:
+        epochs = check_count(epochs, "epochs")
     batch_size = check_count(batch_size, "batch_size")
     lr = check_positive(lr, "lr")
     seed = check_seed(seed)
     checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
     if clip_norm is not None:
         clip_norm = check_positive(clip_norm, "clip_norm")
+    auto_validation = isinstance(validation, str)
+    if auto_validation and validation != "auto":
+        raise ValueError(f"validation takes data (a Split or an array), 'auto' (the default: "
+                         f"hold out rows of small data) or None/False (none), got {validation!r}")
+    if validation is False or auto_validation:
+        validation = None
     if patience is not None:
         patience = check_count(patience, "patience")
-        if validation is None:
+        if validation is None and not auto_validation:
             raise ValueError("patience (early stopping) needs validation data: pass validation=")
     missing = check_missing(missing)
     binarize = check_binarize(binarize)
@@ -269,6 +305,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                                     f"no training checkpoint now ({train_state.POINTER} is "
                                     "missing)")
         resume_dir = Path(loaded)
+    if recorded_holdout is None and resume_dir is not None:
+        recorded_holdout = _recorded_holdout(resume_dir)
     if resume is True and resume_dir is None and _nothing_learned(run_dir):
         overwrite = True        # it stopped before its first checkpoint: start it again
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -299,10 +337,32 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         else:
             train = model_batch(model, data, "training data", missing, binarize)
             check_batch_keys(model, train)
+        held = 0                 # rows held out for validation (small data, none given)
+        if auto_validation and not isinstance(train, StreamedBatch) and labels is None:
+            n = batching.size(train)
+            held = holdout_rows(n) if recorded_holdout is None else recorded_holdout
+            held = held if held < n else 0   # (other data than the run's: resuming says so)
+            if held:
+                train, validation = hold_out(train, held, seed, y=_labels_of(data, train))
+        if patience is not None and validation is None:
+            raise ValueError("patience (early stopping) needs validation data: pass "
+                             "validation= (fit holds out rows itself only for data under "
+                             f"{HOLDOUT_BELOW:,} rows in memory, without labels=)")
+        chosen = epochs is None             # the training length, from the data's size
+        if chosen:
+            epochs = default_epochs(len(train) if isinstance(train, StreamedBatch)
+                                    else batching.size(train), batch_size)
+        if patience is None and validation is not None and (chosen or held):
+            patience = default_patience(epochs)
+        if progress and (held or chosen) and recorded_holdout is None:
+            print(_choices(epochs if chosen else None, held,
+                           held + batching.size(train) if held else None, patience),
+                  file=sys.stderr)
         if isinstance(model, CustomModel):     # its latent and observed sites, from one trace
             model = model.with_contract(train.chunk(0) if isinstance(train, StreamedBatch)
                                         else train, seed)
-        valid = (model_batch(model, validation, "validation data", missing, binarize)
+        valid = (validation if held else
+                 model_batch(model, validation, "validation data", missing, binarize)
                  if validation is not None else None)
         if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs
             rng = np.random.default_rng([seed, 1])
@@ -325,10 +385,11 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                 batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                 clip_norm=clip_norm, missing=missing, binarize=binarize,
                 num_labelled=None if labelled is None else int(len(labelled["y"])),
+                holdout=held or None,
                 model=model.record() if pair else model.config(), pair=pair, **fingerprints,
                 progress=progress, device=device, devices=devices,
-                metric=(_accuracy_metric(built, validation, valid) if validation is not None
-                        else None))
+                metric=(_accuracy_metric(built, validation, valid)
+                        if validation is not None and not held else None))
             with model.bk.placement(device):     # data, parameters and steps on that device
                 loop = loop_cls(built, train, valid, elbo, schedule,
                                 batch_size=config.batch_size, lr=config.lr, seed=config.seed,
@@ -339,6 +400,38 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                                 resuming=run.resuming, epochs=config.epochs)
                 with loop:
                     return training.train(built, loop, config, run, stop=stop, started=started)
+
+
+def _labels_of(data, batch):
+    """The labels of ``data`` (a Split's ``y``, a batch's), to stratify a held-out part by."""
+    y = batch.get("y")
+    if y is None and isinstance(data, Split):
+        y = data.y
+    return None if y is None or len(y) != batching.size(batch) else y
+
+
+def _recorded_holdout(folder) -> int:
+    """The rows the run in ``folder`` held out for validation itself (its ``config.json``'s
+    ``options``; 0 for a run that held out none, or was written before fit held any out)."""
+    if not is_run(folder):
+        return 0
+    options = read_json(Path(folder) / "config.json").get("options")
+    held = options.get("holdout") if isinstance(options, dict) else None
+    return held if isinstance(held, int) and not isinstance(held, bool) and held > 0 else 0
+
+
+def _choices(epochs, held, rows, patience) -> str:
+    """The line a fit prints when it chose its length (``epochs``; None: given) or held out
+    validation rows (``held`` of ``rows``)."""
+    what = [] if epochs is None else [
+        f"{epochs} epochs (about {TARGET_STEPS:,} steps, within {MIN_EPOCHS}..{MAX_EPOCHS} "
+        "epochs; epochs= sets them)"]
+    if held:
+        what.append(f"validation: held out {held} of {rows} rows ({held / rows:.0%}; "
+                    "validation=False trains on all)")
+    if patience is not None:
+        what.append(f"stops after {patience} epochs without improvement, keeping the best")
+    return "fit: " + "; ".join(what)
 
 
 def _check_run_dir(run_dir, resume_dir, overwrite):

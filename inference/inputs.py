@@ -18,7 +18,7 @@ from probvae.data.streaming import Stream, StreamChangedError
 
 __all__ = ["MISSING", "check_missing", "model_batch", "StreamedBatch", "labelled_batch", "check_labels",
            "check_batch_keys", "check_seed", "check_count", "check_positive", "check_binarize",
-           "MAX_SEED"]
+           "hold_out", "MAX_SEED"]
 
 #: seeds are integers 0..MAX_SEED on both backends (no silent wrap-around)
 MAX_SEED = 2 ** 32 - 1
@@ -278,6 +278,33 @@ def check_labels(model, y, n) -> np.ndarray:
     if y.min() < 0 or y.max() >= k:
         raise ValueError(f"y must lie in 0..{k - 1}, got values from {y.min()} to {y.max()}")
     return y
+
+
+def hold_out(batch: dict, rows: int, seed: int, y=None) -> tuple:
+    """``(train, valid)``: ``rows`` examples of ``batch`` held out for validation, drawn by
+    ``seed`` (the same seed, data and count give the same rows) and, with labels ``y``,
+    stratified by them (each class gives its share, within a row); both keep the batch's
+    order.
+
+    Examples
+    --------
+    >>> b = batching.make(x=np.arange(10.0)[:, None], y=[0] * 5 + [1] * 5)
+    >>> train, valid = hold_out(b, 4, seed=0, y=b["y"])
+    >>> batching.size(train), sorted(valid["y"].tolist())
+    (6, [0, 0, 1, 1])
+    """
+    n = batching.size(batch)
+    order = np.random.default_rng([seed, 2]).permutation(n)
+    if y is not None:              # each class's examples spread evenly over [0, 1), in order
+        y = np.asarray(y)[order]
+        place = np.empty(n)
+        for c in np.unique(y):
+            members = np.flatnonzero(y == c)
+            place[members] = (np.arange(len(members)) + 0.5) / len(members)
+        order = order[np.argsort(place, kind="stable")]
+    valid = np.zeros(n, bool)
+    valid[order[:rows]] = True
+    return batching.take(batch, ~valid), batching.take(batch, valid)
 
 
 def check_batch_keys(model, batch: dict):

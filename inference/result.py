@@ -136,7 +136,7 @@ class FitResult:
         >>> import probvae as pv
         >>> data = pv.data.load("digits", seed=0)
         >>> res = pv.fit(pv.models.VAE(input_dim=64, latent_dim=2, hidden=(8,)), data.train,
-        ...              epochs=2, progress=False)
+        ...              epochs=2, validation=None, progress=False)   # no validation data
         >>> frame = res.history_frame()
         >>> frame.index.tolist(), bool(frame["valid_loss"].isna().all())
         ([1, 2], True)

@@ -250,7 +250,7 @@ backend, run = sys.argv[1], sys.argv[2]
 data = pv.data.load("digits", seed=0)
 vae = pv.models.VAE(input_dim=64, latent_dim=3, hidden=(32,), backend=backend)
 res = pv.fit(vae, data.train.x[:256], epochs=5000, batch_size=8, seed=3, progress=False,
-             checkpoint=run, checkpoint_every=1000, resume=True)
+             checkpoint=run, checkpoint_every=1000, resume=True, validation=False)
 print(json.dumps({"status": res.status, "stopped_by": res.stopped_by,
                   "epochs": len(res.history["train_loss"])}))
 """

@@ -24,7 +24,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = {
     "In Python": "slow",                                   # 22-29 s: 50 epochs, IWAE x8, vamp
     "Your own model": "fast",                              # 6 s: 20 Pyro epochs
-    "Tables": "fast",                                      # 7-19 s: 300 epochs of 275 rows
+    "Tables": "fast",                                      # 9 s: fit's defaults, 240 rows
     "More devices, and data larger than memory": "fast",   # 7-11 s: 4 forced CPU devices
     "What swaps by name": "slow",                          # 16-23 s: 50 epochs, 16 particles
 }

@@ -71,7 +71,7 @@ def test_options_hold_the_optional_settings_only_when_set():
     bare = TrainConfig("elbo")
     assert list(bare.options) == ["epochs", "batch_size", "lr", "seed", "patience", "missing"]
     full = TrainConfig("enum", {"num_particles": 2}, binarize="dynamic", clip_norm=1.0,
-                       num_labelled=10)
+                       num_labelled=10, holdout=30)
     assert list(full.options) == ["num_particles", *SETTINGS]
 
 
