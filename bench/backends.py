@@ -32,7 +32,8 @@ def run(backend, seed, epochs, prior, objective, batch_size, num_particles=None,
     res = pv.fit(vae, data.train, objective=objective, epochs=epochs, batch_size=batch_size,
                  lr=DEFAULTS["lr"], seed=seed, validation=data.valid, progress=False, **opts)
     sec = res.history["seconds"]
-    out = {"first": sec[0], "epoch": float(np.median(sec[1:]))}
+    out = {"first": sec[0], "epoch": float(np.median(sec[1:])), "epochs": len(sec),
+           "batch_size": res.options["batch_size"]}
     if evaluate:
         t = time.perf_counter()
         sc = pv.evaluate(res, data.test, num_samples=DEFAULTS["eval_samples"], seed=0)
@@ -48,9 +49,10 @@ def main():
     seeds = range(1 if args.quick else args.seeds)
     epochs = 10 if args.quick else DEFAULTS["epochs"]
     d = DEFAULTS
-    print(f"make-demo defaults: VAE latent {d['latent_dim']}, hidden {d['hidden']}, prior "
-          f"{d['prior']}, likelihood {d['likelihood']}, objective {d['objective']}, batch "
-          f"{d['batch_size']}, lr {d['lr']}, {epochs} epochs, digits (seed 0 split)\n")
+    print(f"make-demo defaults (the Python API's; None: pv.fit decides): VAE latent "
+          f"{d['latent_dim']}, hidden {d['hidden']}, prior {d['prior']}, likelihood "
+          f"{d['likelihood']}, objective {d['objective']}, batch {d['batch_size']}, lr "
+          f"{d['lr']}, epochs {epochs}, digits (seed 0 split)\n")
     rows = {"pyro": [], "numpyro": []}
     hdr = f"{'seed':>4} | {'backend':>8} | {'test LL':>9} | {'test ELBO':>9} | {'s/epoch':>8} | {'1st epoch s':>11} | {'eval s':>6}"
     print(hdr)
@@ -60,7 +62,8 @@ def main():
             r = run(backend, seed, epochs, d["prior"], d["objective"], d["batch_size"])
             rows[backend].append(r)
             print(f"{seed:>4} | {backend:>8} | {r['ll']:9.2f} | {r['elbo']:9.2f} | "
-                  f"{r['epoch']:8.4f} | {r['first']:11.2f} | {r['eval_s']:6.1f}", flush=True)
+                  f"{r['epoch']:8.4f} | {r['first']:11.2f} | {r['eval_s']:6.1f}   "
+                  f"({r['epochs']} epochs of batch {r['batch_size']})", flush=True)
     mean = {b: {k: float(np.mean([r[k] for r in rows[b]])) for k in rows[b][0]} for b in rows}
     sd = {b: float(np.std([r["ll"] for r in rows[b]])) for b in rows}
     gap = abs(mean["pyro"]["ll"] - mean["numpyro"]["ll"])

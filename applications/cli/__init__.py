@@ -61,11 +61,12 @@ def build_parser():
     t.add_argument("--data-dir", dest="data_dir", help=argparse.SUPPRESS)  # the old name
     t.add_argument("--path", dest="data_dir", default=None, metavar="DIR",
                    help="folder with the IDX files (mnist, fashion_mnist), as pv.data.load's path=")
-    t.add_argument("--epochs", type=int, default=None, help="passes over the training data "
-                   f"(default {d['epochs']})")
-    t.add_argument("--batch-size", type=int, default=d["batch_size"], help="rows per step")
-    t.add_argument("--lr", type=float, default=None, help=f"Adam's learning rate (default "
-                   f"{d['lr']})")
+    t.add_argument("--epochs", type=int, default=d["epochs"], help="passes over the training "
+                   "data (default: pv.fit's, from the data's size and the model)")
+    t.add_argument("--batch-size", type=int, default=d["batch_size"],
+                   help="rows per step (default: pv.fit's, the model's own or 128)")
+    t.add_argument("--lr", type=float, default=d["lr"], help="Adam's learning rate (default: "
+                   "pv.fit's, 1e-3)")
     t.add_argument("--clip-norm", type=float, default=None,
                    help="clip the gradient's global norm to this value")
     t.add_argument("--latent-dim", type=int, default=d["latent_dim"], help="size of z")

@@ -8,20 +8,37 @@ Examples
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 import numpy as np
 
 from probvae import data as pvdata
 from probvae import likelihoods
+from probvae.inference import evaluate
+from probvae.models import VAE
 
 __all__ = ["DEFAULTS", "EXIT_INTERRUPTED", "EXIT_DIVERGED", "parse_hidden", "load_data",
            "needs_binary", "finite", "print_scores"]
 
-#: defaults of `probvae train` (and so of `make demo`); bench/backends.py measures them
-DEFAULTS = dict(model="vae", prior="vamp", likelihood="continuous_bernoulli", objective="elbo",
-                backend="numpyro", dataset="digits", epochs=50, batch_size=32, lr=1e-3,
-                latent_dim=8, hidden="256,256", seed=0, eval_samples=1000)
+
+
+def _python_defaults() -> dict:
+    """The command's defaults, read from the Python API they stand for, so that the two say
+    the same: the model's settings are ``VAE()``'s, the training ones ``pv.fit``'s (None: fit
+    decides, from the model and the data) and ``--eval-samples`` is ``pv.evaluate``'s."""
+    vae = inspect.signature(VAE).parameters
+    return dict(model="vae", dataset="digits", objective=None, seed=0,
+                prior=vae["prior"].default, likelihood=vae["likelihood"].default,
+                backend=vae["backend"].default, latent_dim=vae["latent_dim"].default,
+                hidden=",".join(str(h) for h in vae["hidden"].default),
+                epochs=None, batch_size=None, lr=None,
+                eval_samples=inspect.signature(evaluate).parameters["num_samples"].default)
+
+
+#: defaults of `probvae train` (and so of `make demo`): the Python API's (tests/test_cli.py
+#: holds them against it); bench/backends.py measures them
+DEFAULTS = _python_defaults()
 #: exit status of a run stopped by Ctrl-C (the shell's convention for SIGINT)
 EXIT_INTERRUPTED = 130
 #: exit status of a run that diverged (its best parameters so far are saved)

@@ -30,7 +30,7 @@ from probvae.inference.inputs import check_count
 from probvae.inference.training import RUN_FILES
 from probvae.outputs import DamagedFileError, check_field, check_run_dir, writing
 
-from .common import DEFAULTS, EXIT_DIVERGED, finite, load_data, needs_binary, print_scores
+from .common import EXIT_DIVERGED, finite, load_data, needs_binary, print_scores
 
 __all__ = ["cmd_train"]
 
@@ -84,7 +84,7 @@ def _check_recorded(recorded, where, given):
     for key in _TRAIN_SETTINGS:
         optional = key in _RECORD_DEFAULTS or key in given or key in (
             "objective", "data_dir", "num_particles", "patience", "warmup", "clip_norm",
-            "alpha", "beta")
+            "alpha", "beta", "epochs", "batch_size", "lr")     # None: pv.fit's default
         if key not in recorded or key in given:
             if not optional:
                 raise DamagedFileError(f"{where}: field 'cli.{key}' is missing")
@@ -155,9 +155,6 @@ def _train(args, writer):
         if writer:
             check_run_dir(args.out, overwrite=args.overwrite, protect=[args.data_dir],
                           writes=RUN_FILES)
-        for key, default in (("epochs", DEFAULTS["epochs"]), ("lr", DEFAULTS["lr"])):
-            if getattr(args, key) is None:
-                setattr(args, key, default)
     model_cls = {k.lower(): v for k, v in MODELS.items()}.get(args.model.lower())
     if model_cls is None:
         raise ValueError(f"unknown --model {args.model!r}; known: "
