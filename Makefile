@@ -38,7 +38,7 @@ bench: $(STAMP)
 
 # the API reference, from the docstrings: open build/docs/index.html
 docs: $(DOCS_STAMP)
-	$(BIN)/python docs/api/build.py build/docs
+	$(BIN)/python docs/api/build.py build/docs --strict
 
 clean:
 	rm -rf $(VENV) runs *.egg-info build/docs

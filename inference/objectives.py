@@ -1,15 +1,15 @@
 """SVI objectives by name: a registry of backend-neutral facts; each backend builds its own.
 
-=============  ==========================================================  ===================
-name           estimator                                                   options
-=============  ==========================================================  ===================
-``elbo``       ELBO, Monte Carlo KL                                        num_particles
-``mean_field`` ELBO with analytic KL where it exists (MC otherwise)        num_particles
-``iwae``       importance-weighted bound (Renyi with alpha = 0)            num_particles
-``renyi``      Renyi alpha-divergence bound                                alpha, num_particles
-``beta``       ELBO with KL weight ``beta``, optional linear ``warmup``    beta, warmup, num_particles
-``enum``       ELBO that sums out discrete latents by parallel enumeration num_particles
-=============  ==========================================================  ===================
+==============  ===========================================================  ===========================
+name            estimator                                                    options
+==============  ===========================================================  ===========================
+``elbo``        ELBO, Monte Carlo KL                                         num_particles
+``mean_field``  ELBO with analytic KL where it exists (MC otherwise)         num_particles
+``iwae``        importance-weighted bound (Renyi with alpha = 0)             num_particles
+``renyi``       Renyi alpha-divergence bound                                 alpha, num_particles
+``beta``        ELBO with KL weight ``beta``, optional linear ``warmup``     beta, warmup, num_particles
+``enum``        ELBO that sums out discrete latents by parallel enumeration  num_particles
+==============  ===========================================================  ===========================
 
 An entry holds what does not depend on the library: the estimator's kind (one of
 :data:`probvae.backends.base.OBJECTIVE_KINDS`), the options a user may set and their
