@@ -256,7 +256,8 @@ print(json.dumps({"status": res.status, "stopped_by": res.stopped_by,
 """
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+# SIGHUP takes SIGTERM's path (one handler): its runs are slow tests, SIGTERM's run in make test
+@pytest.mark.parametrize("sig", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.slow)])
 def test_sigterm_and_sighup_stop_after_the_step_and_checkpoint(backend, tmp_path, sig):
     """With checkpoints every 1000 epochs, a SIGTERM used to lose every epoch run so far."""
     run = tmp_path / "run"
@@ -280,7 +281,8 @@ def test_sigterm_and_sighup_stop_after_the_step_and_checkpoint(backend, tmp_path
     assert pv.load(run).status == "interrupted"
 
 
-@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143),
+                                       pytest.param("SIGHUP", 129, marks=pytest.mark.slow)])
 def test_probvae_train_exits_143_and_129(tmp_path, sig, code):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "probvae", "train", "--out", str(run),

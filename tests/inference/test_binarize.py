@@ -39,6 +39,7 @@ def test_stochastic_binarization_of_a_split():
     assert split.binarize().x.max() == 0.0                     # threshold 0.5
 
 
+@pytest.mark.slow       # 13 s: a conv model trained, stopped and resumed by the command
 def test_cli_conv_dynamic_binarization_and_resume(tmp_path, capsys):
     from probvae.applications.cli import main
     run = tmp_path / "run"
