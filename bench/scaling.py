@@ -8,11 +8,19 @@
    and share the same cores: that run checks correctness and overhead, not a speed-up.
    With GPUs the real devices are used (``--platform gpu``).
 2. **Pyro on 1 and 2 processes** (``torchrun``, gloo on CPU, nccl on GPUs), the same epoch.
-3. **Streaming from disk**: peak resident memory (``ru_maxrss``) of one epoch over a
+3. **Several processes ("hosts")**: NumPyro on 1 and 2 processes joined by
+   ``jax.distributed`` (``pv.inference.distributed.initialize()``, one CPU device each, gloo
+   collectives, the coordinator on 127.0.0.1), the same epoch with ``devices="all"``; then
+   ``pv.evaluate`` of the test set (sharded: each process scores its share of the units) and
+   each process's peak resident memory, with the data in memory and streamed from a ``.npy``
+   file (``pv.data.stream``, 8192-row chunks). On one 2-core machine the two processes share
+   its cores: the rows check that the work is split and what it costs, not a speed-up.
+4. **Streaming from disk**: peak resident memory (``ru_maxrss``) of one epoch over a
    ``.npy`` file of 1x, 4x and 16x the chunk size (``pv.data.stream``, 8192 rows of 784
    floats per chunk), each in a fresh process, beside the file size.
 
-    .venv/bin/python bench/scaling.py                   # all three (about 5 minutes here)
+    .venv/bin/python bench/scaling.py                   # all four (about 8 minutes here)
+    .venv/bin/python bench/scaling.py hosts --rows 20000 --eval-rows 2000
     .venv/bin/python bench/scaling.py devices --rows 20000
     .venv/bin/python bench/scaling.py stream
 """
@@ -54,6 +62,43 @@ if rank == 0:
     print(json.dumps({"processes": world, "rows": len(x), "first": res.history["seconds"][0],
                       "epoch": res.history["seconds"][1], "loss": res.history["train_loss"][-1]}))
 distributed.finish()
+"""
+
+HOST_RUN = r"""
+import json, os, resource, sys, time, numpy as np, probvae as pv
+from probvae.inference import distributed
+rows, data, mode, tmp, eval_rows = (int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4],
+                                    int(sys.argv[5]))
+if int(os.environ.get("JAX_NUM_PROCESSES", "1")) > 1:
+    distributed.initialize()
+index, count = distributed.processes()
+mnist = pv.data.load("mnist", path=data + "/mnist", seed=0)
+x = mnist.train.x[:rows]
+source = x
+if mode == "stream":              # process 0 writes the file; every process streams it
+    path = os.path.join(tmp, "x.npy")
+    if index == 0:
+        np.save(path + ".part.npy", x)
+        os.replace(path + ".part.npy", path)
+    while not os.path.exists(path):
+        time.sleep(0.1)
+    del x, mnist
+    source = pv.data.stream(path, chunk_rows=8192)
+vae = pv.models.VAE(input_dim=784, latent_dim=20, hidden=(300, 300),
+                    likelihood="continuous_bernoulli")
+res = pv.fit(vae, source, epochs=2, batch_size=256, devices="all" if count > 1 else None,
+             progress=False, validation=None)
+out = {"processes": count, "devices": res.options["devices"], "rows": rows, "mode": mode,
+       "first": res.history["seconds"][0], "epoch": res.history["seconds"][1],
+       "loss": res.history["train_loss"][-1]}
+if mode == "memory":
+    test = pv.data.load("mnist", path=data + "/mnist", seed=0).test.x[:eval_rows]
+    pv.evaluate(res, test[:64], num_samples=100)                  # compiled before timing
+    t0 = time.perf_counter()
+    scores = pv.evaluate(res, test, num_samples=1000, seed=0)
+    out.update(eval_seconds=time.perf_counter() - t0, eval_ll=scores["log_likelihood"])
+out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
 """
 
 STREAM_RUN = r"""
@@ -118,6 +163,52 @@ def run_pyro(counts, rows):
     return results
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_hosts(rows, eval_rows):
+    print(f"\nNumPyro on processes joined by jax.distributed (127.0.0.1, gloo): one MNIST "
+          f"epoch ({rows} rows, batch 256), evaluate {eval_rows} test images x 1000 samples")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("memory", "stream"):
+            for n in (1, 2):
+                port, procs = _free_port(), []
+                for i in range(n):
+                    env = dict(os.environ, JAX_PLATFORMS="cpu")
+                    env.pop("XLA_FLAGS", None)
+                    if n > 1:
+                        env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                   JAX_NUM_PROCESSES=str(n), JAX_PROCESS_ID=str(i))
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-c", HOST_RUN, str(rows), str(DATA), mode, tmp,
+                         str(eval_rows)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, env=env, cwd=ROOT))
+                outs = []
+                for p in procs:
+                    out, err = p.communicate(timeout=1800)
+                    outs.append(_last_json(subprocess.CompletedProcess(p.args, p.returncode,
+                                                                       out, err)))
+                for path in Path(tmp).glob("*.npy"):
+                    path.unlink()
+                r = dict(outs[0], peak_mb_each=[o["peak_mb"] for o in outs])
+                results.append(r)
+    print("\n| data | processes | devices | epoch s | examples/s | evaluate s | test LL | "
+          "peak RSS MB per process |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ev = (f"{r['eval_seconds']:.1f} | {r['eval_ll']:.2f}" if "eval_seconds" in r
+              else "- | -")
+        print(f"| {r['mode']} | {r['processes']} | {r['devices']} | {r['epoch']:.2f} | "
+              f"{r['rows'] / r['epoch']:.0f} | {ev} | "
+              f"{', '.join(f'{m:.0f}' for m in r['peak_mb_each'])} |")
+    return results
+
+
 def run_stream(chunk, multiples):
     import numpy as np
     print(f"\nStreaming from disk: peak resident memory of one epoch, chunk {chunk} rows x 784")
@@ -150,14 +241,16 @@ def run_stream(chunk, multiples):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("parts", nargs="*", help="devices, pyro, stream (default: all)")
+    ap.add_argument("parts", nargs="*", help="devices, pyro, hosts, stream (default: all)")
+    ap.add_argument("--eval-rows", type=int, default=2000,
+                    help="hosts: MNIST test images scored (1000 samples each)")
     ap.add_argument("--rows", type=int, default=60000, help="MNIST training rows to use")
     ap.add_argument("--platform", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--chunk", type=int, default=8192)
     args = ap.parse_args(argv)
-    parts = args.parts or ["devices", "pyro", "stream"]
-    bad = sorted(set(parts) - {"devices", "pyro", "stream"})
+    parts = args.parts or ["devices", "pyro", "hosts", "stream"]
+    bad = sorted(set(parts) - {"devices", "pyro", "hosts", "stream"})
     if bad:
         ap.error(f"unknown part(s) {bad}")
     t0 = time.perf_counter()
@@ -166,6 +259,8 @@ def main(argv=None):
     if "pyro" in parts:
         run_pyro([n for n in args.devices if n <= 2] if args.platform == "cpu" else args.devices,
                  args.rows)
+    if "hosts" in parts:
+        run_hosts(args.rows, args.eval_rows)
     if "stream" in parts:
         run_stream(args.chunk, [1, 4, 16])
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

@@ -17,8 +17,8 @@ Examples
 >>> from probvae.models import VAE
 >>> config = TrainConfig(objective="iwae", objective_options={"num_particles": 4}, epochs=2,
 ...                      model=VAE(input_dim=4, latent_dim=2).config())
->>> list(config.options)      # the objective's options, then fit's settings
-['num_particles', 'epochs', 'batch_size', 'lr', 'seed', 'patience', 'missing']
+>>> list(config.options)      # the objective's options, fit's settings, what trained it
+['num_particles', 'epochs', 'batch_size', 'lr', 'seed', 'patience', 'missing', 'processes', 'devices']
 >>> config.fit_meta["objective"], config.fit_meta["epochs"]
 ('iwae', 2)
 >>> split_options(config.options)[1]
@@ -37,6 +37,8 @@ __all__ = ["TrainConfig", "SETTINGS", "split_options", "default_epochs", "holdou
 #: the objective's options)
 SETTINGS = ("epochs", "batch_size", "lr", "seed", "patience", "missing", "binarize",
             "clip_norm", "num_labelled", "holdout")
+#: what trained a fit (``options``' global counts of processes and devices), not settings
+PLACEMENT = ("processes", "devices")
 #: the settings ``options`` holds only when they are set (the others always)
 _WHEN_SET = ("binarize", "clip_norm", "num_labelled", "holdout")
 
@@ -118,7 +120,10 @@ def split_options(options: dict) -> tuple:
     (2, None, {'num_particles': 4})
     """
     rest = dict(options)
-    return {k: rest.pop(k, None) for k in SETTINGS}, rest
+    settings = {k: rest.pop(k, None) for k in SETTINGS}
+    for key in PLACEMENT:                  # what trained it, not a setting of the objective
+        rest.pop(key, None)
+    return settings, rest
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,11 @@ class TrainConfig:
         Show a progress bar.
     device : None, "cpu" or "gpu"
     devices : int, "all" or list, optional
-        Where training runs (NumPyro: the devices a batch is split across).
+        Where training runs, as asked (NumPyro: the devices a batch is split across).
+    processes, device_count : int
+        What trained it: the processes (torchrun's, or those joined by ``jax.distributed``)
+        and the devices of all of them; ``options`` holds them as ``"processes"`` and
+        ``"devices"``.
     metric : callable, optional
         ``metric(params) -> {name: value}`` recorded each epoch (validation accuracy of a
         classifier); not a setting that is recorded or compared.
@@ -169,7 +178,7 @@ class TrainConfig:
     --------
     >>> config = TrainConfig(objective="elbo", clip_norm=5.0, binarize="dynamic")
     >>> sorted(set(config.options) - {"epochs", "batch_size", "lr", "seed"})
-    ['binarize', 'clip_norm', 'missing', 'patience']
+    ['binarize', 'clip_norm', 'devices', 'missing', 'patience', 'processes']
     """
 
     objective: str
@@ -192,6 +201,8 @@ class TrainConfig:
     progress: bool = True
     device: Optional[str] = None
     devices: Any = None
+    processes: int = 1
+    device_count: int = 1
     metric: Optional[Callable] = field(default=None, compare=False, repr=False)
 
     @property
@@ -204,6 +215,7 @@ class TrainConfig:
             value = getattr(self, key)
             if key not in _WHEN_SET or value is not None:
                 options[key] = value
+        options["processes"], options["devices"] = self.processes, self.device_count
         return options
 
     @property

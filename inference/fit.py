@@ -9,6 +9,7 @@ run folder's checkpoints).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -309,12 +310,12 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         recorded_holdout = _recorded_holdout(resume_dir)
     if resume is True and resume_dir is None and _nothing_learned(run_dir):
         overwrite = True        # it stopped before its first checkpoint: start it again
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        if not model.bk.multi_process:
-            raise ValueError("several processes (torchrun) train Pyro models; a NumPyro model "
-                             "uses several devices from one process: pv.fit(..., devices=N)")
-        if not distributed.is_main():        # rank 0 alone writes; every rank may resume
-            run_dir, progress = None, False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not model.bk.multi_process:
+        raise ValueError("several processes started by torchrun train Pyro models; NumPyro's "
+                         "processes are joined by jax.distributed: call "
+                         "pv.inference.distributed.initialize() first (docs/devices.md)")
+    if not distributed.is_main():        # process 0 alone writes; every process may resume
+        run_dir, progress = None, False
     _check_run_dir(run_dir, resume_dir, overwrite)       # before any work: nothing lost
     with contextlib.ExitStack() as hold:   # one writer per run folder, from here to the end
         if run_dir is not None:
@@ -398,6 +399,9 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                                 binarize=config.binarize == "dynamic",
                                 devices=config.devices, device=config.device, objective=obj,
                                 resuming=run.resuming, epochs=config.epochs)
+                count = distributed.processes()[1]    # what trains it: global counts
+                config = dataclasses.replace(config, processes=count,
+                                             device_count=getattr(loop, "device_count", count))
                 with loop:
                     return training.train(built, loop, config, run, stop=stop, started=started)
 

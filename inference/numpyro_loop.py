@@ -14,6 +14,7 @@ key) is plain arrays, so a checkpoint holds it exactly and a resumed run continu
 from __future__ import annotations
 
 import functools
+import signal
 from collections import OrderedDict
 
 import jax
@@ -26,7 +27,7 @@ from probvae import batch as batching
 from probvae.backends.numpyro_cache import ProgramCache
 from probvae.outputs import DamagedFileError, check_field
 
-from . import objectives, programs
+from . import distributed, objectives, programs
 from .compiling import QUICK, Compiling, plan
 from .inputs import StreamedBatch
 
@@ -105,6 +106,12 @@ def device_mesh(devices, kind=None):
                 f"{n} set before Python starts; for GPUs install the CUDA build of jax "
                 "(pip install -U 'jax[cuda12]')")
         chosen = available[:n]
+    if jax.process_count() > 1 and {d.process_index for d in chosen} != set(
+            range(jax.process_count())):
+        raise ValueError(
+            f"this process is one of {jax.process_count()} joined by jax.distributed, which "
+            f"train one model together: devices='all' (or None) spans every process's devices "
+            f"({len(available)}); devices={devices!r} leaves some processes out")
     if len(chosen) == 1:
         return None
     from jax.sharding import Mesh
@@ -146,7 +153,8 @@ def _compile(svi, n, b, nl, bl, binarize=False, mesh=None):
             first = _binary(jax.random.PRNGKey(seed), first)
         return svi.init(key_init, **first, **kw), key_shuffle
 
-    eval_fn = jax.jit(lambda state, part, kw: svi.evaluate(state, **part, **kw))
+    # with a mesh, each device scores its share of the examples (XLA sums the shares)
+    eval_fn = jax.jit(lambda state, part, kw: svi.evaluate(state, **split(part), **kw))
     return init_fn, epoch_fn, eval_fn
 
 
@@ -165,7 +173,12 @@ class Loop:
                  device=None, objective=None, resuming=False, epochs=None):
         bk = self.bk = model.bk
         bk.program_cache.start()         # JAX's compilation cache on, the first time a fit runs
+        if devices is None and jax.process_count() > 1:   # joined processes: all together
+            devices = "all"
         mesh = self.mesh = device_mesh(devices, device)   # fit runs it under bk.placement
+        #: devices training (of every process), and processes
+        self.device_count = 1 if mesh is None else int(mesh.devices.size)
+        self.process_count = jax.process_count()
         if mesh is not None:
             ndev = mesh.devices.size
             if batch_size % ndev:
@@ -327,14 +340,15 @@ class Loop:
     @_in_site_order
     def epoch(self, epoch, stop=None) -> tuple:
         """Run epoch ``epoch``; returns ``(train_loss, finished)`` (always finished here)."""
-        if self.stream is not None:
-            return self._stream_epoch(epoch)
-        self._last_epoch = epoch
-        self.svi_state, loss, first = self._program("epoch", epoch)(
-            self.svi_state, self.key_shuffle, np.int32(epoch), self.data, self._kw(epoch),
-            self.labelled)
-        self.first_loss = float(first)         # the loss before the epoch's first step
-        return float(loss), True
+        with distributed.watching_peers():       # joined processes: a lost one says so
+            if self.stream is not None:
+                return self._stream_epoch(epoch)
+            self._last_epoch = epoch
+            self.svi_state, loss, first = self._program("epoch", epoch)(
+                self.svi_state, self.key_shuffle, np.int32(epoch), self.data, self._kw(epoch),
+                self.labelled)
+            self.first_loss = float(first)         # the loss before the epoch's first step
+            return float(loss), True
 
     def __enter__(self):
         """Nothing to swap in: NumPyro's parameters and random keys are values the loop holds
@@ -344,10 +358,20 @@ class Loop:
     def __exit__(self, *exc):
         return False
 
-    @staticmethod
-    def stop_agreed(stop) -> bool:
-        """Whether to stop at the end of this epoch (one process: as it was asked)."""
-        return stop is not None and stop.requested
+    def stop_agreed(self, stop) -> bool:
+        """Whether to stop at the end of this epoch: as it was asked (one process), or as any
+        process was asked (processes joined by ``jax.distributed``: all stop at the same epoch,
+        with the signal another one received)."""
+        if stop is None:
+            return False
+        if self.process_count == 1:
+            return stop.requested
+        with distributed.watching_peers():
+            signum = distributed.agree_max(
+                int(getattr(signal, stop.signal or "SIGINT")) if stop.requested else 0)
+        if signum and not stop.requested:
+            stop.adopt(signum)
+        return bool(signum)
 
     def _stream_epoch(self, epoch) -> tuple:
         """One pass over a stream: chunks in a random order (from ``seed`` and the epoch), the
@@ -386,8 +410,10 @@ class Loop:
         # through the jitted function (compiled once for its shape)
         kw, fn = self._kw(0, final=True), self._program("eval", self._last_epoch)
         shape = _signature(self._valid_part)
-        total = sum(float((fn if _signature(part) == shape else self._eval_fn)(
-            self.svi_state, part, kw)) for _, part, _ in batching.chunks(self.valid, VALID_CHUNK))
+        with distributed.watching_peers("validation"):
+            total = sum(float((fn if _signature(part) == shape else self._eval_fn)(
+                self.svi_state, part, kw))
+                for _, part, _ in batching.chunks(self.valid, VALID_CHUNK))
         return total / batching.size(self.valid)
 
     def params(self):

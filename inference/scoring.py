@@ -20,6 +20,7 @@ from probvae import batch as batching
 from probvae.memory import check_allocation, round_down
 from probvae.priors import factorised_log_prob, unwrap
 
+from . import sharding
 from .inputs import check_labels, check_seed, model_batch
 
 __all__ = ["exclusive", "log_weights", "weight_chunks", "log_mean_exp", "active_units", "class_probabilities",
@@ -491,35 +492,67 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
     blocks = batching.chunks(batch, n_chunk, padded=bk.fixed_shapes)
     bar = tqdm(blocks, total=-(-len(x) // n_chunk), disable=not progress, unit="block",
                desc=f"scoring {len(x)} examples x {int(num_samples)} samples", leave=False)
-    for start, part, n_keep in bar:
-        part = batching.to_backend(bk, part)
-        parts = []
-        for j, s0 in enumerate(range(0, int(num_samples), s_chunk)):
-            chunk_seed = int(np.random.SeedSequence([int(seed), start, j]).generate_state(1)[0] >> 1)
+    # the units (a block of examples x a block of draws, each seeded on its own) are dealt
+    # out over the devices and processes (inference/sharding.py); a group of blocks at a
+    # time when one block has fewer draw blocks than there are devices
+    draws = -(-int(num_samples) // s_chunk)
+    where = sharding.workers(bk, res.param_state)
+    params = sharding.placed(res.param_state)
+    group = 1 if where.count == 1 else -(-where.count // draws)
+
+    def unit(blocks, placed_parts):
+        def compute(u, device):
+            b, j = divmod(u, draws)
+            chunk_seed = int(np.random.SeedSequence([int(seed), blocks[b][0], j])
+                             .generate_state(1)[0] >> 1)
             eps = None
             if common_noise:              # one standard-normal eps per continuous latent, in order
                 rng = np.random.default_rng([int(seed), j])
-                eps = {site.name: bk.asarray(rng.standard_normal((s_chunk, 1, *site.event_shape))
-                                             .astype(np.float32)) for site in continuous}
+                eps = sharding.placed({site.name: bk.asarray(
+                    rng.standard_normal((s_chunk, 1, *site.event_shape)).astype(np.float32))
+                    for site in continuous}).on(device)
             with bk.lock:
-                out = _checked(rest if j else first, res.param_state, chunk_seed, part, eps)
-            parts.append({k: bk.to_numpy(v) for k, v in out.items()})
-        chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
-                                   axis=0)[:num_samples, :n_keep].T.astype(np.float64)
-                 for k in ("log_q", "log_prior", "log_lik")}
-        chunk["log_w"] = chunk["log_lik"] + chunk["log_prior"] - chunk["log_q"]
-        for k in parts[0]:
-            if k.startswith("value_"):
-                vals = np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape + p[k].shape[2:])
-                                       for p in parts], axis=0)[:num_samples, :n_keep]
-                chunk[k] = np.swapaxes(vals, 0, 1)
-        kl = [parts[0].get(f"kl_dim/{site.name}") for site in continuous]
-        if any(v is not None for v in kl):  # the continuous latents' in contract order, NaN where
-            chunk["kl_dim"] = np.concatenate(  # a site's marginals have no closed form
-                [v.reshape(v.shape[0], -1)[:n_keep] if v is not None
-                 else np.full((n_keep, site.size), np.nan, np.float32)
-                 for v, site in zip(kl, continuous)], axis=1)
-        yield chunk
+                return _checked(rest if j else first, params.on(device), chunk_seed,
+                                placed_parts[b].on(device), eps)
+        return compute
+
+    for blocks in _groups(bar, group):
+        placed_parts = [sharding.placed(batching.to_backend(bk, part)) for _, part, _ in blocks]
+        outs = sharding.run_units(bk, where, len(blocks) * draws, unit(blocks, placed_parts))
+        for b, (start, part, n_keep) in enumerate(blocks):
+            yield _block_scores(outs[b * draws:(b + 1) * draws], num_samples, n_keep, continuous)
+
+
+def _groups(blocks, size):
+    """``blocks`` in lists of ``size`` (the last one shorter)."""
+    group = []
+    for block in blocks:
+        group.append(block)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _block_scores(parts, num_samples, n_keep, continuous) -> dict:
+    """One block's scores (examples x draws, float64) from its draw blocks' outputs."""
+    chunk = {k: np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape) for p in parts],
+                               axis=0)[:num_samples, :n_keep].T.astype(np.float64)
+             for k in ("log_q", "log_prior", "log_lik")}
+    chunk["log_w"] = chunk["log_lik"] + chunk["log_prior"] - chunk["log_q"]
+    for k in parts[0]:
+        if k.startswith("value_"):
+            vals = np.concatenate([np.broadcast_to(p[k], p["log_lik"].shape + p[k].shape[2:])
+                                   for p in parts], axis=0)[:num_samples, :n_keep]
+            chunk[k] = np.swapaxes(vals, 0, 1)
+    kl = [parts[0].get(f"kl_dim/{site.name}") for site in continuous]
+    if any(v is not None for v in kl):  # the continuous latents' in contract order, NaN where
+        chunk["kl_dim"] = np.concatenate(  # a site's marginals have no closed form
+            [v.reshape(v.shape[0], -1)[:n_keep] if v is not None
+             else np.full((n_keep, site.size), np.nan, np.float32)
+             for v, site in zip(kl, continuous)], axis=1)
+    return chunk
 
 
 def _widest(model) -> int:

@@ -36,6 +36,20 @@ try:
     pv.fit(vae, d.train, epochs=1, batch_size=30, devices=4, progress=False)
 except ValueError as err:
     out["uneven"] = str(err)
+# scoring: the units dealt over the 4 devices, then all on one (inference/sharding.py)
+from probvae.inference import sharding
+x = np.where(np.arange(64) % 3 == 0, np.nan, d.test.x[:40])
+def scores():
+    ev = pv.evaluate(res, d.test, num_samples=300, seed=3)
+    lw = pv.inference.log_weights(res, d.test.x[:50], num_samples=250, seed=1, keep=("z",),
+                                  common_noise=True)
+    return {"eval": [ev[k] for k in ("elbo", "log_likelihood", "kl")],
+            "lw": {k: np.asarray(v).tolist() for k, v in lw.items()}}
+out["workers"] = len(sharding.workers(res.bk, res.param_state).devices)
+out["sharded"] = scores()
+one = sharding.workers
+sharding.workers = lambda bk, params: sharding.Workers(0, 1, (jax.devices()[0],))
+out["one_device"] = scores()
 print(json.dumps(out))
 """
 
@@ -56,6 +70,9 @@ def test_numpyro_on_four_devices_matches_one():
     np.testing.assert_allclose(four["valid"], one["valid"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(four["w"], one["w"], rtol=1e-3, atol=1e-3)   # the parameters
     assert "does not split evenly across 4 devices" in out["uneven"]
+    # scoring dealt over the 4 devices gives one device's numbers, bit for bit
+    assert out["workers"] == 4
+    assert out["sharded"] == out["one_device"]
 
 
 def test_device_errors_name_the_fix(small):

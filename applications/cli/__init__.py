@@ -17,6 +17,7 @@ A user's mistake is an error message and a non-zero exit, never a traceback:
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -24,7 +25,10 @@ import threading
 from probvae import likelihoods, objectives, priors
 from probvae.models.base import MODELS
 
-from .common import DEFAULTS, EXIT_INTERRUPTED, parse_hidden
+from probvae.inference import distributed
+from probvae.inference.distributed import DistributedError
+
+from .common import DEFAULTS, EXIT_INTERRUPTED, EXIT_PROCESSES, parse_hidden
 from .inspect_run import cmd_diagnose, cmd_evaluate, cmd_sample
 from .train import cmd_train
 
@@ -40,6 +44,26 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False or "(default" in text:
             return text
         return super()._get_help_string(action)
+
+
+def parse_devices(text):
+    """``--devices``: a count >= 1, or ``all``.
+
+    Examples
+    --------
+    >>> parse_devices("4"), parse_devices("all")
+    (4, 'all')
+    """
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of devices >= 1 or 'all', got "
+                                         f"{text!r}")
+    return n
 
 
 def build_parser():
@@ -88,9 +112,18 @@ def build_parser():
     t.add_argument("--eval-samples", type=int, default=d["eval_samples"],
                    help="importance samples per test row for the test log-likelihood")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--devices", type=int, default=None,
-                   help="NumPyro: split each batch across this many JAX devices (Pyro: launch "
-                   "with torchrun --nproc_per_node=N -m probvae train ...)")
+    t.add_argument("--devices", type=parse_devices, default=None, metavar="N|all",
+                   help="NumPyro: split each batch across this many JAX devices, or all of "
+                   "them (of every process; Pyro: launch with torchrun --nproc_per_node=N -m "
+                   "probvae train ...)")
+    t.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="NumPyro on several processes (jax.distributed): process 0's address "
+                   "(default: $JAX_COORDINATOR_ADDRESS, or read from srun/mpirun)")
+    t.add_argument("--num-processes", type=int, default=None,
+                   help="with --coordinator: how many processes (default: $JAX_NUM_PROCESSES)")
+    t.add_argument("--process-id", type=int, default=None,
+                   help="with --coordinator: this process's index, 0 .. N-1 (default: "
+                   "$JAX_PROCESS_ID)")
     t.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="where training runs (default: a GPU when jax/torch sees one)")
     t.add_argument("--checkpoint-every", type=int, default=1,
@@ -153,7 +186,9 @@ def main(argv=None):
     """Entry point of the ``probvae`` command; returns its exit status.
 
     0: done; 2: a mistake in the command or its files (a message, never a traceback);
-    3: training diverged (the parameters before it are saved); 130, 143, 129: stopped by
+    3: training diverged (the parameters before it are saved); 4: the processes of a
+    several-process run could not join, or one of them was lost (the run keeps its last
+    checkpoint: continue it with ``--resume``); 130, 143, 129: stopped by
     Ctrl-C, SIGTERM or SIGHUP (during training: after the current step, with a checkpoint).
 
     Examples
@@ -179,6 +214,9 @@ def main(argv=None):
     except (ValueError, OSError, TypeError, MemoryError) as err:
         print(f"probvae {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DistributedError as err:         # a lost process, or processes that cannot join
+        print(f"probvae {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_PROCESSES
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
@@ -186,5 +224,11 @@ def main(argv=None):
 
 
 def console():
-    """Console-script wrapper: exit with :func:`main`'s status."""
-    sys.exit(main())
+    """Console-script wrapper: exit with :func:`main`'s status (after a lost process of a
+    ``jax.distributed`` run, at once: JAX's shutdown would wait for it and abort)."""
+    status = main()
+    if status == EXIT_PROCESSES and distributed.processes()[1] > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

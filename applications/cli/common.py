@@ -18,7 +18,7 @@ from probvae import likelihoods
 from probvae.inference import evaluate
 from probvae.models import VAE
 
-__all__ = ["DEFAULTS", "EXIT_INTERRUPTED", "EXIT_DIVERGED", "parse_hidden", "load_data",
+__all__ = ["DEFAULTS", "EXIT_INTERRUPTED", "EXIT_DIVERGED", "EXIT_PROCESSES", "parse_hidden", "load_data",
            "needs_binary", "finite", "print_scores"]
 
 
@@ -43,6 +43,8 @@ DEFAULTS = _python_defaults()
 EXIT_INTERRUPTED = 130
 #: exit status of a run that diverged (its best parameters so far are saved)
 EXIT_DIVERGED = 3
+#: exit status when the processes of a several-process run could not join or one was lost
+EXIT_PROCESSES = 4
 
 
 def parse_hidden(text):

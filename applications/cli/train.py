@@ -126,7 +126,8 @@ def cmd_train(args):
         elif args.out is None:
             raise ValueError("train needs --out DIR (a new run folder) or --resume DIR")
         _check_settings(args)
-        writer = distributed.is_main()    # under torchrun, rank 0 alone writes and prints
+        _join(args)                       # NumPyro's processes: jax.distributed, before JAX runs
+        writer = distributed.is_main()    # process 0 alone writes and prints
         if not writer:
             return _train(args, writer)
         # the output folder is checked before anything is loaded or trained: nothing of yours
@@ -139,6 +140,20 @@ def cmd_train(args):
             return _train(args, writer)
     finally:
         distributed.finish()
+
+
+def _join(args):
+    """Join the other processes of a NumPyro run (``--coordinator`` or the environment a
+    launcher sets: ``JAX_COORDINATOR_ADDRESS``, srun, mpirun); nothing for one process or
+    for Pyro (torchrun starts its process group)."""
+    given = [getattr(args, k, None) for k in ("coordinator", "num_processes", "process_id")]
+    if args.backend != "numpyro":
+        if any(v is not None for v in given):
+            raise ValueError("--coordinator, --num-processes and --process-id join NumPyro's "
+                             "processes; Pyro's are started by torchrun (docs/devices.md)")
+        return
+    if any(v is not None for v in given) or distributed.launched():
+        distributed.initialize(*given)
 
 
 def _check_settings(args):
@@ -193,15 +208,17 @@ def _train(args, writer):
                  run_info={"data": data_info, "cli": recorded}, **opts)
     if res.status == "interrupted":          # fit printed how to resume; 130, 143 or 129
         return 128 + int(getattr(signal, res.stopped_by or "SIGINT"))
-    if not writer:
-        return 0 if res.status != "diverged" else EXIT_DIVERGED
     if res.status == "diverged":
+        if not writer:
+            return EXIT_DIVERGED
         print(f"probvae train: {res.message}\nthe parameters before it are saved in "
               f"{args.out}/ (pv.load reads them)", file=sys.stderr)
         return EXIT_DIVERGED
-    t0 = time.perf_counter()
-    scores = finite(pv.evaluate(res, ds.test, num_samples=args.eval_samples, seed=args.seed),
-                     args.out)
+    t0 = time.perf_counter()          # every process scores its share (inference/sharding.py)
+    scores = pv.evaluate(res, ds.test, num_samples=args.eval_samples, seed=args.seed)
+    if not writer:
+        return 0
+    scores = finite(scores, args.out)
     sec = res.history["seconds"]
     metrics = {"test": {k: v for k, v in scores.items()}, "eval_seconds": time.perf_counter() - t0,
                "first_epoch_seconds": sec[0],

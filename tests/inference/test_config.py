@@ -51,11 +51,12 @@ def test_options_fit_meta_and_config_json_come_from_the_config(small, make_vae, 
     res = pv.fit(make_vae("pyro"), small.train, objective="iwae", num_particles=2, epochs=1,
                  clip_norm=3.0, validation=small.valid, patience=2, progress=False,
                  checkpoint=tmp_path / "run")
-    # the order and fields every earlier version wrote
+    # the order and fields every earlier version wrote, then what trained it (issue 37)
     assert list(res.options) == ["num_particles", "epochs", "batch_size", "lr", "seed",
-                                 "patience", "missing", "clip_norm"]
+                                 "patience", "missing", "clip_norm", "processes", "devices"]
     assert res.options == {"num_particles": 2, "epochs": 1, "batch_size": 128, "lr": 1e-3,
-                           "seed": 0, "patience": 2, "missing": None, "clip_norm": 3.0}
+                           "seed": 0, "patience": 2, "missing": None, "clip_norm": 3.0,
+                           "processes": 1, "devices": 1}
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["options"] == res.options and saved["objective"] == "iwae"
     assert saved["seed"] == 0 and saved["model"] == json.loads(json.dumps(res.model.config()))
@@ -69,10 +70,11 @@ def test_options_fit_meta_and_config_json_come_from_the_config(small, make_vae, 
 
 def test_options_hold_the_optional_settings_only_when_set():
     bare = TrainConfig("elbo")
-    assert list(bare.options) == ["epochs", "batch_size", "lr", "seed", "patience", "missing"]
+    assert list(bare.options) == ["epochs", "batch_size", "lr", "seed", "patience", "missing",
+                                  "processes", "devices"]
     full = TrainConfig("enum", {"num_particles": 2}, binarize="dynamic", clip_norm=1.0,
                        num_labelled=10, holdout=30)
-    assert list(full.options) == ["num_particles", *SETTINGS]
+    assert list(full.options) == ["num_particles", *SETTINGS, "processes", "devices"]
 
 
 def test_split_options_inverts_options():
