@@ -36,7 +36,9 @@ True
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import re
 import sys
 
 __all__ = ["world", "processes", "is_main", "initialize", "launched", "timeout", "all_sum", "all_max",
@@ -219,8 +221,9 @@ def world() -> tuple:
         return 0, 1
     import torch
     import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if not dist.is_initialized():        # a silent process is given up after timeout() s
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout()))
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -269,6 +272,9 @@ class PeerLostError(DistributedError):
 #: words of the errors a collective raises when another process is gone
 _LOST = ("gloo", "connection reset", "connection closed", "broken pipe", "heartbeat",
          "unavailable", "timed out", "timeout", "barrier", "peer")
+#: the PeerLostErrors' texts of this process (then torchrun's :func:`finish` waits for no one)
+_LOST_PEERS = []
+
 @contextlib.contextmanager
 def watching_peers(what="training"):
     """Turn the error a collective raises when another process is gone (a broken gloo
@@ -289,8 +295,13 @@ def watching_peers(what="training"):
         text = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         if count == 1 or not any(word in text.lower() for word in _LOST):
             raise
+        # gloo's "[.../pair.cc:537] " and its "This is typically caused by ... GLHF!" go
+        text = re.sub(r"^\[[^\]]*\] ", "", text).split(". This is typically")[0]
+        _LOST_PEERS.append(text)
         message = (f"{what} stopped in process {index} of {count}: another process of this "
-                   f"run stopped or cannot be reached ({text}). Every process stops; the run "
+                   f"run stopped or cannot be reached, or does not make the same call (every "
+                   f"process calls pv.fit, pv.evaluate, ... alike) ({text}). Every process "
+                   "stops; the run "
                    "folder keeps its last checkpoint: continue it with pv.fit(..., "
                    "resume=FOLDER) or probvae train --resume FOLDER, on any number of processes")
         if _jax_started():   # JAX's coordination service may end this process itself, any
@@ -310,9 +321,16 @@ def all_sum(tensors):
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
+    import torch
     import torch.distributed as dist
-    for t in tensors:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    by_kind = {}                    # one all_reduce per dtype and device, not per tensor:
+    for t in tensors:               # between hosts each one costs a round trip
+        by_kind.setdefault((t.dtype, t.device), []).append(t)
+    for group in by_kind.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        for t, part in zip(group, flat.split([t.numel() for t in group])):
+            t.copy_(part.view_as(t))
 
 
 def all_max(tensors):
@@ -336,6 +354,7 @@ def all_max(tensors):
 def finish():
     """Under torchrun: wait for every process, then close the process group (a process that
     left early would take the group down while rank 0 still writes). Nothing otherwise.
+    After a :class:`PeerLostError` it waits for no one (the lost process never comes).
 
     Examples
     --------
@@ -345,5 +364,10 @@ def finish():
         return
     import torch.distributed as dist
     if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+        try:
+            if not _LOST_PEERS:
+                with watching_peers("finishing"):
+                    dist.barrier()
+        finally:
+            _LOST_PEERS.clear()
+            dist.destroy_process_group()

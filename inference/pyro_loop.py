@@ -240,7 +240,8 @@ class Loop:
             for p in params:       # every parameter, so the processes' lists pair up
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-            distributed.all_sum([p.grad for p in params] + [total])
+            with distributed.watching_peers():    # a process gone: every other one stops
+                distributed.all_sum([p.grad for p in params] + [total])
             loss = float(total[0].item())
             if total[1].item() > 0:          # some process was asked to stop: which signal
                 self._agree_signal(stop)
@@ -259,7 +260,8 @@ class Loop:
     def _agree_signal(self, stop):
         """Every process learns the stop signal (the largest number, if several came)."""
         sig = torch.tensor([_signum(stop)], dtype=torch.float64)
-        distributed.all_max([sig])
+        with distributed.watching_peers():
+            distributed.all_max([sig])
         self.stop_signal = int(sig.item())
 
     def stop_agreed(self, stop) -> bool:
@@ -270,7 +272,8 @@ class Loop:
             return False
         if self.world > 1:
             flag = torch.tensor([_signum(stop)], dtype=torch.float64)
-            distributed.all_sum([flag])
+            with distributed.watching_peers():
+                distributed.all_sum([flag])
             self.stop_signal = 0
             if flag.item() > 0:
                 self._agree_signal(stop)
@@ -300,7 +303,10 @@ class Loop:
     def _divergence(self, err) -> bool:
         """Whether ``err``, raised inside a step, means the run diverged: a loss that is not
         finite, torch's argument checks failing on NaN, or any error once the parameters are
-        not finite (a sampler given NaN probabilities, with the checks off)."""
+        not finite (a sampler given NaN probabilities, with the checks off); never a lost
+        process (:class:`~.distributed.PeerLostError`)."""
+        if isinstance(err, distributed.PeerLostError):
+            return False
         return (isinstance(err, _Diverged)
                 or (isinstance(err, ValueError) and "invalid values" in str(err))
                 or not self.finite())
@@ -382,13 +388,16 @@ class Loop:
         if not self.finite():      # diverged: the checks would raise on NaN parameters
             return float("nan")
         kw = self._kw(0, final=True)
-        with torch.no_grad():
-            total = sum(self.elbo.loss(self._model, self._guide, **part, **kw)
-                        for _, part, _ in batching.chunks(self.valid, self.batch_size))
-        if self.world > 1:     # every process scores all of it; all take the mean, the same
+        with torch.no_grad():   # under torchrun each process scores every world-th batch
+            total = sum(float(self.elbo.loss(self._model, self._guide, **part, **kw))
+                        for i, (_, part, _) in enumerate(batching.chunks(self.valid,
+                                                                         self.batch_size))
+                        if i % self.world == self.rank)
+        if self.world > 1:     # the shares summed: every process takes the same mean
             t = torch.tensor([float(total)], dtype=torch.float64)
-            distributed.all_sum([t])
-            total = float(t.item()) / self.world
+            with distributed.watching_peers("validation"):
+                distributed.all_sum([t])
+            total = float(t.item())
         return total / batching.size(self.valid)
 
     def params(self):

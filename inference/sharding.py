@@ -120,6 +120,7 @@ def _gather(done: dict, units: int, where: Workers) -> list:
     """Every process's units, in order, in every process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:           # torchrun: objects over gloo
         import torch.distributed as dist
+        distributed.world()                          # the process group, if nothing started it
         every = [None] * where.processes
         dist.all_gather_object(every, done)
         merged = {}

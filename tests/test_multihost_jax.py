@@ -30,6 +30,9 @@ if processes > 1:
 if os.environ.get("DIE_AFTER"):              # this process is killed part-way (a lost host)
     threading.Thread(target=lambda: (time.sleep(float(os.environ["DIE_AFTER"])),
                                      os.kill(os.getpid(), 9)), daemon=True).start()
+if os.environ.get("TERM_AFTER"):             # asked to stop (SIGTERM) part-way
+    threading.Thread(target=lambda: (time.sleep(float(os.environ["TERM_AFTER"])),
+                                     os.kill(os.getpid(), 15)), daemon=True).start()
 out_dir, mode = sys.argv[1], sys.argv[2]
 d = pv.data.load("digits", seed=0)
 vae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(16,), backend="numpyro")
@@ -38,6 +41,7 @@ res = pv.fit(vae, d.train, epochs=int(os.environ.get("EPOCHS", "3")), batch_size
              progress=False, checkpoint=run, resume=run if mode == "resume" else None)
 scores = pv.evaluate(res, d.test, num_samples=200, seed=3)
 print(json.dumps({"process": distributed.processes()[0], "train": res.history["train_loss"],
+                  "status": res.status, "stopped_by": res.stopped_by,
                   "valid": res.history["valid_loss"], "options": res.options,
                   "params": {k: np.asarray(v).tolist() for k, v in res.params.items()},
                   "scores": [scores[k] for k in ("elbo", "log_likelihood", "kl")]}))
@@ -236,3 +240,20 @@ def test_cli_under_srun_environment_writes_once(tmp_path):
     assert np.isfinite(metrics["test"]["elbo"])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["options"][
         "processes"] == 2
+
+
+@pytest.mark.slow
+def test_a_stop_signal_to_one_process_stops_both_at_the_same_epoch(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    both = _two_processes([str(script), str(tmp_path), "new"], ROOT, timeout=200,
+                          extra={0: {"EPOCHS": "5000"},
+                                 1: {"EPOCHS": "5000", "TERM_AFTER": "12"}})
+    assert all(rc == 0 for rc, _, _ in both), [e[-2000:] for _, _, e in both]
+    first, second = (_last_json(out) for _, out, _ in both)
+    assert first["status"] == second["status"] == "interrupted"
+    assert first["stopped_by"] == second["stopped_by"] == "SIGTERM"
+    assert first["train"] == second["train"] and 0 < len(first["train"]) < 5000
+    assert first["params"] == second["params"]
+    state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert state["epoch"] == len(first["train"])
