@@ -62,10 +62,12 @@ class VAEEstimatorBase(BaseEstimator):
         A registered objective (``"elbo"``, ``"iwae"``, ...), with ``num_particles``.
     num_particles : int
     epochs, batch_size, lr : int, int, float
-        Training length, mini-batch size and Adam learning rate.
-    validation_fraction : float in [0, 1)
+        Training length, mini-batch size and Adam learning rate (None: ``pv.fit``'s, the
+        length from the data's size).
+    validation_fraction : float in [0, 1) or "auto"
         Share of X held out (at random, from ``seed``) to keep the best epoch's parameters;
-        0 trains on all of X and keeps the last epoch.
+        0 trains on all of X and keeps the last epoch; ``"auto"``: what ``pv.fit`` does by
+        default (a tenth of data between 150 and 20,000 rows, and early stopping).
     patience : int, optional
         With ``validation_fraction > 0``: stop after this many epochs without improvement.
     backend : {"numpyro", "pyro"}
@@ -107,7 +109,7 @@ class VAEEstimatorBase(BaseEstimator):
         self.progress = progress
 
     # ---- training ----------------------------------------------------------------------
-    def _fit_vae(self, X, tabular=False) -> np.ndarray:
+    def _fit_vae(self, X, tabular=False, latent_dim=None) -> np.ndarray:
         """Validate X, train the VAE (``result_``); return X as the float32 array trained on.
 
         A table (a DataFrame with text, category or boolean columns, or any X with missing
@@ -128,20 +130,22 @@ class VAEEstimatorBase(BaseEstimator):
                 self.scale_ = np.where(sd > 0, sd, 1.0).astype(np.float32)
                 X = self._standardized(X)
         frac = self.validation_fraction
-        if not (isinstance(frac, numbers.Real) and 0 <= frac < 1):
-            raise ValueError(f"validation_fraction must be a number in [0, 1), got {frac!r}; "
-                             "use 0 to train on all of X")
+        auto = isinstance(frac, str) and frac == "auto"     # fit's own: a tenth of small data
+        if not auto and not (isinstance(frac, numbers.Real) and 0 <= frac < 1):
+            raise ValueError(f"validation_fraction must be a number in [0, 1) or 'auto', got "
+                             f"{frac!r}; use 0 to train on all of X")
         if self.patience is not None and frac == 0:
             raise ValueError("patience (early stopping) needs held-out data: set "
                              "validation_fraction, e.g. 0.1")
+        latent_dim = self.latent_dim if latent_dim is None else latent_dim
         if self.table_ is not None:
-            vae = VAE.for_table(self.table_, latent_dim=self.latent_dim, hidden=self.hidden,
+            vae = VAE.for_table(self.table_, latent_dim=latent_dim, hidden=self.hidden,
                                 prior=self.prior, backend=self.backend)
         else:
-            vae = VAE(input_dim=X.shape[1], latent_dim=self.latent_dim, hidden=self.hidden,
+            vae = VAE(input_dim=X.shape[1], latent_dim=latent_dim, hidden=self.hidden,
                       prior=self.prior, likelihood=self.likelihood_, backend=self.backend)
-        train, valid = X, None
-        if frac > 0:
+        train, valid = X, ("auto" if auto else None)
+        if not auto and frac > 0:
             n_valid = int(round(frac * len(X)))
             if not 1 <= n_valid < len(X):
                 raise ValueError(f"validation_fraction={frac} of {len(X)} examples leaves "
