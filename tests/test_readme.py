@@ -25,6 +25,7 @@ BLOCKS = {
     "In Python": "slow",                                   # 22-29 s: 50 epochs, IWAE x8, vamp
     "Your own model": "fast",                              # 6 s: 20 Pyro epochs
     "Tables": "fast",                                      # 9 s: fit's defaults, 240 rows
+    "Tables #2": "slow",                                   # 60-90 s: pv.impute(df) tunes itself
     "More devices, and data larger than memory": "fast",   # 7-11 s: 4 forced CPU devices
     "What swaps by name": "slow",                          # 16-23 s: 50 epochs, 16 particles
 }
