@@ -74,7 +74,9 @@ def workers(bk, params) -> Workers:
     (0, 1, True)
     """
     index, count = distributed.processes()
-    devices = _local_devices(params) if bk.name == "numpyro" else (None,)
+    # a backend that runs several devices from one process (NumPyro) deals units over them;
+    # one whose processes each drive one device (Pyro under torchrun) over the processes only
+    devices = (None,) if bk.multi_process else _local_devices(params)
     return Workers(index, count, devices if len(devices) > 1 else (None,))
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import probvae as pv
+from probvae import backends
 from probvae.inference import distributed
 from probvae.inference.checkpoint import read_config
 from probvae.models.base import MODELS
@@ -147,7 +148,7 @@ def _join(args):
     launcher sets: ``JAX_COORDINATOR_ADDRESS``, srun, mpirun); nothing for one process or
     for Pyro (torchrun starts its process group)."""
     given = [getattr(args, k, None) for k in ("coordinator", "num_processes", "process_id")]
-    if args.backend != "numpyro":
+    if backends.get(args.backend).multi_process:      # torchrun's processes (Pyro)
         if any(v is not None for v in given):
             raise ValueError("--coordinator, --num-processes and --process-id join NumPyro's "
                              "processes; Pyro's are started by torchrun (docs/devices.md)")

@@ -130,7 +130,7 @@ def test_fit_result_is_frozen_and_complete(small, make_vae, quick_fit):
     assert sorted(res.history) == ["kl_weight", "seconds", "train_loss", "valid_loss"]
     assert all(s >= 0 for s in res.history["seconds"])
     assert res.options == {"epochs": 2, "batch_size": 16, "lr": 2e-3, "seed": 0, "patience": None,
-                           "missing": None}
+                           "missing": None, "processes": 1, "devices": 1}
     assert "backend='pyro'" in repr(res) and "epochs=2" in repr(res)
 
 
