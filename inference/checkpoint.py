@@ -28,7 +28,8 @@ from probvae import backends
 from probvae import batch as batching
 from probvae.backends import init_params
 from probvae.memory import check_allocation
-from probvae.models.base import MODELS, CustomModel
+from probvae.models.base import MODELS, CustomModel, Model
+from probvae.networks.architectures import USER
 from probvae.models.contract import read_contract
 from probvae.outputs import (FORMAT, DamagedFileError, check_field, json_text, read_json,
                              read_npz)
@@ -400,10 +401,13 @@ def load(path, model=None) -> FitResult:
     Parameters
     ----------
     path : str or Path
-    model : (callable, callable), optional
+    model : (callable, callable) or Model, optional
         For a run of a user's ``(model, guide)`` pair: the pair again (its functions are code,
         which a run folder does not hold). Its parameters (names and shapes) and the sites of
-        one trace of it are checked against the saved ones; what differs is named.
+        one trace of it are checked against the saved ones; what differs is named. For a
+        built-in model with a user's own network (``VAE(encoder=MyEncoder())``): the model,
+        made again with the same settings and modules (its configuration is checked against
+        the saved one, and the module's parameters against the saved arrays).
 
     Examples
     --------
@@ -423,13 +427,22 @@ def load(path, model=None) -> FitResult:
                          f"{cfg['model']['backend']!r}); its functions are code, which a run "
                          "folder does not hold: pass them again, pv.load(path, model=(model, "
                          "guide))")
-    if not custom and model is not None:
+    users = _user_networks(cfg["model"])
+    if users and model is None:
+        raise ValueError(f"{path} holds a {cfg['model'].get('class')} with a user's own "
+                         f"network ({users}): its code is not in the run folder; make the "
+                         "model again with the same settings and modules and pass it, "
+                         "pv.load(path, model=VAE(..., encoder=MyEncoder()))")
+    if not custom and not users and model is not None:
         raise ValueError(f"{path} holds a {cfg['model'].get('class')}, which probvae rebuilds "
                          "from its config: call pv.load(path) without model=")
     with _backend(cfg, path / "config.json").lock:
         if custom:
             built, template = _custom(cfg, model, path)
             max_bytes = None
+        elif users:
+            built, template = _given(cfg, model, path), None
+            max_bytes = _max_bytes(built)
         else:
             built, template = _build(cfg, path / "config.json"), None
             max_bytes = _max_bytes(built)
@@ -470,6 +483,31 @@ def _build(cfg, where):
     except Exception as err:        # (a model's own checks raise ValueError or TypeError)
         raise DamagedFileError(f"{where}: field 'model' does not describe a usable "
                                f"{cls.__name__}: {_reason(err)}") from None
+
+
+def _user_networks(model_cfg) -> dict:
+    """``{role: module class}`` of a saved model's networks that are a user's own (code)."""
+    return {role: value.get("module") for role, value in model_cfg.items()
+            if isinstance(value, dict) and value.get("name") == USER}
+
+
+def _given(cfg, model, path):
+    """The model given to ``load`` for a run of a built-in model with a user's networks,
+    built from the run's seed; its configuration must be the saved one (ValueError naming
+    what differs)."""
+    if not isinstance(model, Model):
+        raise TypeError(f"{path} holds a {cfg['model'].get('class')} with a user's network: "
+                        f"model= takes that model made again (e.g. VAE(..., encoder=MyEncoder())"
+                        f"), got {type(model).__name__}")
+    given = json.loads(json_text(model.config()))
+    saved = cfg["model"]
+    differ = [f"{k} is {saved.get(k)!r} in the saved run and {given.get(k)!r} in the model "
+              "given" for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
+    if differ:
+        raise ValueError(f"the model given does not match the one saved in {path}: "
+                         f"{'; '.join(differ[:4])}")
+    model.check_size()
+    return model.build(int(cfg.get("seed", 0)))
 
 
 def _custom(cfg, pair, path) -> tuple:
@@ -673,6 +711,10 @@ def from_state(state: dict) -> FitResult:
         raise ValueError("the state is of a user's (model, guide) pair, whose functions are "
                          "code: save it with pv.save and load it with pv.load(path, "
                          "model=(model, guide))")
+    if _user_networks(cfg["model"]):
+        raise ValueError(f"the state is of a model with a user's own network "
+                         f"({_user_networks(cfg['model'])}), which is code: save it with "
+                         "pv.save and load it with pv.load(path, model=<the model made again>)")
     with _backend(cfg, "the model config").lock:
         model = _build(cfg, "the model config")
         return _result(cfg, model, state["params"], state.get("history", {}),

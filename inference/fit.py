@@ -395,7 +395,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                 loop = loop_cls(built, train, valid, elbo, schedule,
                                 batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                                 labelled=labelled, clip_norm=config.clip_norm,
-                                cache_key=config.cache_key,
+                                cache_key=(None if model.user_networks else   # (code)
+                                           config.cache_key),
                                 binarize=config.binarize == "dynamic",
                                 devices=config.devices, device=config.device, objective=obj,
                                 resuming=run.resuming, epochs=config.epochs)

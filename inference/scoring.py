@@ -155,13 +155,14 @@ _FUNCTIONS: "OrderedDict[tuple, object]" = OrderedDict()
 
 def _cached(model, name, make):
     """``make()`` once per model configuration (and seed) and ``name``; for a model without a
-    config (a user's pair), and on a backend whose models hold their own modules (Pyro: the
-    function calls this object's torch networks), once per model object."""
+    config (a user's pair) or with a user's networks (code a config does not describe), and on
+    a backend whose models hold their own modules (Pyro: the function calls this object's
+    torch networks), once per model object."""
     try:
         config = model.config()
     except (AttributeError, ValueError):          # a user's (model, guide) pair
         config = None
-    if config is None or model.bk.shared_param_store:
+    if config is None or model.bk.shared_param_store or model.user_networks:   # (code)
         cache = model.__dict__.setdefault("_functions", {})
         if name not in cache:
             cache[name] = make()

@@ -13,7 +13,8 @@ from probvae.registry import to_config
 
 from .contract import Contract, Site, read_contract
 
-__all__ = ["Model", "CustomModel", "check_hidden", "memory_bytes", "image_input", "architecture"]
+__all__ = ["Model", "CustomModel", "check_hidden", "memory_bytes", "image_input", "architecture",
+           "check_user_networks"]
 
 
 def image_input(input_dim, image_shape) -> tuple:
@@ -52,25 +53,50 @@ def network_config(model) -> dict:
         out["image_shape"] = list(model.image_shape)
     for role in ("encoder", "decoder"):
         arch = getattr(model, role)
-        if arch != networks.MLP(hidden=model.hidden, activation=model.activation):
+        if isinstance(arch, networks.UserNetwork):
+            out[role] = arch.record()
+        elif arch != networks.MLP(hidden=model.hidden, activation=model.activation):
             out[role] = to_config(arch)
     return out
 
 
-def architecture(spec, hidden, activation):
+def architecture(spec, hidden, activation, role="encoder"):
     """An encoder/decoder architecture: ``"mlp"`` (with the model's ``hidden`` widths),
-    ``"conv"`` (its defaults), a config dict or an instance from :mod:`probvae.networks`.
+    ``"conv"`` (its defaults), a config dict, an instance from :mod:`probvae.networks`, or a
+    user's own torch ``nn.Module`` / Equinox module (:class:`~probvae.networks.UserNetwork`).
 
     Examples
     --------
     >>> architecture("mlp", (64,), "relu")
     MLP(hidden=(64,), activation='relu')
+    >>> import torch
+    >>> type(architecture(torch.nn.Linear(64, 16), (), "relu")).__name__
+    'UserNetwork'
     """
+    if networks.module_library(spec) is not None:
+        return networks.UserNetwork(spec)
+    if isinstance(spec, dict) and spec.get("name") == networks.architectures.USER:
+        raise ValueError(f"the {role} was a user's network ({spec.get('module')}), which is "
+                         f"code, not settings: pass the module itself ({role}=MyModule(...)); "
+                         "a saved run of it loads with pv.load(path, model=<the model made "
+                         "with that module>)")
     if spec == "mlp":
         return networks.MLP(hidden=hidden, activation=activation)
     if spec == "conv":
         return networks.Conv(activation=activation)
     return networks.get(spec)
+
+
+def check_user_networks(model):
+    """Build each of ``model``'s user networks once (its ``*_spec`` attributes that are
+    :class:`~probvae.networks.UserSpec`), so a module of the other backend's library, or one
+    whose outputs do not fit, fails when the model is made; the error names the model."""
+    for name, spec in vars(model).items():
+        if name.endswith("_spec") and isinstance(spec, networks.UserSpec):
+            try:
+                model.bk.build_network(spec, 0)
+            except (ValueError, TypeError) as err:
+                raise type(err)(f"{model.describe()}: {err}") from None
 
 
 def check_hidden(hidden, owner="the model") -> tuple:
@@ -152,6 +178,34 @@ class Model:
     def display_name(self) -> str:
         """The model's name in progress bars and messages."""
         return type(self).__name__
+
+    def describe(self) -> str:
+        """The model's class and sizes, for messages.
+
+        Examples
+        --------
+        >>> from probvae.models import VAE
+        >>> VAE(input_dim=64, latent_dim=8).describe()
+        'VAE(input_dim=64, latent_dim=8)'
+        """
+        sizes = [f"{k}={getattr(self, k)}" for k in ("input_dim", "num_classes", "latent_dim")
+                 if getattr(self, k, None) is not None]
+        return f"{type(self).__name__}({', '.join(sizes)})"
+
+    @property
+    def user_networks(self) -> tuple:
+        """The roles (``"encoder"``, ``"decoder"``) filled by a user's own module: such a
+        model's config names the modules but cannot rebuild them (they are code), so
+        ``pv.load`` takes the model again, and compiled programs are not shared by config.
+
+        Examples
+        --------
+        >>> from probvae.models import VAE
+        >>> VAE(input_dim=4, latent_dim=2).user_networks
+        ()
+        """
+        return tuple(role for role in ("encoder", "decoder")
+                     if isinstance(vars(self).get(role), networks.UserNetwork))
 
     def latent_sites(self) -> tuple:
         """The model's latent sites (:class:`~.contract.Site`), in its guide's order; each
@@ -275,6 +329,8 @@ class CustomModel:
     likelihood = prior = None
     is_classifier = needs_enumeration = False
     input_dim = num_classes = None
+    #: (its networks are its own code: see :attr:`Model.user_networks`)
+    user_networks = ()
     hidden = ()
     fit_defaults: dict = {}
     seed = 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from probvae import likelihoods, priors
-from probvae.networks import Head, Input, gaussian_heads
+from probvae.networks import Head, Input, UserNetwork, gaussian_heads
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
-from .base import Model, architecture, check_hidden, image_input, network_config, register_model
+from .base import (Model, architecture, check_hidden, check_user_networks, image_input,
+                   network_config, register_model)
 from .contract import Site
 
 __all__ = ["SSVAE"]
@@ -41,7 +42,9 @@ class SSVAE(Model):
     backend : {"numpyro", "pyro"}
     image_shape, encoder, decoder
         As for :class:`~probvae.models.VAE`; the encoder's architecture also makes the
-        classifier, and a conv encoder joins the label after its convolutions.
+        classifier, and a conv encoder joins the label after its convolutions. The decoder
+        may be your own module, which takes ``z`` and the one-hot ``y`` (docs/networks.md);
+        the encoder may not (it is several networks).
 
     Notes
     -----
@@ -87,9 +90,15 @@ class SSVAE(Model):
         self.hidden, self.activation = check_hidden(hidden, type(self).__name__), activation
         self.prior = priors.get(prior)
         self.likelihood = likelihoods.get(likelihood)
-        self.encoder = architecture(encoder, self.hidden, activation)
-        self.decoder = architecture(decoder, self.hidden, activation)
+        self.encoder = architecture(encoder, self.hidden, activation, "encoder")
+        self.decoder = architecture(decoder, self.hidden, activation, "decoder")
+        if isinstance(self.encoder, UserNetwork):
+            raise ValueError(f"{type(self).__name__}'s encoder architecture makes several "
+                             "networks (the classifier q(y|x) and q(z|x, y), and more in ADGM), "
+                             "so it takes 'mlp', 'conv' or an architecture instance; a user's "
+                             "own module can be its decoder (docs/networks.md)")
         self._make_specs()
+        check_user_networks(self)
 
     def _make_specs(self):
         """The network specs: classifier q(y|x), encoder q(z|x, y), decoder p(x|z, y)."""

@@ -6,7 +6,8 @@ from probvae.networks import Input, gaussian_heads
 from probvae.priors import PriorContext
 from probvae.registry import check_int, to_config
 
-from .base import Model, architecture, check_hidden, image_input, network_config, register_model
+from .base import (Model, architecture, check_hidden, check_user_networks, image_input,
+                   network_config, register_model)
 from .contract import Site
 
 __all__ = ["VAE"]
@@ -34,10 +35,16 @@ class VAE(Model):
     image_shape : tuple, optional
         (channels, height, width) or (height, width) of image data, flattened in ``x``;
         needed by conv networks and used by the plots.
-    encoder, decoder : "mlp", "conv", dict or architecture
+    encoder, decoder : "mlp", "conv", dict, architecture or module
         The networks: ``"mlp"`` (dense layers of ``hidden`` widths), ``"conv"`` (stride-2
-        convolutions; :class:`~probvae.networks.Conv`), or an instance with settings, e.g.
-        ``pv.networks.Conv(channels=(32, 64), hidden=(256,))``.
+        convolutions; :class:`~probvae.networks.Conv`), an instance with settings, e.g.
+        ``pv.networks.Conv(channels=(32, 64), hidden=(256,))``, or your own torch
+        ``nn.Module`` (``backend="pyro"``) or Equinox module (``backend="numpyro"``). Your
+        encoder takes ``x`` (``(batch, input_dim)``, images flattened) and returns
+        ``(loc, scale)`` of q(z|x), each ``(batch, latent_dim)``, ``scale > 0``; your decoder
+        takes ``z`` and returns the likelihood's parameters (one array, or a tuple or dict of
+        them: ``docs/networks.md`` has the table); an Equinox module is called on one example
+        and vmapped. See :class:`~probvae.networks.UserSpec`.
 
     Notes
     -----
@@ -60,6 +67,15 @@ class VAE(Model):
     ('vamp', 'continuous_bernoulli')
     >>> VAE(image_shape=(1, 28, 28), encoder="conv", decoder="conv").encoder_spec.channels
     (32, 64)
+
+    Your own network, here a torch decoder of Bernoulli logits:
+
+    >>> import torch
+    >>> decoder = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.ReLU(),
+    ...                               torch.nn.Linear(64, 64))
+    >>> VAE(input_dim=64, latent_dim=8, likelihood="bernoulli", decoder=decoder,
+    ...     backend="pyro").user_networks
+    ('decoder',)
     """
 
     def __init__(self, input_dim: int = None, latent_dim: int = 8, hidden=(256, 256),
@@ -72,14 +88,15 @@ class VAE(Model):
         self.hidden, self.activation = check_hidden(hidden, type(self).__name__), activation
         self.prior = priors.get(prior)
         self.likelihood = likelihoods.get(likelihood)
-        self.encoder = architecture(encoder, self.hidden, activation)
-        self.decoder = architecture(decoder, self.hidden, activation)
+        self.encoder = architecture(encoder, self.hidden, activation, "encoder")
+        self.decoder = architecture(decoder, self.hidden, activation, "decoder")
         self.encoder_spec = self.encoder.spec(
             (Input("x", self.input_dim),), gaussian_heads(self.latent_dim), "encoder",
             self.image_shape)
         self.decoder_spec = self.decoder.spec((Input("z", self.latent_dim),),
                                               self.likelihood.heads(self.input_dim), "decoder",
                                               self.image_shape)
+        check_user_networks(self)
 
     @classmethod
     def for_table(cls, table, latent_dim: int = 4, hidden=(128, 128), **kwargs):

@@ -10,10 +10,14 @@ inside these networks, so model bodies only sample and observe.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
-__all__ = ["Head", "Input", "gaussian_heads", "MLPSpec", "ConvSpec", "MLP", "Conv", "get", "names", "register",
-           "ACTIVATIONS", "TRANSFORMS"]
+import numpy as np
+
+__all__ = ["Head", "Input", "gaussian_heads", "MLPSpec", "ConvSpec", "UserSpec", "MLP", "Conv",
+           "UserNetwork", "get", "names", "register", "module_library", "ACTIVATIONS",
+           "TRANSFORMS", "CONSTRAINTS"]
 
 #: Activation names understood by both network builders.
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "silu")
@@ -22,6 +26,10 @@ ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "silu")
 TRANSFORMS = ("identity", "positive", "softplus", "sigmoid", "bounded")
 #: The floor added by the ``positive`` transform, so a scale never reaches zero.
 POSITIVE_FLOOR = 1e-4
+#: What a user's network must return for a head of each transform (see :class:`UserSpec`):
+#: the value the distribution takes, in its support.
+CONSTRAINTS = {"identity": "real", "positive": "> 0", "softplus": "> 0", "sigmoid": "in (0, 1)",
+               "bounded": "real"}
 
 
 @dataclass(frozen=True)
@@ -255,4 +263,200 @@ class ConvSpec:
         return convs + _dense_params([self.in_size, *self.hidden, flat])
 
 
-from .architectures import MLP, Conv, get, names, register  # noqa: E402 (built on the specs)
+def module_library(obj):
+    """``"torch"`` for a torch ``nn.Module``, ``"equinox"`` for an Equinox module, else None.
+
+    Neither library is imported here: a module of one exists only once its library is.
+
+    Examples
+    --------
+    >>> module_library("mlp") is None
+    True
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.nn.Module):
+        return "torch"
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and isinstance(obj, eqx.Module):
+        return "equinox"
+    return None
+
+
+#: what each library's user networks are called on, for messages
+_CALLED_ON = {"torch": "batch-first", "equinox": "one example at a time (vmapped over the batch)"}
+
+
+@dataclass(frozen=True, eq=False)
+class UserSpec:
+    """A user's own network (a torch ``nn.Module`` or an Equinox module) in a model's place.
+
+    Each backend wraps the module (``bk.build_network``): the wrapper passes it the inputs
+    the built-in network would get, one argument per :class:`Input` (a one-hot input coded as
+    floats), and reads back what the heads would give. A torch module is called batch-first,
+    on ``(batch, size)`` arrays (extra leading dims such as particles are flattened into the
+    batch and restored after); an Equinox module on one example, ``(size,)``, and vmapped, as
+    Equinox's own layers are. Images arrive flattened (``C*H*W`` values): reshape inside.
+
+    The module returns the heads' values: one array when there is one head, else a tuple in
+    head order or a dict by head name; each in its head's support (:data:`CONSTRAINTS`: a
+    scale ``> 0``, logits real). Nothing is transformed after it. A wrong shape, key or
+    support is a ValueError naming what was expected (checked once on a small batch when the
+    model is made, and the shapes again on every call).
+
+    Parameters
+    ----------
+    module : torch.nn.Module or equinox.Module
+    inputs : tuple of Input
+    heads : tuple of Head
+    role : str
+        What the network is in its model (``"encoder"``, ``"decoder"``), for messages.
+    library : {"torch", "equinox"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> spec = UserSpec(torch.nn.Linear(4, 2), (Input("z", 4),), (Head("logits", 2),),
+    ...                 "decoder", "torch")
+    >>> spec.num_params, spec.describe()
+    (10, 'takes z (batch, 4); returns logits (batch, 2) real')
+    """
+
+    module: object
+    inputs: tuple
+    heads: tuple
+    role: str
+    library: str
+
+    @property
+    def label(self) -> str:
+        """The module's class name."""
+        return type(self.module).__name__
+
+    @property
+    def in_size(self) -> int:
+        return sum(i.size for i in self.inputs)
+
+    @property
+    def out_size(self) -> int:
+        return sum(h.size for h in self.heads)
+
+    @property
+    def max_width(self) -> int:
+        """The widest activation per example, as far as it is known (inputs and outputs)."""
+        return max(self.in_size, self.out_size)
+
+    @property
+    def num_params(self) -> int:
+        """The module's trainable values (floating-point arrays)."""
+        if self.library == "torch":
+            return sum(int(p.numel()) for p in self.module.parameters())
+        jax = sys.modules["jax"]
+        return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(self.module)
+                   if hasattr(leaf, "dtype") and jax.numpy.issubdtype(leaf.dtype,
+                                                                      jax.numpy.inexact))
+
+    def _shape(self, size, per_example) -> tuple:
+        return (size,) if per_example else ("batch", size)
+
+    def describe(self, per_example: bool = False) -> str:
+        """What the module takes and returns, in words (shapes batch-first, or of one example).
+
+        Examples
+        --------
+        >>> UserSpec(None, (Input("x", 64),), gaussian_heads(8), "encoder", "equinox"
+        ...          ).describe(per_example=True)
+        'takes x (64,); returns loc (8,) real, scale (8,) > 0'
+        """
+        def shape(n):
+            return str(self._shape(n, per_example)).replace("'", "")
+        takes = ", ".join(f"{i.name} {shape(i.size)}" + (" one-hot" if i.kind == "one_hot"
+                                                         else "") for i in self.inputs)
+        gives = ", ".join(f"{h.name} {shape(h.size)} {CONSTRAINTS[h.transform]}"
+                          for h in self.heads)
+        return f"takes {takes}; returns {gives}"
+
+    def _fail(self, what, per_example):
+        how = _CALLED_ON[self.library]
+        raise ValueError(f"the {self.role} ({self.label}, called {how}) {what}; it should "
+                         f"return {self._expected(per_example)} ({self.describe(per_example)})")
+
+    def _expected(self, per_example) -> str:
+        names = [h.name for h in self.heads]
+        if len(names) == 1:
+            return "one array"
+        return f"a tuple ({', '.join(names)}) or a dict with the keys {names}"
+
+    def call(self, module, inputs, per_example: bool):
+        """``module`` (the wrapper's copy of :attr:`module`, with the trained values) on
+        ``inputs``; an error of the call (a wrong signature, shapes the module cannot take)
+        as a ValueError that says what it was given."""
+        try:
+            return module(*inputs)
+        except (TypeError, ValueError, RuntimeError) as err:
+            how = _CALLED_ON[self.library]
+            raise ValueError(f"the {self.role} ({self.label}, called {how}) failed on its "
+                             f"inputs: {type(err).__name__}: {str(err)[:300]}; it "
+                             f"{self.describe(per_example)}") from err
+
+    def outputs(self, out, lead: tuple) -> tuple:
+        """The module's output ``out`` as one array per head, in head order, each of shape
+        ``lead + (head.size,)`` (``lead``: ``(batch,)`` for torch, ``()`` for one example);
+        a ValueError naming the expected shapes and keys otherwise.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> spec = UserSpec(None, (Input("x", 3),), gaussian_heads(2), "encoder", "torch")
+        >>> [a.shape for a in spec.outputs({"scale": np.ones((5, 2)), "loc": np.zeros((5, 2))},
+        ...                                (5,))]
+        [(5, 2), (5, 2)]
+        >>> spec.outputs(np.zeros((5, 4)), (5,))
+        Traceback (most recent call last):
+        ...
+        ValueError: the encoder (NoneType, called batch-first) returned one array; it should return a tuple (loc, scale) or a dict with the keys ['loc', 'scale'] (takes x (batch, 3); returns loc (batch, 2) real, scale (batch, 2) > 0)
+        """
+        names = [h.name for h in self.heads]
+        per_example = not lead
+        if isinstance(out, dict):
+            if set(out) != set(names):
+                self._fail(f"returned a dict with the keys {sorted(map(str, out))}", per_example)
+            values = [out[n] for n in names]
+        elif isinstance(out, (tuple, list)):
+            if len(out) != len(names):
+                self._fail(f"returned {len(out)} values", per_example)
+            values = list(out)
+        elif len(names) == 1:
+            values = [out]
+        else:
+            self._fail("returned one array", per_example)
+        for value, head in zip(values, self.heads):
+            shape = getattr(value, "shape", None)
+            if shape is None:
+                self._fail(f"returned {type(value).__name__} for {head.name!r}, not an array",
+                           per_example)
+            want = tuple(lead) + (head.size,)
+            if tuple(shape) != want:
+                self._fail(f"returned shape {tuple(shape)} for {head.name!r} where "
+                           f"{str(self._shape(head.size, per_example))} = {want} was expected"
+                           .replace("'batch'", "batch"), per_example)
+        return tuple(values)
+
+    def check_values(self, values):
+        """Each head's values (NumPy arrays, from a first call) in its support; a ValueError
+        naming the head and the fix otherwise."""
+        for value, head in zip(values, self.heads):
+            value = np.asarray(value)
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"the {self.role} ({self.label}) returned NaN or inf for "
+                                 f"{head.name!r} on a first small batch")
+            if head.transform in ("positive", "softplus") and not np.all(value > 0):
+                raise ValueError(
+                    f"the {self.role} ({self.label}) returned values <= 0 for {head.name!r} "
+                    f"(min {value.min():.3g}), which must be > 0: end that output with a "
+                    f"positive map, e.g. softplus(h) + 1e-4 or exp(h)")
+            if head.transform == "sigmoid" and not np.all((value > 0) & (value < 1)):
+                raise ValueError(f"the {self.role} ({self.label}) returned values outside "
+                                 f"(0, 1) for {head.name!r}: end it with a sigmoid")
+
+
+from .architectures import MLP, Conv, UserNetwork, get, names, register  # noqa: E402,I001

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from probvae.registry import Registry, check_int
 
-from . import ConvSpec, MLPSpec
+from . import ConvSpec, MLPSpec, UserSpec, module_library
 
-__all__ = ["MLP", "Conv", "get", "names", "register"]
+__all__ = ["MLP", "Conv", "UserNetwork", "get", "names", "register"]
 
 _REGISTRY = Registry("network")
 register = _REGISTRY.register
@@ -99,3 +99,51 @@ class Conv:
                              "VAE(image_shape=(1, 28, 28), encoder='conv')")
         return ConvSpec(tuple(inputs), tuple(heads), tuple(image_shape), self.channels,
                         int(self.kernel), self.hidden, self.activation, role)
+
+
+#: the ``name`` a user's network has in a model's config (it is code, not settings)
+USER = "user"
+
+
+@dataclass(frozen=True, eq=False)
+class UserNetwork:
+    """A user's own module as a model's encoder or decoder: a torch ``nn.Module`` (Pyro) or an
+    Equinox module (NumPyro). Models make one when ``encoder=`` or ``decoder=`` is a module;
+    what the module takes and must return is :class:`~probvae.networks.UserSpec`'s contract
+    (and ``docs/networks.md``).
+
+    Its weights start as the module holds them (the fit's seed does not redraw them); each
+    fit trains a copy, so the module given stays as it was and can be fitted again.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probvae.networks import Head, Input
+    >>> arch = UserNetwork(torch.nn.Linear(2, 8))
+    >>> arch.spec((Input("z", 2),), (Head("logits", 8),), "decoder").describe()
+    'takes z (batch, 2); returns logits (batch, 8) real'
+    >>> arch.record()
+    {'name': 'user', 'module': 'torch.nn.modules.linear.Linear', 'library': 'torch'}
+    """
+
+    module: object
+
+    def __post_init__(self):
+        if module_library(self.module) is None:
+            raise TypeError(f"a user's network is a torch nn.Module (backend='pyro') or an "
+                            f"Equinox module (backend='numpyro'), got "
+                            f"{type(self.module).__name__}")
+
+    @property
+    def library(self) -> str:
+        return module_library(self.module)
+
+    def spec(self, inputs, heads, role, image_shape=None) -> UserSpec:
+        return UserSpec(self.module, tuple(inputs), tuple(heads), role, self.library)
+
+    def record(self) -> dict:
+        """What a model's config says of the module: its class and library (its code and
+        weights are not settings; ``pv.load(path, model=...)`` takes the model again)."""
+        cls = type(self.module)
+        return {"name": USER, "module": f"{cls.__module__}.{cls.__qualname__}",
+                "library": self.library}

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec
+from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec, UserSpec
 
-__all__ = ["JaxMLP", "JaxConv", "build"]
+__all__ = ["JaxMLP", "JaxConv", "JaxUserNet", "build"]
 
 _ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu,
         "gelu": lambda h: jax.nn.gelu(h, approximate=False),
@@ -184,6 +184,63 @@ class JaxConv(eqx.Module):
         return _heads(out, spec.heads)
 
 
+class JaxUserNet(eqx.Module):
+    """A user's Equinox module in a model's place (:class:`~probvae.networks.UserSpec`):
+    called on one example, one argument per input (one-hot inputs coded as floats), and
+    vmapped over every leading dim (examples, particles, enumerated labels); its outputs come
+    back as one array per head, checked.
+
+    ``eqx_module`` registers it as any network is: the module's floating-point arrays are the
+    parameters ``"<role>$params"`` (``.module.<field>`` inside).
+
+    Examples
+    --------
+    >>> from probvae.networks import Head, Input, UserSpec
+    >>> spec = UserSpec(eqx.nn.Linear(2, 3, key=jax.random.PRNGKey(0)), (Input("z", 2),),
+    ...                 (Head("logits", 3),), "decoder", "equinox")
+    >>> JaxUserNet(spec)(jnp.zeros((4, 5, 2)))[0].shape
+    (4, 5, 3)
+    """
+
+    module: eqx.Module
+    spec: UserSpec = eqx.field(static=True)
+
+    def __init__(self, spec: UserSpec):
+        self.module = spec.module
+        self.spec = spec
+
+    def __call__(self, *inputs):
+        spec = self.spec
+        if len(inputs) != len(spec.inputs):
+            raise ValueError(f"network expects {len(spec.inputs)} inputs "
+                             f"({[i.name for i in spec.inputs]}), got {len(inputs)}")
+        parts = []
+        for value, inp in zip(inputs, spec.inputs):
+            value = jnp.asarray(value)
+            if inp.kind == "one_hot" and not jnp.issubdtype(value.dtype, jnp.floating):
+                value = jax.nn.one_hot(value, inp.size)
+            parts.append(value)
+        lead = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
+        flat = [jnp.broadcast_to(p, lead + p.shape[-1:]).reshape(-1, p.shape[-1])
+                for p in parts]
+        outs = jax.vmap(lambda *rows: spec.outputs(spec.call(self.module, rows, True), ()))(*flat)
+        return tuple(o.reshape(lead + o.shape[-1:]) for o in outs)
+
+
+def _user(spec: UserSpec) -> JaxUserNet:
+    """The wrapped module, checked by one call on a few examples (shapes and supports)."""
+    if spec.library != "equinox":
+        raise TypeError(f"the {spec.role} is a {spec.library} module ({spec.label}), which "
+                        "trains on backend='pyro'; on backend='numpyro' give an Equinox "
+                        "module (eqx.Module), or make the model with backend='pyro'")
+    net = JaxUserNet(spec)
+    rng = np.random.default_rng(0)
+    probe = [rng.integers(0, i.size, 3).astype(np.int32) if i.kind == "one_hot" else
+             rng.random((3, i.size)).astype(np.float32) for i in spec.inputs]
+    spec.check_values([np.asarray(o) for o in net(*probe)])
+    return net
+
+
 _CLASSES = {MLPSpec: JaxMLP, ConvSpec: JaxConv}
 
 
@@ -201,6 +258,8 @@ def build(spec, seed: int):
     >>> net.layers[0].weight.shape
     (8, 4)
     """
+    if isinstance(spec, UserSpec):
+        return _user(spec)
     cls = _CLASSES.get(type(spec))
     if cls is None:
         raise TypeError(f"no JAX network for {type(spec).__name__}")

@@ -9,13 +9,16 @@ torch.Size([3, 2])
 """
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec
+from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec, UserSpec
 
-__all__ = ["TorchMLP", "TorchConv", "build"]
+__all__ = ["TorchMLP", "TorchConv", "TorchUserNet", "build"]
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
         "softplus": nn.Softplus, "silu": nn.SiLU}
@@ -138,7 +141,67 @@ class TorchConv(nn.Module):
         return _heads(out.reshape(lead + (-1,)), spec.heads)
 
 
-_CLASSES = {MLPSpec: TorchMLP, ConvSpec: TorchConv}
+class TorchUserNet(nn.Module):
+    """A user's torch module in a model's place (:class:`~probvae.networks.UserSpec`): its
+    inputs batch-first, one argument per input (one-hot inputs coded as floats), any extra
+    leading dims flattened into the batch and restored on the outputs, which come back as one
+    tensor per head, checked.
+
+    It holds a copy of the module (``module``), registered with ``pyro.module`` by the model
+    as any network is: its parameters are named ``"<role>$$$module.<name>"``.
+
+    Examples
+    --------
+    >>> from probvae.networks import Head, Input, UserSpec
+    >>> spec = UserSpec(nn.Linear(2, 3), (Input("z", 2),), (Head("logits", 3),), "decoder",
+    ...                 "torch")
+    >>> TorchUserNet(spec)(torch.zeros(4, 5, 2))[0].shape
+    torch.Size([4, 5, 3])
+    """
+
+    def __init__(self, spec: UserSpec):
+        super().__init__()
+        self.spec = spec
+        self.module = copy.deepcopy(spec.module)
+
+    def forward(self, *inputs):
+        spec = self.spec
+        if len(inputs) != len(spec.inputs):
+            raise ValueError(f"network expects {len(spec.inputs)} inputs "
+                             f"({[i.name for i in spec.inputs]}), got {len(inputs)}")
+        parts = []
+        for value, inp in zip(inputs, spec.inputs):
+            if inp.kind == "one_hot" and not value.is_floating_point():
+                value = F.one_hot(value.long(), inp.size).to(torch.get_default_dtype())
+            parts.append(value)
+        lead = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
+        flat = [p.expand(lead + p.shape[-1:]).reshape(-1, p.shape[-1]) for p in parts]
+        outs = spec.outputs(spec.call(self.module, flat, False), (flat[0].shape[0],))
+        return tuple(o.reshape(lead + o.shape[-1:]) for o in outs)
+
+
+def _user(spec: UserSpec) -> TorchUserNet:
+    """The wrapped module, checked by one call on a few examples (shapes and supports)."""
+    if spec.library != "torch":
+        raise TypeError(f"the {spec.role} is an {spec.library} module ({spec.label}), which "
+                        "trains on backend='numpyro'; on backend='pyro' give a torch "
+                        "nn.Module, or make the model with backend='numpyro'")
+    net = TorchUserNet(spec)
+    rng = np.random.default_rng(0)
+    probe = [torch.as_tensor(rng.integers(0, i.size, 3)) if i.kind == "one_hot" else
+             torch.as_tensor(rng.random((3, i.size)), dtype=torch.get_default_dtype())
+             for i in spec.inputs]
+    training = net.training
+    net.eval()                  # (nothing learned from the probe: batch norm's statistics)
+    try:
+        with torch.no_grad():
+            spec.check_values([o.cpu().numpy() for o in net(*probe)])
+    finally:
+        net.train(training)
+    return net
+
+
+_CLASSES = {MLPSpec: TorchMLP, ConvSpec: TorchConv, UserSpec: _user}
 
 
 def build(spec, seed: int) -> nn.Module:
