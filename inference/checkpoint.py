@@ -36,6 +36,7 @@ from probvae.outputs import (FORMAT, DamagedFileError, check_field, json_text, r
 
 from . import train_state
 from .inputs import MISSING
+from .optimizers import OPTIMIZER_NAMES, is_custom
 from .result import FitResult
 from .tracker import check_history
 
@@ -325,6 +326,11 @@ def _check_model(model, where):
         check_field(model["skip"], where, "model.skip", bool)
 
 
+def _described(value) -> bool:
+    """A recorded user's optimizer or schedule: ``{"custom": description, ...}``."""
+    return is_custom(value) and isinstance(value["custom"], str)
+
+
 def _check_plain(value, where, field):
     """Settings of plain values at any depth: finite numbers, integers of magnitude up to
     2**32-1 (no setting probvae writes is larger: a seed), strings, booleans, null."""
@@ -361,8 +367,17 @@ def _check_record(cfg, where):
     if "seed" in options:
         check_field(options["seed"], where, "options.seed", int, low=0, high=_MAX_SEED)
     for key, none in (("lr", False), ("clip_norm", True)):
-        if key in options:
+        if key in options and not (key == "lr" and (options[key] is None or _described(
+                options[key]))):        # (a schedule's description; None: in the optimizer)
             check_field(options[key], where, f"options.{key}", float, low=0, none=none)
+    if "optimizer" in options:
+        opt = options["optimizer"]
+        name = opt.get("name") if isinstance(opt, dict) and not _described(opt) else opt
+        if not _described(opt) and name not in OPTIMIZER_NAMES:
+            raise DamagedFileError(f"{where}: field 'options.optimizer' should be one of "
+                                   f"{list(OPTIMIZER_NAMES)}, a dict with its 'name' and "
+                                   f"'options', or a user's optimizer {{'custom': ...}}, found "
+                                   f"{opt!r}"[:300])
     if options.get("missing") not in MISSING:
         raise DamagedFileError(f"{where}: field 'options.missing' should be one of "
                                f"{list(MISSING)}, found {options['missing']!r}"[:300])

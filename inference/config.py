@@ -30,17 +30,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from .optimizers import Optimizer, lr_record
+
 __all__ = ["TrainConfig", "SETTINGS", "split_options", "default_epochs", "holdout_rows",
            "default_patience", "TARGET_STEPS", "MIN_EPOCHS", "MAX_EPOCHS"]
 
 #: fit's own settings in a result's ``options``, in their order there (the other entries are
 #: the objective's options)
-SETTINGS = ("epochs", "batch_size", "lr", "seed", "patience", "missing", "binarize",
-            "clip_norm", "num_labelled", "holdout")
+SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "seed", "patience", "missing",
+            "binarize", "clip_norm", "num_labelled", "holdout")
 #: what trained a fit (``options``' global counts of processes and devices), not settings
 PLACEMENT = ("processes", "devices")
 #: the settings ``options`` holds only when they are set (the others always)
-_WHEN_SET = ("binarize", "clip_norm", "num_labelled", "holdout")
+_WHEN_SET = ("optimizer", "binarize", "clip_norm", "num_labelled", "holdout")
 
 # ---- the training length and validation that fit chooses when not told (issue 36) --------
 # Measured by bench/defaults_length.py (the figures are in its docstring): a VAE's bound and
@@ -141,7 +143,12 @@ class TrainConfig:
         What an objective the user registered from a kind is
         (:func:`~.objectives.definition`); None for probvae's own objectives.
     epochs, batch_size : int
-    lr : float
+    lr : float, callable or None
+        The learning rate: a number, a schedule of the step count, or None where the
+        optimizer holds its own (recorded by :func:`~.optimizers.lr_record`).
+    optimizer : Optimizer
+        What steps (:class:`~.optimizers.Optimizer`; default Adam), recorded by its
+        ``record`` (only when it is not the default Adam).
     seed : int
     patience : int, optional
     clip_norm : float, optional
@@ -186,7 +193,8 @@ class TrainConfig:
     objective_definition: Optional[dict] = None
     epochs: int = 50
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: Any = 1e-3
+    optimizer: Optimizer = field(default_factory=Optimizer)
     seed: int = 0
     patience: Optional[int] = None
     clip_norm: Optional[float] = None
@@ -208,34 +216,54 @@ class TrainConfig:
     @property
     def options(self) -> dict:
         """A result's ``options`` and ``config.json``'s: the objective's options, then fit's
-        settings (:data:`SETTINGS`; ``binarize``, ``clip_norm``, ``num_labelled`` and
-        ``holdout`` only when set)."""
+        settings (:data:`SETTINGS`; ``optimizer``, ``binarize``, ``clip_norm``,
+        ``num_labelled`` and ``holdout`` only when set), as JSON: a schedule or a user's
+        optimizer by its description (:mod:`.optimizers`)."""
         options = dict(self.objective_options)
         for key in SETTINGS:
-            value = getattr(self, key)
+            value = self.recorded(key)
             if key not in _WHEN_SET or value is not None:
                 options[key] = value
         options["processes"], options["devices"] = self.processes, self.device_count
         return options
 
+    def recorded(self, key):
+        """Setting ``key`` (one of :data:`SETTINGS`) as the records hold it: JSON, with a
+        schedule or a user's optimizer by its description (:mod:`.optimizers`).
+
+        >>> TrainConfig("elbo", lr=0.01).recorded("lr"), TrainConfig("elbo").recorded("optimizer")
+        (0.01, None)
+        """
+        if key == "lr":
+            return lr_record(self.lr)
+        if key == "optimizer":
+            return self.optimizer.record
+        return getattr(self, key)
+
     @property
     def fit_meta(self) -> dict:
         """``checkpoint.json``'s ``"fit"``: what a resumed or continued fit must match (all
-        but ``epochs``, ``lr``, ``clip_norm`` and ``patience``), as JSON gives it back."""
+        but ``epochs``, ``lr``, ``clip_norm`` and ``patience``; ``lr`` keeps its kind: a number,
+        a schedule, or held by the optimizer; ``optimizer`` only when it is not the default
+        Adam), as JSON gives it back."""
         meta = {"objective": self.objective, "objective_options": self.objective_options,
                 "batch_size": self.batch_size, "seed": self.seed, "missing": self.missing,
                 "binarize": self.binarize,
                 "model": None if self.pair else self.model,    # (code: nothing to compare)
                 "data": self.data, "validation": self.validation, "epochs": self.epochs,
-                "lr": self.lr, "clip_norm": self.clip_norm, "patience": self.patience}
+                "lr": lr_record(self.lr), "clip_norm": self.clip_norm,
+                "patience": self.patience}
+        if self.optimizer.record is not None:       # (only when it is not the default Adam)
+            meta["optimizer"] = self.optimizer.record
         return json.loads(json.dumps(meta, default=str))
 
     @property
     def cache_key(self) -> Optional[str]:
         """The compiled programs' key (the NumPyro loop adds the learning rate, clipping, seed
         and shapes): the model's configuration, the objective and its options, ``missing``
-        and ``binarize`` (and a user's objective's definition), as sorted JSON; None for a
-        user's pair (code). Kept byte for byte as the programs already compiled were keyed."""
+        and ``binarize`` (and a user's objective's definition, and an optimizer other than the
+        default Adam), as sorted JSON; None for a user's pair (code). Kept byte for byte as
+        the programs already compiled were keyed."""
         meta = self.fit_meta
         if meta["model"] is None:
             return None
@@ -243,4 +271,6 @@ class TrainConfig:
                  self.binarize]
         if self.objective_definition is not None:
             parts.append(self.objective_definition)
+        if self.optimizer.record is not None:
+            parts.append({"optimizer": self.optimizer.record})
         return json.dumps(parts, sort_keys=True, default=str)

@@ -27,7 +27,7 @@ from probvae.models import CustomModel, Model
 from probvae import batch as batching
 from probvae.outputs import check_run_dir, is_run, read_json, writing
 
-from . import distributed, objectives, train_state, training
+from . import distributed, objectives, optimizers, train_state, training
 from .config import (HOLDOUT_BELOW, MAX_EPOCHS, MIN_EPOCHS, TARGET_STEPS, TrainConfig,
                      default_epochs, default_patience, holdout_rows, split_options)
 from .inputs import (check_batch_keys, check_binarize, check_count, check_missing,
@@ -80,6 +80,8 @@ def _continued(res, given: dict, objective_options: dict, resume, contract):
     recorded, options = split_options(res.options)
     settings = {k: (recorded.get(k) if v is None else v) for k, v in given.items()}
     settings["objective"] = given["objective"] or res.objective
+    settings["optimizer"], settings["lr"] = optimizers.from_records(   # a user's: given again
+        recorded.get("optimizer"), recorded.get("lr"), given["optimizer"], given["lr"])
     return (res.model, settings, objective_options or options,
             None if state.run is not None else state, state.run)
 
@@ -117,11 +119,11 @@ def _check_keywords(objective, options):
                             f"{close[0]!r}?")
 
 
-def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, seed=None,
-        validation="auto", patience=None, progress=True, backend=None, labels=None,
-        missing=None, binarize=None, clip_norm=None, checkpoint=None, checkpoint_every=1,
-        resume=None, overwrite=False, run_info=None, devices=None, device=None,
-        contract=None, **objective_options):
+def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
+        optimizer=None, seed=None, validation="auto", patience=None, progress=True,
+        backend=None, labels=None, missing=None, binarize=None, clip_norm=None,
+        checkpoint=None, checkpoint_every=1, resume=None, overwrite=False, run_info=None,
+        devices=None, device=None, contract=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -133,8 +135,9 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         optimizer and random state: ``epochs`` is the new total, and ``pv.fit(res, data,
         epochs=N)`` ends as one fit of ``N`` epochs would (bit for bit on NumPyro, within
         float rounding on Pyro). The data (and ``validation``, ``labels``) must be the same;
-        settings left out are the result's own; ``lr``, ``clip_norm`` and ``patience`` may
-        change.
+        settings left out are the result's own (a user's optimizer or schedule, which the
+        result records by name only, must be given again); ``lr``, ``clip_norm`` and
+        ``patience`` may change.
     data : Split, array (N, D) or Stream
         Training data; checked against the likelihood's support before training starts. A
         :func:`probvae.data.stream` over a ``.npy``/IDX file trains on data larger than
@@ -151,10 +154,24 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         digits' 1,257 training rows, less the tenth held out: 500; a 300-row table: 1,000,
         stopping early on its held-out rows), or the model's own ``fit_defaults``
         (:class:`SSVAE`: 100). The number chosen is recorded in ``res.options["epochs"]``.
-    batch_size, lr : int, float
-        Mini-batch size (the last partial batch of each shuffled epoch is dropped) and Adam
-        learning rate. Defaults: 128 and 1e-3, or the model's ``fit_defaults``
-        (:class:`SSVAE`: batch 32).
+    batch_size : int
+        Mini-batch size (the last partial batch of each shuffled epoch is dropped). Default:
+        128, or the model's ``fit_defaults`` (:class:`SSVAE`: 32).
+    lr : float or callable
+        The learning rate: a number (default 1e-3), or a schedule, a function of the
+        optimizer's step count (0 for the first step) such as an optax schedule
+        (``optax.exponential_decay(1e-3, 1000, 0.5)``; on NumPyro it runs inside the compiled
+        step, so write it with ``jax.numpy``). Leave it out when ``optimizer`` holds its own.
+    optimizer : str, (str, dict) or the backend's optimizer, optional
+        What steps the parameters (default Adam). A name that works on both backends
+        (``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``), alone or with
+        the library's keyword options, ``("sgd", {"momentum": 0.9})``; or the library's own:
+        an optax ``GradientTransformation`` on NumPyro (``optax.adamw(1e-3)``, its learning
+        rate inside it), a ``torch.optim`` class on Pyro (``torch.optim.AdamW`` or
+        ``(torch.optim.SGD, {"momentum": 0.9})``, with ``lr=``). Its state and step count are
+        checkpointed, so a resumed fit continues a schedule where it was; ``res.options``
+        records a name, or a user's object by description (give it again to continue). See
+        ``docs/optimizers.md``.
     seed : int
         Seeds networks, parameter initialisation, shuffling and sampling: the same seed on the
         same backend gives the same numbers. An integer in 0..2**32-1; default 0.
@@ -249,6 +266,15 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
     >>> sorted(res.history), res.status
     (['kl_weight', 'seconds', 'train_loss', 'valid_loss'], 'completed')
 
+    Another optimizer, and a learning rate that decays with the step (an optax schedule):
+
+    >>> import optax
+    >>> res = pv.fit(vae, data.train, epochs=1, optimizer=("sgd", {"momentum": 0.9}),
+    ...              lr=optax.exponential_decay(1e-3, 100, 0.5), clip_norm=10.0,
+    ...              progress=False)
+    >>> res.options["optimizer"]
+    {'name': 'sgd', 'options': {'momentum': 0.9}}
+
     Left to its defaults, fit chooses the length and holds out validation rows of small data:
 
     >>> res = pv.fit(vae, data.train[:200], epochs=3, progress=False)   # epochs= to be quick
@@ -259,17 +285,19 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
     recorded_holdout = None       # rows a continued or resumed fit held out (None: a new fit)
     if isinstance(model, FitResult):
         given = {"objective": objective, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                 "seed": seed, "patience": patience, "missing": missing, "binarize": binarize,
-                 "clip_norm": clip_norm, "holdout": None}
+                 "optimizer": optimizer, "seed": seed, "patience": patience,
+                 "missing": missing, "binarize": binarize, "clip_norm": clip_norm,
+                 "holdout": None}
         model, given, objective_options, state, loaded = _continued(
             model, given, objective_options, resume, contract)
-        objective, epochs, batch_size, lr, seed, patience, missing, binarize, clip_norm = (
-            given[k] for k in ("objective", "epochs", "batch_size", "lr", "seed", "patience",
-                               "missing", "binarize", "clip_norm"))
+        (objective, epochs, batch_size, lr, optimizer, seed, patience, missing, binarize,
+         clip_norm) = (given[k] for k in ("objective", "epochs", "batch_size", "lr",
+                                          "optimizer", "seed", "patience", "missing",
+                                          "binarize", "clip_norm"))
         recorded_holdout = given["holdout"] or 0      # it holds out what the first fit did
-    lr = TrainConfig.lr if lr is None else lr
     seed = TrainConfig.seed if seed is None else seed
     model = _as_model(model, backend, contract)
+    optimizer, lr = optimizers.resolve(optimizer, lr, model.bk)   # lr: 1e-3 unless given
     if objective is None:
         objective = "enum" if model.needs_enumeration else "elbo"
     own = model.fit_defaults
@@ -279,7 +307,6 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
     if epochs is not None:
         epochs = check_count(epochs, "epochs")
     batch_size = check_count(batch_size, "batch_size")
-    lr = check_positive(lr, "lr")
     seed = check_seed(seed)
     checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
     if clip_norm is not None:
@@ -326,6 +353,10 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
         elbo, schedule = objectives.build(obj, model.bk,
                                           max_plate_nesting=model.max_plate_nesting,
                                           **objective_options)
+        if obj.reparameterized and model.needs_enumeration:
+            raise ValueError(f"objective {obj.name!r} needs reparameterized latents, and "
+                             f"{type(model).__name__} sums its discrete latents out by "
+                             "enumeration: use objective='enum'")
         if model.needs_enumeration and not obj.enumerates:
             raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
                              f"enumeration: use objective='enum' (got {obj.name!r})")
@@ -383,8 +414,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
             config = TrainConfig(
                 objective=obj.name, objective_options=objective_options,
                 objective_definition=objectives.definition(obj), epochs=epochs,
-                batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-                clip_norm=clip_norm, missing=missing, binarize=binarize,
+                batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+                patience=patience, clip_norm=clip_norm, missing=missing, binarize=binarize,
                 num_labelled=None if labelled is None else int(len(labelled["y"])),
                 holdout=held or None,
                 model=model.record() if pair else model.config(), pair=pair, **fingerprints,
@@ -393,7 +424,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None, s
                         if validation is not None and not held else None))
             with model.bk.placement(device):     # data, parameters and steps on that device
                 loop = loop_cls(built, train, valid, elbo, schedule,
-                                batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                                batch_size=config.batch_size, lr=config.lr,
+                                optimizer=config.optimizer, seed=config.seed,
                                 labelled=labelled, clip_norm=config.clip_norm,
                                 cache_key=(None if model.user_networks else   # (code)
                                            config.cache_key),

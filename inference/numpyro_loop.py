@@ -8,8 +8,9 @@
 >>> len(res.history["train_loss"]), sorted(res.param_state)
 (2, ['decoder$params', 'encoder$params'])
 
-The loop's state between epochs (the ``SVIState``: parameters, Adam's moments and the random
-key) is plain arrays, so a checkpoint holds it exactly and a resumed run continues bit for bit.
+The loop's state between epochs (the ``SVIState``: parameters, the optimizer's state, with its
+step count where a schedule needs one, and the random key) is plain arrays, so a checkpoint
+holds it exactly and a resumed run continues bit for bit.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from probvae.outputs import DamagedFileError, check_field
 from . import distributed, objectives, programs
 from .compiling import QUICK, Compiling, plan
 from .inputs import StreamedBatch
+from .optimizers import Optimizer
 
 __all__ = ["Loop"]
 
@@ -170,8 +172,9 @@ class Loop:
     @_in_site_order
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
-                 device=None, objective=None, resuming=False, epochs=None):
+                 device=None, objective=None, resuming=False, epochs=None, optimizer=None):
         bk = self.bk = model.bk
+        optimizer = Optimizer() if optimizer is None else optimizer    # (default: Adam)
         bk.program_cache.start()         # JAX's compilation cache on, the first time a fit runs
         if devices is None and jax.process_count() > 1:   # joined processes: all together
             devices = "all"
@@ -206,7 +209,9 @@ class Loop:
                              "size that does")
         if mesh is not None:                      # data and state start replicated
             self._replicate()
-        key = None if cache_key is None else (cache_key, lr, clip_norm, seed, n, b, nl, bl,
+        # a user's optimizer or schedule is keyed by identity: never another's programs
+        key = None if cache_key is None else (cache_key, optimizer.cache_token(lr), clip_norm,
+                                              seed, n, b, nl, bl,
                                               _signature(data), _signature(labelled), binarize,
                                               None if mesh is None else
                                               tuple(d.id for d in mesh.devices.flat))
@@ -214,7 +219,7 @@ class Loop:
             _COMPILED.move_to_end(key)
             self.svi, fns, memo = _COMPILED[key]
         else:
-            optim = optax.adam(lr)
+            optim = optimizer.build(bk, lr)     # optax's, or the user's transformation
             if clip_norm is not None:
                 optim = optax.chain(optax.clip_by_global_norm(float(clip_norm)), optim)
             weighted = model.contract.continuous_names    # the KL weight scales these
@@ -254,7 +259,8 @@ class Loop:
         if mesh is not None:             # jitted: compiled on their first call, for the
             for k, (_, _, fn) in self._jobs.items():           # placed (replicated) inputs
                 self._programs_of.add(k, lambda options, fn=fn: fn)
-        elif key is not None and programs.own_code(model, elbo, schedule, objective):
+        elif (key is not None and optimizer.portable(lr)
+              and programs.own_code(model, elbo, schedule, objective)):
             self._kept(programs.key(         # the in-memory key less seed and devices
                 cache_key, lr=lr, clip_norm=clip_norm, rows=n, batch_size=b, labelled_rows=nl,
                 labelled_batch_size=bl, data=_signature(data), labelled=_signature(labelled),

@@ -9,6 +9,7 @@ name            estimator                                                    opt
 ``renyi``       Renyi alpha-divergence bound                                 alpha, num_particles
 ``beta``        ELBO with KL weight ``beta``, optional linear ``warmup``     beta, warmup, num_particles
 ``enum``        ELBO that sums out discrete latents by parallel enumeration  num_particles
+``dreg``        IWAE bound with doubly reparameterized gradients (DReG)      num_particles
 ==============  ===========================================================  ===========================
 
 An entry holds what does not depend on the library: the estimator's kind (one of
@@ -22,7 +23,7 @@ Examples
 --------
 >>> from probvae.inference import objectives
 >>> objectives.names()
-('elbo', 'mean_field', 'iwae', 'renyi', 'beta', 'enum')
+('elbo', 'mean_field', 'iwae', 'renyi', 'beta', 'enum', 'dreg')
 >>> iwae = objectives.get("iwae")
 >>> iwae.kind, iwae.defaults, iwae.fixed
 ('renyi', {'num_particles': 8}, {'alpha': 0.0})
@@ -91,6 +92,9 @@ class Objective:
     builders : dict
         A user's own ``factory(bk, **options) -> ELBO`` per backend name (when ``kind`` is
         None).
+    reparameterized : bool
+        The gradient goes through the guide's draws, so every latent must be reparameterized
+        (``dreg``): a model that sums discrete latents out by enumeration cannot use it.
 
     Examples
     --------
@@ -107,6 +111,7 @@ class Objective:
     doc: str = ""
     enumerates: bool = False
     builders: dict = field(default_factory=dict)
+    reparameterized: bool = False
 
     def options(self) -> tuple:
         """The names of the options a user may set, the same on both backends."""
@@ -135,7 +140,7 @@ def register(name: str, kind: Optional[str] = None, *, options: Optional[dict] =
              fixed: Optional[dict] = None, pyro: Optional[Callable] = None,
              numpyro: Optional[Callable] = None, schedule: Optional[Callable] = None,
              doc: str = "", enumerates: Optional[bool] = None,
-             overwrite: bool = False) -> Objective:
+             reparameterized: Optional[bool] = None, overwrite: bool = False) -> Objective:
     """Register an objective under ``name`` so ``fit(..., objective=name)`` finds it.
 
     Give either ``kind`` (an estimator every backend builds) with its ``options``, or your
@@ -146,7 +151,8 @@ def register(name: str, kind: Optional[str] = None, *, options: Optional[dict] =
     name : str
     kind : str, optional
         One of :data:`~probvae.backends.base.OBJECTIVE_KINDS` (``"elbo"``, ``"mean_field"``,
-        ``"renyi"``, ``"enum"``): each backend builds its library's ELBO of that kind.
+        ``"renyi"``, ``"enum"``, ``"dreg"``): each backend builds its library's ELBO of that
+        kind (``dreg``: probvae's own, on each library's trace machinery).
     options : dict, optional
         With ``kind``: the options a user may set and their defaults (the kind's own, such
         as ``num_particles`` and ``alpha``, and the schedule's).
@@ -165,6 +171,9 @@ def register(name: str, kind: Optional[str] = None, *, options: Optional[dict] =
     enumerates : bool, optional
         The objective sums discrete latents out by enumeration (models with discrete
         latents, such as SSVAE, need one). Default: whether ``kind`` is ``"enum"``.
+    reparameterized : bool, optional
+        The estimator differentiates through the guide's draws, so every latent must be
+        reparameterized. Default: whether ``kind`` is ``"dreg"``.
     overwrite : bool
         Replace an existing entry instead of raising.
 
@@ -212,7 +221,8 @@ def register(name: str, kind: Optional[str] = None, *, options: Optional[dict] =
                              "keyword arguments with defaults")
         defaults = _factory_options(name, builders)
     obj = Objective(name, kind, defaults, fixed or {}, schedule, doc,
-                    kind == "enum" if enumerates is None else bool(enumerates), builders)
+                    kind == "enum" if enumerates is None else bool(enumerates), builders,
+                    kind == "dreg" if reparameterized is None else bool(reparameterized))
     _REGISTRY[name] = obj
     return obj
 
@@ -374,6 +384,8 @@ register("beta", "elbo", options={"beta": 1.0, "warmup": 0, "num_particles": 1},
          doc="beta-VAE: KL weight beta with optional linear warm-up (Higgins et al. 2017)")
 register("enum", "enum", options={"num_particles": 1},
          doc="ELBO summing discrete latents out by parallel enumeration")
+register("dreg", "dreg", options={"num_particles": 8},
+         doc="IWAE bound with doubly reparameterized gradients (Tucker et al. 2019)")
 
 #: probvae's own entries, as registered here (one registered again by the user is not)
 _BUILTIN = dict(_REGISTRY)

@@ -12,10 +12,10 @@ measures it).
 >>> len(res.history["train_loss"]), sorted(res.param_state["params"])[:2]
 (2, ['decoder$$$net.0.bias', 'decoder$$$net.0.weight'])
 
-Everything that changes during training (parameters, Adam's moments per parameter, the
-shuffling generator, torch's global random state, and the position inside an unfinished
-epoch) goes in and out of a checkpoint as arrays, so a run stopped after any step resumes
-where it was.
+Everything that changes during training (parameters, the optimizer's state per parameter
+and its step count, which a learning-rate schedule reads, the shuffling generator, torch's
+global random state, and the position inside an unfinished epoch) goes in and out of a
+checkpoint as arrays, so a run stopped after any step resumes where it was.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from probvae.outputs import DamagedFileError, check_field
 
 from . import distributed, objectives
 from .inputs import StreamedBatch
+from .optimizers import Optimizer
 
 __all__ = ["Loop"]
 
@@ -129,7 +130,7 @@ class Loop:
 
     def __init__(self, model, data, valid, elbo, schedule, *, batch_size, lr, seed,
                  labelled=None, clip_norm=None, cache_key=None, binarize=False, devices=None,
-                 device=None, objective=None, resuming=False, epochs=None):
+                 device=None, objective=None, resuming=False, epochs=None, optimizer=None):
         del objective, resuming, epochs  # (NumPyro's loop uses them to choose its programs)
         if devices not in (None, 1):
             raise ValueError("Pyro trains on several devices as several processes: launch the "
@@ -147,6 +148,10 @@ class Loop:
         if isinstance(data, StreamedBatch):          # from disk: one chunk in memory at a time
             self.stream, data = data, data.first_chunk(batch_size, labelled)
         self.batch_size, self.lr, self.seed = batch_size, lr, seed
+        #: what steps (default Adam) and how many steps it has taken: a schedule ``lr(step)``
+        #: sets the rate before each one (as optax's count does on NumPyro)
+        self.optimizer = Optimizer() if optimizer is None else optimizer
+        self.steps = 0
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.data = batching.to_backend(self.bk, data)
         self.valid = batching.to_backend(self.bk, valid) if valid is not None else None
@@ -182,7 +187,7 @@ class Loop:
         self.store = stack.enter_context(param_scope(self.state_dict))
         _reset_to_initial(self.store.get_state()["params"])
         self._reseed_rank()
-        self.optim = self.bk.adam(self.lr)
+        self.optim = self.optimizer.build(self.bk, self.lr)
         self._stack = stack
         return self
 
@@ -253,7 +258,10 @@ class Loop:
             raise _Diverged(loss)
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+        if callable(self.lr):                     # a schedule: this step's rate
+            self.optim.set_lr(float(self.lr(self.steps)))
         self.optim(params)
+        self.steps += 1
         self._drop_grads(params)
         return loss
 
@@ -420,7 +428,7 @@ class Loop:
         optim = _encode(self.optim.get_state(), arrays, "optim/")
         arrays["rng/torch"] = torch.get_rng_state().numpy()
         arrays["rng/gen"] = self.gen.get_state().numpy()
-        meta = {"optim": optim, "pending": None}
+        meta = {"optim": optim, "pending": None, "steps": self.steps}
         if self.pending is not None:
             arrays["epoch/perm"] = self.pending["perm"].numpy()
             meta["pending"] = {k: self.pending[k] for k in ("epoch", "step", "total", "first")}
@@ -469,16 +477,23 @@ class Loop:
             if not np.array_equal(np.sort(perm), np.arange(self.n)):
                 raise DamagedFileError(f"{arrays_file}: array 'epoch/perm' is not an order of "
                                        f"the {self.n} training examples; the file is damaged")
-        state = _checked_optim(meta["optim"], arrays, shapes, meta_file)
+        steps = check_field(meta.get("steps"), meta_file, "loop.steps", int, low=0,
+                            high=2 ** 62, none=True)
+        adam = self.optim.pt_optim_constructor in (torch.optim.Adam, torch.optim.AdamW)
+        state = _checked_optim(meta["optim"], arrays, shapes, meta_file, adam=adam)
         with torch.no_grad():
             for k, t in params.items():
                 t.copy_(torch.as_tensor(arrays[f"param/{k}"], dtype=t.dtype))
+        self.steps = _steps_taken(state) if steps is None else steps   # (saved before steps)
         fused = self.optim.pt_optim_args.get("fused")
         for group_state in state.values():            # a new lr given on resume wins
             for group in group_state.get("param_groups", []):
-                group["lr"] = self.lr
-                # runs saved before the fused Adam resume with it too (the same moments)
-                group.update(fused=fused, foreach=None if fused else group.get("foreach"))
+                if self.lr is not None:
+                    group["lr"] = (float(self.lr(self.steps)) if callable(self.lr)
+                                   else self.lr)
+                if "fused" in self.optim.pt_optim_args:
+                    # runs saved before the fused Adam resume with it too (the same moments)
+                    group.update(fused=fused, foreach=None if fused else group.get("foreach"))
         self.optim.set_state(state)
         torch.set_rng_state(torch.as_tensor(arrays["rng/torch"], dtype=torch.uint8, device="cpu"))
         self.gen.set_state(torch.as_tensor(arrays["rng/gen"], dtype=torch.uint8, device="cpu"))
@@ -543,11 +558,20 @@ def _array_refs(tree) -> list:
     return refs
 
 
-def _checked_optim(tree, arrays, shapes, where) -> dict:
+def _steps_taken(state) -> int:
+    """The optimizer steps a checkpoint written before the loop counted them had taken: the
+    largest ``step`` of its parameters' states (Adam's count; 0 where there is none)."""
+    counts = [float(sd["state"][0]["step"]) for sd in state.values()
+              if isinstance(sd.get("state", {}).get(0), dict) and "step" in sd["state"][0]]
+    return int(max(counts, default=0))
+
+
+def _checked_optim(tree, arrays, shapes, where, adam=True) -> dict:
     """checkpoint.json's ``loop.optim`` decoded and checked against the parameters'
-    ``shapes``: one single-tensor Adam ``state_dict`` per parameter name, its moments of the
-    parameter's shape (Pyro's optimizers take them up lazily, at the next step: a damaged
-    one must be refused here, not half-way through an epoch)."""
+    ``shapes``: one single-tensor ``state_dict`` per parameter name (Adam's settings and
+    moments where ``adam``; another optimizer's: finite tensors of the parameter's shape or
+    scalars), its moments of the parameter's shape (Pyro's optimizers take them up lazily, at
+    the next step: a damaged one must be refused here, not half-way through an epoch)."""
     field = "loop.optim"
     try:
         state = _decode(tree, arrays)
@@ -571,6 +595,9 @@ def _checked_optim(tree, arrays, shapes, where) -> dict:
             raise DamagedFileError(f"{where}: field {f}.param_groups should be one group of "
                                    "parameter [0]")
         group = groups[0]
+        if not adam:
+            _check_other_state(sd["state"], shapes[name], where, f)
+            continue
         for key in _ADAM_NEEDS:
             if key not in group:
                 raise DamagedFileError(f"{where}: field {f}.param_groups[0].{key} is missing")
@@ -603,3 +630,24 @@ def _checked_optim(tree, arrays, shapes, where) -> dict:
                 raise DamagedFileError(f"{where}: field {f}.state[0].{key} should be a finite "
                                        f"float array of shape {shape}")
     return state
+
+
+def _check_other_state(moments, shape, where, f):
+    """The saved state of one parameter under an optimizer other than Adam: ``{0: {name:
+    value}}``, each value a finite tensor of the parameter's shape or a scalar, a number, a
+    flag or None (SGD's momentum buffer, Adagrad's sum, RMSprop's average, their step)."""
+    if not isinstance(moments, dict) or set(moments) - {0}:
+        raise DamagedFileError(f"{where}: field {f}.state should hold the state of parameter 0 "
+                               "only")
+    one = moments.get(0, {})
+    if not isinstance(one, dict):
+        raise DamagedFileError(f"{where}: field {f}.state[0] should be the optimizer's state "
+                               "of the parameter")
+    for key, t in one.items():
+        if isinstance(t, torch.Tensor):
+            if tuple(t.shape) not in ((), tuple(shape)) or not bool(torch.isfinite(t).all()):
+                raise DamagedFileError(f"{where}: field {f}.state[0].{key} should be a finite "
+                                       f"array of shape {tuple(shape)} or a number")
+        elif t is not None and not isinstance(t, (bool, int, float)):
+            raise DamagedFileError(f"{where}: field {f}.state[0].{key} should be an array or a "
+                                   f"number, found {type(t).__name__}")

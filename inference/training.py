@@ -32,7 +32,7 @@ import numpy as np
 from probvae.outputs import (FORMAT, DamagedFileError, check_field, check_run_dir, is_run,
                              json_text, read_json, write_json, write_npz)
 
-from . import train_state
+from . import optimizers, train_state
 from .config import TrainConfig
 from .result import FitResult
 from .tracker import StopRequest, Tracker, check_state
@@ -158,6 +158,8 @@ def _check_resumable(meta, fit_meta, path, pointer=None):
         path = Path(path)
         pointer = path / train_state.POINTER
     saved = check_field(meta["fit"], pointer, "fit", dict)
+    optimizers.check_resumable(saved, fit_meta, f"cannot resume from {path}" if isinstance(
+        path, Path) else f"cannot continue {path}")      # the same optimizer, lr of its kind
     for key, value in fit_meta.items():
         if key in _CHANGEABLE:
             continue
@@ -385,8 +387,10 @@ def _message(status, tracker, where, config, run_dir, loop, by_cli=False, stoppe
                 if tracker.best_epoch is not None else
                 (f"the parameters of epoch {e}" if e > 0 else "the initial parameters"))
         clip = "" if config.clip_norm else " or pass clip_norm=10"
+        lower = (f"Lower lr (now {config.lr:g}, e.g. lr={config.lr / 10:g})"
+                 if isinstance(config.lr, float) else "Lower the learning rate")
         return (f"training diverged at epoch {e + 1} (loss {loss}); stopped and kept "
-                f"{kept}. Lower lr (now {config.lr:g}, e.g. lr={config.lr / 10:g}){clip}")
+                f"{kept}. {lower}{clip}")
     done = where if where is not None else len(tracker.history["train_loss"])
     step = (f" (inside epoch {done + 1}, after step {loop.pending['step']})"
             if loop.pending else "")

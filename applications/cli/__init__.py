@@ -23,6 +23,7 @@ import sys
 import threading
 
 from probvae import likelihoods, objectives, priors
+from probvae.backends.base import OPTIMIZER_NAMES
 from probvae.models.base import MODELS
 
 from probvae.inference import distributed
@@ -89,8 +90,11 @@ def build_parser():
                    "data (default: pv.fit's, from the data's size and the model)")
     t.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help="rows per step (default: pv.fit's, the model's own or 128)")
-    t.add_argument("--lr", type=float, default=d["lr"], help="Adam's learning rate (default: "
+    t.add_argument("--lr", type=float, default=d["lr"], help="the learning rate (default: "
                    "pv.fit's, 1e-3)")
+    t.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default=None,
+                   help="adam (default), adamw, sgd, rmsprop or adagrad: the same on both "
+                   "backends (docs/optimizers.md)")
     t.add_argument("--clip-norm", type=float, default=None,
                    help="clip the gradient's global norm to this value")
     t.add_argument("--latent-dim", type=int, default=d["latent_dim"], help="size of z")

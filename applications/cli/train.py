@@ -27,6 +27,7 @@ from probvae import backends
 from probvae.inference import distributed
 from probvae.inference.checkpoint import read_config
 from probvae.models.base import MODELS
+from probvae.backends.base import OPTIMIZER_NAMES
 from probvae.inference.inputs import check_count
 from probvae.inference.training import RUN_FILES
 from probvae.outputs import DamagedFileError, check_field, check_run_dir, writing
@@ -39,7 +40,7 @@ __all__ = ["cmd_train"]
 _TRAIN_SETTINGS = ("model", "prior", "likelihood", "objective", "backend", "dataset", "data_dir",
                    "epochs", "batch_size", "lr", "latent_dim", "hidden", "num_particles",
                    "alpha", "beta", "warmup", "patience", "seed", "eval_samples", "clip_norm",
-                   "checkpoint_every", "binarize", "encoder", "decoder")
+                   "checkpoint_every", "binarize", "encoder", "decoder", "optimizer")
 
 
 #: settings runs from earlier versions did not record
@@ -72,6 +73,7 @@ def _resume_settings(args):
 _NAMES = {"model": lambda: [k.lower() for k in MODELS], "prior": lambda: pv.priors.names(),
           "likelihood": lambda: pv.likelihoods.names(), "backend": lambda: ["numpyro", "pyro"],
           "encoder": lambda: ["mlp", "conv"], "decoder": lambda: ["mlp", "conv"],
+          "optimizer": lambda: list(OPTIMIZER_NAMES),
           "dataset": None, "objective": None, "data_dir": None}
 _COUNTS = ("epochs", "batch_size", "latent_dim", "eval_samples", "checkpoint_every",
            "num_particles", "patience", "warmup")
@@ -85,7 +87,8 @@ def _check_recorded(recorded, where, given):
     for key in _TRAIN_SETTINGS:
         optional = key in _RECORD_DEFAULTS or key in given or key in (
             "objective", "data_dir", "num_particles", "patience", "warmup", "clip_norm",
-            "alpha", "beta", "epochs", "batch_size", "lr")     # None: pv.fit's default
+            "alpha", "beta", "epochs", "batch_size", "lr",     # None: pv.fit's default
+            "optimizer")
         if key not in recorded or key in given:
             if not optional:
                 raise DamagedFileError(f"{where}: field 'cli.{key}' is missing")
@@ -200,7 +203,8 @@ def _train(args, writer):
               f"with {args.objective} on {ds!r}, backend {args.backend}; checkpoints in "
               f"{args.out}/")
     res = pv.fit(model, ds.train, objective=args.objective, epochs=args.epochs,
-                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, validation=ds.valid,
+                 batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                 seed=args.seed, validation=ds.valid,
                  patience=args.patience, progress=not args.no_progress, clip_norm=args.clip_norm,
                  binarize="dynamic" if binarize == "dynamic" else None,
                  checkpoint=args.out, checkpoint_every=args.checkpoint_every,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol, runtime_checkable
 
 __all__ = ["Backend", "init_params", "check_device", "DEVICES", "GPU_INSTALL",
-           "OBJECTIVE_KINDS"]
+           "OBJECTIVE_KINDS", "OPTIMIZER_NAMES"]
 
 #: what ``fit(device=...)`` takes
 DEVICES = (None, "cpu", "gpu")
@@ -31,7 +31,13 @@ GPU_INSTALL = {"numpyro": 'pip install -U "jax[cuda12]"',
 OBJECTIVE_KINDS = {"elbo": ("num_particles",),          # Trace_ELBO: Monte Carlo KL
                    "mean_field": ("num_particles",),    # TraceMeanField_ELBO: analytic KL
                    "renyi": ("alpha", "num_particles"),  # RenyiELBO: alpha = 0 is the IWAE bound
-                   "enum": ("num_particles",)}          # TraceEnum_ELBO: sums discrete latents out
+                   "enum": ("num_particles",),          # TraceEnum_ELBO: sums discrete latents out
+                   "dreg": ("num_particles",)}          # DReGELBO: IWAE bound, DReG gradients
+
+#: the optimizers ``fit(optimizer=NAME, lr=...)`` takes by name on every backend; each backend
+#: maps a name to its library's own (optax's, torch's), setting explicitly each default in
+#: which the two libraries differ
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 
 
 def check_device(device, bk):
@@ -85,9 +91,16 @@ class Backend(Protocol):
     ``objective(kind, num_particles=1, max_plate_nesting=1, **options)`` builds the library's
     ELBO of ``kind`` (one of :data:`OBJECTIVE_KINDS`; ``alpha`` for ``"renyi"``) with every
     setting in which the two libraries' defaults differ passed explicitly (particles
-    vectorised, the model's plate nesting). ``loop_module`` names the module of the backend's
-    training loop (its ``Loop`` class), which ``fit`` imports on first use: named, not
-    imported here, as the backends sit below the inference layer.
+    vectorised, the model's plate nesting). ``optimizer(optimizer, lr, options=None)`` builds
+    the library's optimizer from a name of :data:`OPTIMIZER_NAMES` (with its library's keyword
+    ``options``) or a user's optimizer object, at learning rate ``lr`` (a number, a function of
+    the step count, or None where the object holds its own); ``optimizer_of(obj)`` says what a
+    user's object is on this backend, ``(description, holds_lr)``, or raises a TypeError that
+    names what the backend takes (the other library's optimizer named as such).
+
+    ``loop_module`` names the module of the backend's training loop (its ``Loop`` class),
+    which ``fit`` imports on first use: named, not imported here, as the backends sit below
+    the inference layer.
     """
 
     name: str
@@ -145,6 +158,10 @@ class Backend(Protocol):
     def objective(self, kind, num_particles=1, max_plate_nesting=1, **options): ...
     def nuts(self, fn, params, kwargs, chains, num_samples, num_warmup, seed): ...
     def run_svi(self, model, guide, params, kwargs, steps, lr, num_particles, seed): ...
+
+    # optimizers (fit's optimizer= and lr=)
+    def optimizer(self, optimizer, lr, options=None): ...
+    def optimizer_of(self, obj): ...
 
 
 def init_params(bk, model, kwargs: dict, seed: int):

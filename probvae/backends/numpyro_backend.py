@@ -39,8 +39,53 @@ from ..distributions.continuous_bernoulli import ContinuousBernoulli
 from ..distributions.columns_jax import Columns
 from ..distributions.mixture_jax import DiagonalNormalMixture
 from ..networks import jax_nets
+from .numpyro_dreg import DReGELBO
 from .numpyro_cache import (CACHE_DIR_ENV, CACHE_ENV,  # noqa: F401 (their old home)
                             ProgramCache, default_cache_dir)
+
+#: optax's optimizer for each name of :data:`~.base.OPTIMIZER_NAMES`, with the defaults in
+#: which optax differs from torch set to torch's (the same optimizer on both backends)
+_OPTAX = {"adam": ("adam", {}),
+          "adamw": ("adamw", {"weight_decay": 1e-2}),
+          "sgd": ("sgd", {}),
+          "rmsprop": ("rmsprop", {"decay": 0.99, "eps": 1e-8, "eps_in_sqrt": False}),
+          "adagrad": ("adagrad", {"initial_accumulator_value": 0.0, "eps": 1e-10})}
+
+
+def _check_schedule(lr):
+    """A learning-rate schedule runs inside the compiled step on a JAX integer: one that does
+    not trace (a Python ``if`` on the step) is refused now, naming the fix."""
+    try:
+        out = jax.eval_shape(lr, jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as err:
+        name = getattr(lr, "__name__", type(lr).__name__)
+        raise TypeError(f"lr={name} is called inside NumPyro's compiled step, with the step "
+                        f"count as a JAX integer, and fails there ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:160] if str(err) else ''}): write it with "
+                        "jax.numpy (jnp.where(step < 1000, 1e-3, 1e-4), not an if) or use an "
+                        "optax schedule (optax.exponential_decay(1e-3, 1000, 0.5))") from None
+    if getattr(out, "shape", None) != ():
+        raise TypeError(f"lr= as a function of the step must return one number, got "
+                        f"{getattr(out, 'shape', out)}")
+
+
+def _not_optax(obj) -> str:
+    """Why ``obj`` is not an optimizer a NumPyro fit takes, and what to pass."""
+    kinds = [f"{getattr(c, '__module__', '')}" for c in
+             (obj.__mro__ if isinstance(obj, type) else type(obj).__mro__)]
+    if any(k.split(".")[0] in ("torch", "pyro") for k in kinds):
+        return ("optimizer= got a torch (Pyro) optimizer, which trains models made with "
+                "backend='pyro'; this model is a NumPyro one: pass an optax transformation "
+                "(optimizer=optax.adamw(1e-3), its lr inside it) or a name that works on both "
+                "backends with lr= (optimizer='adamw', lr=1e-3)")
+    if any(k.startswith("numpyro.optim") for k in kinds):
+        return ("optimizer= got a numpyro.optim optimizer: pass the optax transformation "
+                "instead (optimizer=optax.adam(1e-3); NumPyro's own wrap the same), or a name "
+                "with lr= (optimizer='adam', lr=1e-3)")
+    from .base import OPTIMIZER_NAMES
+    return (f"optimizer takes a name ({', '.join(map(repr, OPTIMIZER_NAMES))}), (name, "
+            "{options}) or an optax GradientTransformation (optax.adamw(1e-3)) on NumPyro, got "
+            f"{type(obj).__name__} {obj!r}"[:400])
 
 
 def compilation_cache(path="default"):
@@ -105,7 +150,8 @@ class _ScaleSites(numpyro.primitives.Messenger):
 _ELBOS = {"elbo": ("Trace_ELBO", {"vectorize_particles": True}, False),
           "mean_field": ("TraceMeanField_ELBO", {"vectorize_particles": True}, False),
           "renyi": ("RenyiELBO", {"alpha": 0.0}, False),    # always vectorised
-          "enum": ("TraceEnum_ELBO", {"vectorize_particles": True}, True)}
+          "enum": ("TraceEnum_ELBO", {"vectorize_particles": True}, True),
+          "dreg": (DReGELBO, {"vectorize_particles": True}, False)}   # probvae's own class
 
 
 class NumPyroBackend:
@@ -298,7 +344,8 @@ class NumPyroBackend:
         settings = dict(own, **options)
         if plates:
             settings["max_plate_nesting"] = int(max_plate_nesting)
-        return getattr(numpyro.infer, cls)(num_particles=int(num_particles), **settings)
+        cls = cls if isinstance(cls, type) else getattr(numpyro.infer, cls)
+        return cls(num_particles=int(num_particles), **settings)
 
     @staticmethod
     def nuts(fn, params, kwargs, chains, num_samples, num_warmup, seed):
@@ -324,6 +371,64 @@ class NumPyroBackend:
         with ProgramCache.sorted_sets():       # the ELBO's terms in one order in every process
             out = svi.run(jax.random.PRNGKey(seed), steps, progress_bar=False, **kwargs)
         return {k: np.asarray(v) for k, v in out.params.items()}
+
+    @staticmethod
+    def optimizer(optimizer, lr, options=None):
+        """The optax transformation a NumPyro fit steps with: optax's optimizer named by
+        ``optimizer`` (a name of :data:`~.base.OPTIMIZER_NAMES`, with the defaults in which
+        optax and torch differ set to torch's) at learning rate ``lr`` with optax's keyword
+        ``options`` (``momentum``, ``weight_decay``, ...), or a user's ``GradientTransformation``
+        as it is (it holds its rate: ``lr`` is None). ``lr`` is a number or a schedule, a
+        function of the step count that JAX traces inside the compiled step (an optax
+        schedule, or one written with ``jax.numpy``): checked here, with an error naming the
+        fix.
+
+        >>> import optax
+        >>> opt = NumPyroBackend.optimizer("sgd", optax.exponential_decay(0.1, 100, 0.5),
+        ...                                {"momentum": 0.9})
+        >>> isinstance(opt, optax.GradientTransformation)
+        True
+        >>> NumPyroBackend.optimizer("sgd", lambda step: 0.1 if step < 100 else 0.01)
+        Traceback (most recent call last):
+        ...
+        TypeError: lr=<lambda> is called inside NumPyro's compiled step, with the step count as a JAX integer, and fails there (...): write it with jax.numpy (jnp.where(step < 1000, 1e-3, 1e-4), not an if) or use an optax schedule (optax.exponential_decay(1e-3, 1000, 0.5))
+        """
+        import inspect
+        import optax
+        if not isinstance(optimizer, str):
+            return optimizer
+        if callable(lr):
+            _check_schedule(lr)
+        if optimizer == "adam" and not options:
+            return optax.adam(lr)             # as fit always built it (same saved state)
+        name, defaults = _OPTAX[optimizer]
+        make = getattr(optax, name)
+        accepted = [k for k in inspect.signature(make).parameters if k != "learning_rate"]
+        unknown = [k for k in (options or {}) if k not in accepted]
+        if unknown:
+            raise ValueError(f"optimizer={optimizer!r} (optax.{name}) does not take the option "
+                             f"{unknown[0]!r}; its options: {', '.join(accepted)}")
+        try:
+            return make(lr, **{**defaults, **(options or {})})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"optimizer={optimizer!r} (optax.{name}) refuses the options "
+                             f"{options}: {err}") from None
+
+    @staticmethod
+    def optimizer_of(obj):
+        """``(description, holds_lr)`` of a user's optimizer object: an optax
+        ``GradientTransformation`` (``optax.adamw(1e-3)``, an ``optax.chain``), which holds
+        its learning rate. Anything else raises a TypeError naming what a NumPyro fit takes
+        (a torch optimizer: Pyro's).
+
+        >>> import optax
+        >>> NumPyroBackend.optimizer_of(optax.adamw(1e-3))
+        ('optax.GradientTransformation', True)
+        """
+        import optax
+        if isinstance(obj, optax.GradientTransformation):
+            return "optax.GradientTransformation", True
+        raise TypeError(_not_optax(obj))
 
     @staticmethod
     def mixture_logits(fn):

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 from types import SimpleNamespace
 
@@ -33,7 +34,41 @@ from pyro.poutine.util import site_is_subsample
 from ..distributions.columns_torch import Columns
 from ..distributions.mixture_torch import DiagonalNormalMixture
 from ..networks import torch_nets
-from .torch_optim import JointAdam
+from .pyro_dreg import DReGELBO
+from .torch_optim import JointAdam, JointOptim
+
+#: torch's optimizer for each name of :data:`~.base.OPTIMIZER_NAMES`, and the settings given
+#: explicitly (the fused kernel where torch has one; optax's defaults are set to these)
+_TORCH_OPTIMIZERS = {"adam": ("Adam", {"fused": True}),
+                     "adamw": ("AdamW", {"weight_decay": 1e-2, "fused": True}),
+                     "sgd": ("SGD", {}),
+                     "rmsprop": ("RMSprop", {"alpha": 0.99, "eps": 1e-8}),
+                     "adagrad": ("Adagrad", {"initial_accumulator_value": 0.0, "eps": 1e-10})}
+
+
+def _qualified(cls) -> str:
+    """A class's name as a user writes it: ``torch.optim.AdamW`` for torch's own."""
+    if getattr(torch.optim, getattr(cls, "__name__", ""), None) is cls:
+        return f"torch.optim.{cls.__name__}"
+    return f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', repr(cls))}"
+
+
+def _not_torch(obj) -> str:
+    """Why ``obj`` is not an optimizer a Pyro fit takes, and what to pass."""
+    kind = type(obj)
+    module = getattr(kind, "__module__", "") or ""
+    if module.split(".")[0] in ("optax", "numpyro") or (
+            isinstance(obj, tuple) and callable(getattr(obj, "init", None))
+            and callable(getattr(obj, "update", None))):
+        return ("optimizer= got an optax transformation, which trains models made with "
+                "backend='numpyro'; this model is a Pyro one: pass a torch optimizer class "
+                "with lr= (optimizer=torch.optim.AdamW, lr=1e-3, or (torch.optim.SGD, "
+                '{"momentum": 0.9})) or a name that works on both backends (optimizer='
+                "'adamw', lr=1e-3)")
+    from .base import OPTIMIZER_NAMES
+    return (f"optimizer takes a name ({', '.join(map(repr, OPTIMIZER_NAMES))}), a torch "
+            "optimizer class (torch.optim.AdamW) or (class, {options}) on Pyro, got "
+            f"{kind.__name__} {obj!r}"[:400])
 
 
 def _register_mixture_support():
@@ -110,7 +145,8 @@ def _copy_state(params):
 _ELBOS = {"elbo": (pyro.infer.Trace_ELBO, {"strict_enumeration_warning": True}),
           "mean_field": (pyro.infer.TraceMeanField_ELBO, {"strict_enumeration_warning": True}),
           "renyi": (pyro.infer.RenyiELBO, {"alpha": 0.0, "strict_enumeration_warning": True}),
-          "enum": (pyro.infer.TraceEnum_ELBO, {"strict_enumeration_warning": False})}
+          "enum": (pyro.infer.TraceEnum_ELBO, {"strict_enumeration_warning": False}),
+          "dreg": (DReGELBO, {"strict_enumeration_warning": True})}
 
 
 class PyroBackend:
@@ -367,6 +403,89 @@ class PyroBackend:
         {'lr': 0.001, 'fused': True}
         """
         return JointAdam(lr)
+
+    @classmethod
+    def optimizer(cls, optimizer, lr, options=None):
+        """The optimizer a Pyro fit steps with: one torch optimizer over all parameters
+        (:class:`~probvae.backends.torch_optim.JointOptim`) of the class named by
+        ``optimizer`` (a name of :data:`~.base.OPTIMIZER_NAMES`: torch's ``Adam``, ``AdamW``,
+        ``SGD``, ``RMSprop``, ``Adagrad``), or a ``torch.optim.Optimizer`` class, or the class
+        and settings of a ``pyro.optim`` optimizer (which holds its ``lr``: ``lr`` is None).
+        ``options`` are the class's keyword arguments (``momentum``, ``weight_decay``, ...);
+        ``lr`` a number or a function of the step count (its value at step 0 here: the loop
+        sets it before every step). The settings are checked now, on a throwaway tensor.
+
+        >>> PyroBackend.optimizer("sgd", 0.1, {"momentum": 0.9}).pt_optim_args
+        {'lr': 0.1, 'momentum': 0.9}
+        >>> PyroBackend.optimizer("sgd", 0.1, {"momentun": 0.9})
+        Traceback (most recent call last):
+        ...
+        ValueError: optimizer='sgd' (torch.optim.SGD) does not take the option 'momentun'; its options: ...
+        """
+        if isinstance(optimizer, str):
+            if optimizer == "adam" and not options:
+                return cls.adam(float(lr(0)) if callable(lr) else lr)     # as always
+            name, defaults = _TORCH_OPTIMIZERS[optimizer]
+            what, make = f"optimizer={optimizer!r} (torch.optim.{name})", getattr(torch.optim,
+                                                                                  name)
+            args = dict(defaults)
+        elif isinstance(optimizer, pyro.optim.PyroOptim):
+            what, make = cls.optimizer_of(optimizer)[0], optimizer.pt_optim_constructor
+            args = dict(optimizer.pt_optim_args)
+        else:
+            what, make, args = f"optimizer={_qualified(optimizer)}", optimizer, {}
+        args.update(options or {})
+        if lr is not None:                       # the rate first, as torch lists it
+            args = {"lr": float(lr(0)) if callable(lr) else float(lr),
+                    **{k: v for k, v in args.items() if k != "lr"}}
+        accepted = [k for k in inspect.signature(make.__init__).parameters
+                    if k not in ("self", "params")]
+        unknown = [k for k in args if k not in accepted]
+        if unknown and not any(p.kind == p.VAR_KEYWORD for p in
+                               inspect.signature(make.__init__).parameters.values()):
+            raise ValueError(f"{what} does not take the option {unknown[0]!r}; its options: "
+                             f"{', '.join(k for k in accepted if k != 'lr')}")
+        try:
+            make([torch.zeros(1, requires_grad=True)], **args)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{what} refuses the settings {args}: {err}") from None
+        return JointOptim(make, args)
+
+    @staticmethod
+    def optimizer_of(obj):
+        """``(description, holds_lr)`` of a user's optimizer object: a ``torch.optim.Optimizer``
+        class (``lr=`` sets its rate), or a ``pyro.optim`` optimizer such as
+        ``pyro.optim.ClippedAdam({"lr": 1e-3})`` (its rate inside it). Anything else raises a
+        TypeError naming what a Pyro fit takes (an optax transformation: NumPyro's).
+
+        >>> PyroBackend.optimizer_of(torch.optim.AdamW)
+        ('torch.optim.AdamW', False)
+        >>> PyroBackend.optimizer_of(torch.optim.AdamW([torch.zeros(1, requires_grad=True)]))
+        Traceback (most recent call last):
+        ...
+        TypeError: optimizer= takes the torch optimizer's class, not an instance made on parameters (fit makes it on the model's): optimizer=torch.optim.AdamW, with lr= and its other settings as (torch.optim.AdamW, {"weight_decay": 0.01})
+        """
+        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer):
+            return _qualified(obj), False
+        if isinstance(obj, torch.optim.Optimizer):
+            name = _qualified(type(obj))
+            raise TypeError("optimizer= takes the torch optimizer's class, not an instance made "
+                            "on parameters (fit makes it on the model's): optimizer="
+                            f"{name}, with lr= and its other settings as ({name}, "
+                            '{"weight_decay": 0.01})')
+        if isinstance(obj, pyro.optim.PyroOptim):
+            if isinstance(obj, pyro.optim.lr_scheduler.PyroLRScheduler):
+                raise TypeError("optimizer= takes a torch optimizer, not a Pyro learning-rate "
+                                "scheduler: pass the optimizer, and the schedule as lr= (a "
+                                "function of the step count, e.g. lr=lambda step: 1e-3 * "
+                                "0.999 ** step)")
+            if not isinstance(obj.pt_optim_args, dict) or obj.pt_clip_args:
+                raise TypeError("a pyro.optim optimizer with per-parameter settings or clip "
+                                "arguments cannot train a whole model: give its settings as a "
+                                "dict, and clip with fit(clip_norm=...)")
+            return (f"pyro.optim.PyroOptim({_qualified(obj.pt_optim_constructor)}, "
+                    f"{obj.pt_optim_args!r})"), "lr" in obj.pt_optim_args
+        raise TypeError(_not_torch(obj))
 
     def run_svi(self, model, guide, params, kwargs, steps, lr, num_particles, seed):
         """Optimise ``guide``'s own parameters for ``model(**kwargs)`` by Pyro's SVI (Adam,

@@ -9,6 +9,7 @@ import pytest
 import probvae as pv
 from probvae.inference import numpyro_loop, training
 from probvae.inference.config import SETTINGS, TrainConfig, split_options
+from probvae.inference.optimizers import Optimizer
 
 
 def _legacy_cache_key(model_config, objective, objective_options, missing, binarize):
@@ -73,7 +74,7 @@ def test_options_hold_the_optional_settings_only_when_set():
     assert list(bare.options) == ["epochs", "batch_size", "lr", "seed", "patience", "missing",
                                   "processes", "devices"]
     full = TrainConfig("enum", {"num_particles": 2}, binarize="dynamic", clip_norm=1.0,
-                       num_labelled=10, holdout=30)
+                       num_labelled=10, holdout=30, optimizer=Optimizer("sgd"))
     assert list(full.options) == ["num_particles", *SETTINGS, "processes", "devices"]
 
 
@@ -81,7 +82,7 @@ def test_split_options_inverts_options():
     config = TrainConfig("renyi", {"alpha": 0.3}, epochs=4, clip_norm=2.0, num_labelled=5)
     settings, objective_options = split_options(config.options)
     assert objective_options == {"alpha": 0.3}
-    assert settings == {k: getattr(config, k) for k in SETTINGS}
+    assert settings == {k: config.recorded(k) for k in SETTINGS}
 
 
 def test_config_and_run_are_frozen():
