@@ -20,7 +20,10 @@ from probvae.inference import fit
 from probvae.inference.checkpoint import from_state, to_state
 from probvae.models import VAE
 
-__all__ = ["VAEEstimatorBase", "resolve_likelihood"]
+__all__ = ["VAEEstimatorBase", "resolve_likelihood", "REAL_VALUED"]
+
+#: likelihoods of real values on any scale: X is standardised for them (``center_``, ``scale_``)
+REAL_VALUED = ("gaussian", "laplace")
 
 
 def resolve_likelihood(likelihood, x: np.ndarray):
@@ -55,8 +58,8 @@ class VAEEstimatorBase(BaseEstimator):
         ``"auto"`` picks ``"continuous_bernoulli"`` when all training values lie in [0, 1] and
         ``"gaussian"`` (learned scale per feature) otherwise; the choice is stored as
         ``likelihood_``. An explicit choice keeps its support check (e.g. ``"bernoulli"`` on
-        non-binary data fails, naming the fix). With ``"gaussian"`` the features are
-        standardised inside (``center_``, ``scale_``), so features on very different scales
+        non-binary data fails, naming the fix). With ``"gaussian"`` or ``"laplace"`` the
+        features are standardised inside (``center_``, ``scale_``), so features on very different scales
         (grams beside ratios) train alike; scores stay log-densities in X's own units.
     objective : str
         A registered objective (``"elbo"``, ``"iwae"``, ...), with ``num_particles``.
@@ -84,7 +87,8 @@ class VAEEstimatorBase(BaseEstimator):
     likelihood_ : str or Likelihood
         The likelihood used (``"auto"`` resolved).
     center_, scale_ : numpy.ndarray (n_features,) or None
-        With the ``"gaussian"`` likelihood: the mean and sd the features are standardised by
+        With the ``"gaussian"`` or ``"laplace"`` likelihood: the mean and sd the features are
+        standardised by
         (the model sees ``(X - center_) / scale_``); None otherwise.
     n_features_in_ : int
     """
@@ -124,11 +128,8 @@ class VAEEstimatorBase(BaseEstimator):
         else:
             X = validate_data(self, X, dtype=np.float32)
             self.likelihood_ = resolve_likelihood(self.likelihood, X)
-            if isinstance(self.likelihood_, str) and self.likelihood_ == "gaussian":
-                self.center_ = X.mean(axis=0)
-                sd = X.std(axis=0)
-                self.scale_ = np.where(sd > 0, sd, 1.0).astype(np.float32)
-                X = self._standardized(X)
+            if isinstance(self.likelihood_, str) and self.likelihood_ in REAL_VALUED:
+                X = self._fit_scaling(X)
         frac = self.validation_fraction
         auto = isinstance(frac, str) and frac == "auto"     # fit's own: a tenth of small data
         if not auto and not (isinstance(frac, numbers.Real) and 0 <= frac < 1):
@@ -188,8 +189,16 @@ class VAEEstimatorBase(BaseEstimator):
             return self.table_.encode(frame, unseen=unseen)
         return self._standardized(validate_data(self, X, dtype=np.float32, reset=False))
 
+    def _fit_scaling(self, X) -> np.ndarray:
+        """With a real-valued likelihood: learn how X is scaled for the model (``center_``,
+        ``scale_``: each feature's mean and sd) and return X scaled."""
+        self.center_ = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.scale_ = np.where(sd > 0, sd, 1.0).astype(np.float32)
+        return self._standardized(X)
+
     def _standardized(self, x):
-        """x as the model sees it: standardised with the ``"gaussian"`` likelihood."""
+        """x as the model sees it: standardised with a real-valued likelihood."""
         if getattr(self, "scale_", None) is None:
             return x
         return ((x - self.center_) / self.scale_).astype(np.float32)

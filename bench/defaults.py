@@ -22,7 +22,16 @@ The target: probvae lowest in at least two thirds of a table's cells (pattern x 
 never worse than mean filling. It prints each cell's line as it goes, then the table of
 means, the wins per table and probvae's seconds (its self-tuning included).
 
+Anomalies (the ``anomaly`` part): on the five tables with classes (diabetes has none), each
+class in turn is the normal data: 70% of its rows train the detector, the other 30% and every
+row of the other classes are scored. ``pv.anomaly.VAEAnomalyDetector()`` with its defaults takes
+the rows as a user has them (penguins with its text columns and gaps); IsolationForest, LOF
+(novelty), OneClassSVM, PCA reconstruction error and ECOD (PyOD; the bench extra installs it)
+take the standardised one-hot rows, gaps mean-filled. AUROC, higher is better; the target: best
+or within 0.01 of the best on each table's mean.
+
     .venv/bin/python bench/defaults.py                                   # all, both backends, 3 seeds
+    .venv/bin/python bench/defaults.py anomaly --seeds 0 1 2             # anomalies only (~10 min)
     .venv/bin/python bench/defaults.py --backends numpyro --seeds 0      # one pass (~40 min)
     .venv/bin/python bench/defaults.py --tables wine iris --hyperimpute-python /path/to/python
 """
@@ -187,9 +196,126 @@ def report(results, tables, patterns, backends):
                   "(tuning included)")
 
 
+# ----------------------------------------------------------------------------- anomalies
+#: the tables with classes (diabetes has none): each class in turn is the normal data
+ANOMALY_TABLES = ("breast_cancer", "wine", "penguins", "digits", "iris")
+
+
+def classes(name):
+    """(features as a user has them, class labels) for a table with classes."""
+    from sklearn import datasets
+    if name == "penguins":
+        df = load(name)
+        return df.drop(columns=["species"]), df["species"].astype(str).to_numpy()
+    if name == "digits":
+        d = pv.data.load("digits", seed=0)
+        return load(name), np.concatenate([d.train.y, d.valid.y, d.test.y])
+    loader = {"breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine,
+              "iris": datasets.load_iris}[name]
+    d = loader(as_frame=True)
+    return d.data.copy(), np.asarray(d.target)
+
+
+def other_detectors(seed):
+    """name -> (fit on a, score b: higher = more anomalous), on the standardised one-hot rows."""
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
+    from sklearn.svm import OneClassSVM
+
+    def pca(a, b):
+        m = PCA(n_components=min(a.shape[1] - 1, max(1, a.shape[1] // 3)),
+                random_state=seed).fit(a)
+        return ((b - m.inverse_transform(m.transform(b))) ** 2).sum(axis=1)
+    out = {
+        "IsolationForest": lambda a, b: -IsolationForest(random_state=seed).fit(a)
+        .score_samples(b),
+        "LOF": lambda a, b: -LocalOutlierFactor(n_neighbors=min(20, len(a) - 1),
+                                                novelty=True).fit(a).score_samples(b),
+        "OneClassSVM": lambda a, b: -OneClassSVM(gamma="scale").fit(a).score_samples(b),
+        "PCA": pca,
+    }
+    try:
+        from pyod.models.ecod import ECOD
+        out["ECOD"] = lambda a, b: ECOD().fit(a).decision_function(b)
+    except ImportError:
+        print("pyod is not installed (pip install -e '.[bench]'): ECOD is left out", flush=True)
+    return out
+
+
+def run_anomaly(tables, seeds, backends):
+    """AUROC per (table, detector): a list over classes x seeds."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+    results = {}            # (table, method) -> [(auroc, seconds)]
+    for name in tables:
+        features, y = classes(name)
+        for cls in pd.unique(y):
+            normal, others = features[y == cls], features[y != cls]
+            for seed in seeds:
+                train, test_normal = train_test_split(normal, test_size=0.3, random_state=seed)
+                test = pd.concat([test_normal, others])
+                truth = np.r_[np.zeros(len(test_normal)), np.ones(len(others))]
+                line = {}
+                for backend in backends:
+                    t0 = time.perf_counter()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        det = pv.anomaly.VAEAnomalyDetector(backend=backend, seed=seed)
+                        score = -det.fit(train).score_samples(test)
+                    score = np.nan_to_num(score, posinf=np.finfo(float).max)
+                    line[f"probvae ({backend})"] = (roc_auc_score(truth, score),
+                                                    time.perf_counter() - t0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    table = pv.data.from_frame(train, split=False, verbose=False)
+                    oh = OneHot(train, table)
+                    fill = SimpleImputer(keep_empty_features=True).fit(oh.encode(train))
+                    a = np.nan_to_num(fill.transform(oh.encode(train)))
+                    b = np.nan_to_num(fill.transform(oh.encode(test)))
+                    for label, detector in other_detectors(seed).items():
+                        t0 = time.perf_counter()
+                        line[label] = (roc_auc_score(truth, detector(a, b)),
+                                       time.perf_counter() - t0)
+                for method, v in line.items():
+                    results.setdefault((name, method), []).append(v)
+                print(f"  anomaly {name} normal={cls} seed {seed}: "
+                      + ", ".join(f"{k} {v[0]:.3f}" for k, v in line.items()), flush=True)
+    return results
+
+
+def report_anomaly(results, tables, backends):
+    methods = sorted({k[1] for k in results}, key=lambda m: (not m.startswith("probvae"), m))
+    print("\nAnomaly detection: AUROC, each class in turn the normal data (mean over classes "
+          "and seeds; higher is better)\n")
+    print("| table | " + " | ".join(methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    means = {}
+    for name in tables:
+        row = [np.mean([v[0] for v in results[(name, m)]]) for m in methods]
+        means[name] = dict(zip(methods, row))
+        print(f"| {name} | " + " | ".join(("**%.3f**" if v == max(row) else "%.3f") % v
+                                          for v in row) + " |")
+    row = [np.mean([means[n][m] for n in tables]) for m in methods]
+    print("| mean | " + " | ".join(("**%.3f**" if v == max(row) else "%.3f") % v
+                                    for v in row) + " |")
+    print()
+    for backend in backends:
+        key = f"probvae ({backend})"
+        ok = [n for n in tables if means[n][key] >= max(
+            v for m, v in means[n].items() if not m.startswith("probvae")) - 0.01]
+        seconds = np.mean([v[1] for n in tables for v in results[(n, key)]])
+        print(f"{key}: best or within 0.01 of the best other detector on {len(ok)} of "
+              f"{len(tables)} tables ({', '.join(ok) or 'none'}); {seconds:.1f} s a fit")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
+    ap.add_argument("parts", nargs="*", default=["impute", "anomaly"],
+                    choices=["impute", "anomaly"], help="what to measure (default: both)")
+    ap.add_argument("--tables", nargs="+", default=None, choices=TABLES,
+                    help="default: all six for impute, the five with classes for anomaly")
     ap.add_argument("--patterns", nargs="+", default=list(PATTERNS), choices=PATTERNS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--backends", nargs="+", default=["numpyro", "pyro"],
@@ -199,12 +325,22 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="also write the raw results here")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    results = run(args.tables, args.patterns, args.seeds, args.backends,
-                  args.hyperimpute_python)
-    report(results, args.tables, args.patterns, args.backends)
+    raw = {}
+    if "impute" in args.parts:
+        tables = args.tables or list(TABLES)
+        results = run(tables, args.patterns, args.seeds, args.backends,
+                      args.hyperimpute_python)
+        report(results, tables, args.patterns, args.backends)
+        raw.update({"impute|" + "|".join(k): [list(v[:2]) for v in vals]
+                    for k, vals in results.items()})
+    if "anomaly" in args.parts:
+        tables = [t for t in (args.tables or ANOMALY_TABLES) if t in ANOMALY_TABLES]
+        results = run_anomaly(tables, args.seeds, args.backends)
+        report_anomaly(results, tables, args.backends)
+        raw.update({"anomaly|" + "|".join(k): [list(v) for v in vals]
+                    for k, vals in results.items()})
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"|".join(k): [list(v[:2]) for v in vals] for k, vals in results.items()}))
+        Path(args.json).write_text(json.dumps(raw))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 
