@@ -160,6 +160,16 @@ def _compile(svi, n, b, nl, bl, binarize=False, mesh=None):
     return init_fn, epoch_fn, eval_fn
 
 
+def _convolutional(model) -> bool:
+    """Whether the model's networks (built-in or a user's Equinox modules) hold a convolution:
+    then its programs compile optimised from the start (:func:`.compiling.plan`)."""
+    import equinox as eqx
+    kinds = (eqx.nn.Conv, eqx.nn.ConvTranspose)
+    leaves = jax.tree_util.tree_leaves(getattr(model, "nets", None) or {},
+                                       is_leaf=lambda v: isinstance(v, kinds))
+    return any(isinstance(v, kinds) for v in leaves)
+
+
 class Loop:
     """One model's training on NumPyro: ``epoch`` runs a compiled epoch, ``state``/``restore``
     move everything that changes between epochs in and out as NumPy arrays."""
@@ -250,7 +260,8 @@ class Loop:
         # with a mesh, or data streamed from disk, optimised from the start
         size = sum(leaf.size for leaf in jax.tree_util.tree_leaves(state))
         self.plan = ("full" if mesh is not None or self.stream is not None else
-                     plan(epochs, (n // b) * (1 if labelled is None else 2), b, size))
+                     plan(epochs, (n // b) * (1 if labelled is None else 2), b, size,
+                          convolutional=_convolutional(model)))
         self._programs_of = Compiling(quick=self.plan == "quick" or
                                        (self.plan == "tiered" and not resuming))
         init = init_fn      # runs once: compiled quickly, first (while the main thread traces

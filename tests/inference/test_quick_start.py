@@ -29,6 +29,20 @@ def test_the_plan_follows_the_expected_cost():
     assert compiling.plan(None, *demo) == "tiered"
     assert compiling.plan(100, 19, 64, 13_264) == "quick"      # an estimator's small VAE
     assert compiling.plan(1, 234, 256, 2_071_000) == "full"    # MNIST 784-400-50
+    assert compiling.plan(4, *demo, convolutional=True) == "full"
+
+
+def test_a_model_with_convolutions_compiles_optimised_even_for_one_epoch(digits):
+    """XLA's quick CPU convolutions are many times slower (bench/conv_plan.py): a conv VAE's
+    programs compile optimised from the start, however short the run."""
+    vae = pv.models.VAE(input_dim=64, latent_dim=2, image_shape=(1, 8, 8), backend="numpyro",
+                        encoder=pv.networks.Conv(channels=(4,), hidden=(8,)),
+                        decoder=pv.networks.Conv(channels=(4,), hidden=(8,)))
+    elbo, schedule = objectives.build("elbo", vae.bk, max_plate_nesting=1)
+    loop = numpyro_loop.Loop(vae.build(0), {"x": digits.train.x[:64]}, None, elbo, schedule,
+                             batch_size=32, lr=1e-3, seed=0, epochs=1)
+    assert loop.plan == "full" and not loop._programs_of.quick
+    assert _loop(digits, epochs=1).plan == "quick"          # the same run without convolutions
 
 
 def test_a_tiered_plan_runs_quick_programs_in_epoch_0_and_optimised_ones_later(digits):
