@@ -301,7 +301,7 @@ def _check_model(model, where):
         if key in model:
             check_field(model[key], where, f"model.{key}", int, low=1, high=_MAX_SIZE,
                         none=key == "input_dim")
-    for key in ("hidden", "image_shape"):
+    for key in ("hidden", "image_shape", "latent_dims"):
         if model.get(key) is not None or key == "hidden" and key in model:
             sizes = check_field(model[key], where, f"model.{key}", list)
             if key == "image_shape" and len(sizes) not in (2, 3):
@@ -309,6 +309,13 @@ def _check_model(model, where):
                                        f"width] or [channels, height, width], found {sizes}")
             for i, n in enumerate(sizes):
                 check_field(n, where, f"model.{key}[{i}]", int, low=1, high=_MAX_SIZE)
+    if "latent_hidden" in model:                         # HVAE: widths per link of latents
+        for i, widths in enumerate(check_field(model["latent_hidden"], where,
+                                               "model.latent_hidden", list)):
+            for j, n in enumerate(check_field(widths, where, f"model.latent_hidden[{i}]",
+                                              list)):
+                check_field(n, where, f"model.latent_hidden[{i}][{j}]", int, low=1,
+                            high=_MAX_SIZE)
     for key in ("activation", "backend"):
         if key in model:
             check_field(model[key], where, f"model.{key}", str)

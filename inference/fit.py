@@ -360,6 +360,13 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
         if model.needs_enumeration and not obj.enumerates:
             raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
                              f"enumeration: use objective='enum' (got {obj.name!r})")
+        if obj.analytic_kl and not model.guide_follows_model:
+            raise ValueError(f"objective {obj.name!r} takes each latent's KL in closed form, "
+                             "which is the bound's only when the guide samples the latents in "
+                             f"the model's order, and {type(model).__name__}'s guide does not "
+                             f"(it samples {list(model.contract.latent_names)} in that order, "
+                             "the model the other way): use objective='elbo' (the same bound "
+                             "with Monte Carlo KL terms), 'iwae' or 'dreg'")
         if isinstance(data, Stream):
             if labels is not None:
                 raise ValueError("labels= needs the data in memory; a stream from disk carries x "

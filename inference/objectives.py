@@ -95,6 +95,10 @@ class Objective:
     reparameterized : bool
         The gradient goes through the guide's draws, so every latent must be reparameterized
         (``dreg``): a model that sums discrete latents out by enumeration cannot use it.
+    analytic_kl : bool
+        Takes each latent's KL term in closed form where it has one (``mean_field``), which is
+        the bound's only when the guide samples the latents in the model's order: a model
+        whose guide does not (:attr:`~probvae.models.Model.guide_follows_model`) cannot use it.
 
     Examples
     --------
@@ -112,6 +116,7 @@ class Objective:
     enumerates: bool = False
     builders: dict = field(default_factory=dict)
     reparameterized: bool = False
+    analytic_kl: bool = False
 
     def options(self) -> tuple:
         """The names of the options a user may set, the same on both backends."""
@@ -222,7 +227,8 @@ def register(name: str, kind: Optional[str] = None, *, options: Optional[dict] =
         defaults = _factory_options(name, builders)
     obj = Objective(name, kind, defaults, fixed or {}, schedule, doc,
                     kind == "enum" if enumerates is None else bool(enumerates), builders,
-                    kind == "dreg" if reparameterized is None else bool(reparameterized))
+                    kind == "dreg" if reparameterized is None else bool(reparameterized),
+                    kind == "mean_field")
     _REGISTRY[name] = obj
     return obj
 

@@ -9,7 +9,8 @@ Examples
 from .adgm import ADGM
 from .base import CustomModel, Model
 from .contract import Contract, Site
+from .hvae import HVAE
 from .ssvae import SSVAE
 from .vae import VAE
 
-__all__ = ["Model", "CustomModel", "Contract", "Site", "VAE", "SSVAE", "ADGM"]
+__all__ = ["Model", "CustomModel", "Contract", "Site", "VAE", "SSVAE", "ADGM", "HVAE"]

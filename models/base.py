@@ -168,6 +168,15 @@ class Model:
     batch_keys = ("x", "mask")
     #: ``fit`` settings this model trains best with when the call leaves them out
     fit_defaults: dict = {}
+    #: the guide samples the latents in the model's order, which objective ``mean_field``'s
+    #: closed-form KL terms assume (False: a bottom-up guide of a top-down model, HVAE)
+    guide_follows_model = True
+    #: width of the per-example ``condition`` batch key a conditional model requires (None:
+    #: the model takes no condition)
+    condition_dim = None
+    #: the table schema (a :class:`~probvae.data.Table` of columns) a condition given as
+    #: DataFrame columns is encoded with (None: conditions are arrays)
+    condition_table = None
 
     def __init__(self, backend: str = "numpyro"):
         self.bk = backends.get(backend)
@@ -328,6 +337,8 @@ class CustomModel:
     max_plate_nesting = 1
     likelihood = prior = None
     is_classifier = needs_enumeration = False
+    #: (see :attr:`Model.guide_follows_model`; a pair's order is its own business)
+    guide_follows_model = True
     input_dim = num_classes = None
     #: (its networks are its own code: see :attr:`Model.user_networks`)
     user_networks = ()
