@@ -37,11 +37,12 @@ SAMPLES_GRID = (50, 200, 1000)
 TUNE_FRACTION = 0.1
 
 
-def impute(res, data=None, num_samples=100, multiple=None, seed=0, **settings):
+def impute(res, data=None, num_samples=100, multiple=None, seed=0, condition=None, **settings):
     """Fill the missing (NaN) cells of ``data`` from ``res`` (see
     :func:`probvae.inference.impute`); or, given the data alone (``pv.impute(x)``), fit a
     self-tuned :class:`VAEImputer` on it (``settings``: its parameters, all optional) and
-    return it filled, like it (what was chosen is printed).
+    return it filled, like it (what was chosen is printed). ``condition``: each row's
+    condition, for a conditional model.
 
     Examples
     --------
@@ -62,7 +63,8 @@ def impute(res, data=None, num_samples=100, multiple=None, seed=0, **settings):
     if settings:
         raise TypeError(f"pv.impute(res, data) takes no {sorted(settings)}: those are "
                         "VAEImputer's settings, for pv.impute(data) alone")
-    return _impute(res, data, num_samples=num_samples, multiple=multiple, seed=seed)
+    return _impute(res, data, num_samples=num_samples, multiple=multiple, seed=seed,
+                   condition=condition)
 
 
 class VAEImputer(TransformerMixin, VAEEstimatorBase):

@@ -639,8 +639,10 @@ def _result(cfg, model, flat, history, params_file, cfg_file, template=None) -> 
     bk = model.bk
     if template is None:
         try:
-            dummy = bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))
-            template = init_params(bk, model, {"x": dummy}, int(cfg.get("seed", 0)))
+            dummy = {"x": bk.asarray(np.full((2, model.input_dim), 0.5, np.float32))}
+            if model.condition_dim is not None:                # a conditional model's input
+                dummy["condition"] = bk.asarray(np.zeros((2, model.condition_dim), np.float32))
+            template = init_params(bk, model, dummy, int(cfg.get("seed", 0)))
         except MemoryError:
             raise
         except Exception as err:

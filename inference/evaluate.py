@@ -19,7 +19,7 @@ PROGRESS_ABOVE = 5_000_000
 _REDUCE_BYTES = 24
 
 
-def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
+def evaluate(res, data, num_samples=1000, seed=0, progress=None, condition=None) -> dict:
     """Test scores per example (nats): ELBO, importance-weighted log-likelihood, KL per dim.
 
     Parameters
@@ -38,6 +38,9 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     progress : bool, optional
         Show a progress bar over the blocks (default: when examples x samples exceeds
         :data:`PROGRESS_ABOVE`).
+    condition : array (N, K), optional
+        For a conditional model: each example's condition (the scores are then of
+        log p(x | c)).
 
     Returns
     -------
@@ -79,7 +82,7 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     continuous = [s for s in res.model.contract.latents if not s.discrete]
     kl_dim, n = 0.0, 0
     for block in weight_chunks(res, data, num_samples=num_samples, seed=seed,
-                               progress=progress):
+                               progress=progress, condition=condition):
         sums["elbo"] += float(block["log_w"].mean(axis=1).sum())
         sums["log_likelihood"] += float(log_mean_exp(block["log_w"], axis=1).sum())
         sums["reconstruction"] += float(block["log_lik"].mean(axis=1).sum())
@@ -96,7 +99,8 @@ def evaluate(res, data, num_samples=1000, seed=0, progress=None) -> dict:
     scores["kl_per_site"] = split_sites(scores["kl_per_dim"], continuous)
     scores.update(num_samples=int(num_samples), num_examples=int(n))
     if continuous:
-        means = posterior_means(res, example_batch(res, data, "data to encode"))
+        means = posterior_means(res, example_batch(res, data, "data to encode",
+                                                   condition=condition))
         scores["active_per_site"] = {s.name: int(active_units(
             means[s.name].reshape(len(means[s.name]), -1))[1].sum())
             for s in continuous if s.name in means}

@@ -123,7 +123,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
         optimizer=None, seed=None, validation="auto", patience=None, progress=True,
         backend=None, labels=None, missing=None, binarize=None, clip_norm=None,
         checkpoint=None, checkpoint_every=1, resume=None, overwrite=False, run_info=None,
-        devices=None, device=None, contract=None, **objective_options):
+        devices=None, device=None, contract=None, condition=None, **objective_options):
     """Train a model (or a user's ``(model, guide)`` pair) by stochastic variational inference.
 
     Parameters
@@ -175,9 +175,11 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
     seed : int
         Seeds networks, parameter initialisation, shuffling and sampling: the same seed on the
         same backend gives the same numbers. An integer in 0..2**32-1; default 0.
-    validation : Split, array, "auto", None or False
+    validation : Split, array, (data, condition), "auto", None or False
         Validation data: its loss is recorded each epoch, and the best epoch's parameters are
-        kept. ``"auto"`` (default): for data in memory under 20,000 rows, fit holds out a
+        kept. For a conditional model, a pair ``(data, condition)`` (a DataFrame of a table
+        model conditioned on its columns carries its condition; rows held out by ``"auto"``
+        keep theirs). ``"auto"`` (default): for data in memory under 20,000 rows, fit holds out a
         tenth of the rows itself (at least 30, and only from 150 rows; stratified by the
         labels ``data.y`` when there are any; drawn by ``seed``), trains on the rest and stops
         early on them (:func:`~probvae.inference.config.holdout_rows`); it says so when
@@ -246,6 +248,11 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
         install command. On Pyro the fitted model is moved back to the CPU afterwards, and
         on both backends its parameters save as NumPy arrays, so a model trained on a GPU
         loads, scores and samples on a machine without one.
+    condition : array (N, K) or DataFrame, optional
+        For a conditional model (``VAE(condition_dim=K)``, Sohn et al. 2015): each training
+        example's condition, one row of K floats (class labels one-hot coded:
+        ``pv.data.one_hot(y, K)``). A model made by ``VAE.for_table(table, condition=[...])``
+        takes it from the DataFrame it is fitted on. See ``docs/conditions.md``.
     **objective_options
         Passed to the objective (``num_particles``, ``alpha``, ``beta``, ``warmup``).
 
@@ -317,6 +324,16 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
                          f"hold out rows of small data) or None/False (none), got {validation!r}")
     if validation is False or auto_validation:
         validation = None
+    valid_condition = None
+    if isinstance(validation, tuple):
+        if len(validation) != 2:
+            raise ValueError("validation takes data, or a pair (data, condition) for a "
+                             f"conditional model; got a tuple of {len(validation)}")
+        validation, valid_condition = validation
+    elif (validation is not None and model.condition_dim is not None
+          and not isinstance(validation, dict) and type(validation).__name__ != "DataFrame"):
+        raise ValueError(f"{model.describe()} is conditional: give the validation data with "
+                         "their condition, validation=(x_valid, condition_valid)")
     if patience is not None:
         patience = check_count(patience, "patience")
         if validation is None and not auto_validation:
@@ -357,6 +374,7 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
             raise ValueError(f"objective {obj.name!r} needs reparameterized latents, and "
                              f"{type(model).__name__} sums its discrete latents out by "
                              "enumeration: use objective='enum'")
+        model.check_objective(obj)
         if model.needs_enumeration and not obj.enumerates:
             raise ValueError(f"{type(model).__name__} sums its discrete latents out by "
                              f"enumeration: use objective='enum' (got {obj.name!r})")
@@ -368,13 +386,13 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
                              "the model the other way): use objective='elbo' (the same bound "
                              "with Monte Carlo KL terms), 'iwae' or 'dreg'")
         if isinstance(data, Stream):
-            if labels is not None:
-                raise ValueError("labels= needs the data in memory; a stream from disk carries x "
-                                 "only")
+            if labels is not None or condition is not None:
+                raise ValueError(f"{'labels' if condition is None else 'condition'}= needs the "
+                                 "data in memory; a stream from disk carries x only")
             train = StreamedBatch(model, data, missing, binarize)
             check_batch_keys(model, train.chunk(0))
         else:
-            train = model_batch(model, data, "training data", missing, binarize)
+            train = model_batch(model, data, "training data", missing, binarize, condition)
             check_batch_keys(model, train)
         held = 0                 # rows held out for validation (small data, none given)
         if auto_validation and not isinstance(train, StreamedBatch) and labels is None:
@@ -401,7 +419,8 @@ def fit(model, data, *, objective=None, epochs=None, batch_size=None, lr=None,
             model = model.with_contract(train.chunk(0) if isinstance(train, StreamedBatch)
                                         else train, seed)
         valid = (validation if held else
-                 model_batch(model, validation, "validation data", missing, binarize)
+                 model_batch(model, validation, "validation data", missing, binarize,
+                             valid_condition)
                  if validation is not None else None)
         if valid is not None and binarize == "dynamic":      # one fixed draw, comparable epochs
             rng = np.random.default_rng([seed, 1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inputs import check_labels, check_seed, model_batch
+from .inputs import check_condition, check_labels, check_seed, model_batch
 from .predict import _check_count, _check_generated, encode, predict, sample
 from .scoring import (CHUNK, _checked, _observed_width, _site_mean, example_batch, exclusive,
                       is_classifier, label_site, posterior_means)
@@ -70,7 +70,7 @@ def _labels(res, y, n):
 
 
 @exclusive
-def decode(res, z, y=None, mean=True, seed=0, site=None):
+def decode(res, z, y=None, mean=True, seed=0, site=None, condition=None):
     """Decode latent vectors: the likelihood's mean (or a draw) of p(x | z) for each row of z.
 
     Parameters
@@ -89,6 +89,9 @@ def decode(res, z, y=None, mean=True, seed=0, site=None):
     seed : int
     site : str, optional
         The latent site an array ``z`` holds.
+    condition : array (N, K) or (K,), optional
+        For a conditional model: the condition to decode under, one row per row of ``z`` or
+        one row for all.
 
     Returns
     -------
@@ -115,12 +118,15 @@ def decode(res, z, y=None, mean=True, seed=0, site=None):
     codes = {name: np.asarray(v, dtype=np.int64 if sites[name].discrete else np.float32)
              for name, v in codes.items()}
     y, seed = _labels(res, y, n), check_seed(seed)
+    condition = check_condition(res.model, condition, n, broadcast=True)
     bk = res.bk
     observed = res.model.contract.observed_names[0]
     out = []
     for i in range(0, n, CHUNK):
         rows = min(CHUNK, n - i)
         kw = {} if y is None else {"y": bk.asarray_int(y[i:i + CHUNK])}
+        if condition is not None:
+            kw["condition"] = bk.asarray(condition[i:i + CHUNK])
         fn = bk.condition(res.bound(res.model.model),
                           {name: bk.asarray_int(v[i:i + CHUNK]) if sites[name].discrete
                            else bk.asarray(v[i:i + CHUNK]) for name, v in codes.items()})
@@ -129,7 +135,7 @@ def decode(res, z, y=None, mean=True, seed=0, site=None):
     return np.asarray(np.concatenate(out), dtype=np.float32)
 
 
-def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
+def interpolate(res, x_start, x_end, steps=8, y=None, seed=0, condition=None):
     """Decode evenly spaced points on the line between two inputs' posterior means.
 
     Parameters
@@ -145,6 +151,9 @@ def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
         For models with labels: the class to decode under at every step (default: the
         classifier's guess for ``x_start``), so the path changes style, not class.
     seed : int
+    condition : array (K,) or (1, K), optional
+        For a conditional model: the one condition to encode both ends and decode the path
+        under.
 
     Returns
     -------
@@ -168,19 +177,23 @@ def interpolate(res, x_start, x_end, steps=8, y=None, seed=0):
                      fix=lambda k: f"fewer steps, e.g. steps={max(k, 2)}")
     pair = np.stack([np.asarray(x_start, np.float32).ravel(),
                      np.asarray(x_end, np.float32).ravel()])
-    pair = model_batch(res.model, pair, "x_start/x_end", res.options.get("missing"))["x"]
+    given = check_condition(res.model, condition, 1, broadcast=True)
+    pair = model_batch(res.model, pair, "x_start/x_end", res.options.get("missing"),
+                       condition=None if given is None else np.repeat(given, 2, 0))["x"]
     if is_classifier(res.model) and y is None:
         y = int(predict(res, pair[:1]).argmax())
     y = None if y is None else int(check_labels(res.model, y, 1)[0])
-    z = encode(res, pair, seed=seed, y=None if y is None else [y, y])
+    z = encode(res, pair, seed=seed, y=None if y is None else [y, y],
+               condition=None if given is None else np.repeat(given, 2, 0))
     ends = z if isinstance(z, dict) else {continuous[0]: z}
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     path = {name: (1 - t.reshape(-1, *[1] * (v.ndim - 1))) * v[0]
             + t.reshape(-1, *[1] * (v.ndim - 1)) * v[1] for name, v in ends.items()}
-    return decode(res, path, y=y, seed=seed)
+    return decode(res, path, y=y, seed=seed, condition=given)
 
 
-def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0, site=None):
+def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0, site=None,
+             condition=None):
     """Latent traversals: vary one latent dim at a time from an anchor and decode.
 
     Parameters
@@ -205,6 +218,8 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0, site=N
     site : str, optional
         The continuous latent site to traverse (default: the contract's principal latent,
         ``res.model.contract.latent()``).
+    condition : array (K,) or (1, K), optional
+        For a conditional model: the one condition to encode the anchor and decode under.
 
     Returns
     -------
@@ -228,10 +243,11 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0, site=N
     if is_classifier(res.model) and y is None:
         y = 0 if x is None else int(predict(res, np.asarray(x, np.float32).reshape(1, -1)).argmax())
     y = None if y is None else int(check_labels(res.model, y, 1)[0])
+    given = check_condition(res.model, condition, 1, broadcast=True)
     fixed = {}                                    # the other latents' anchors, given x
     if x is not None:
         x = np.asarray(x, np.float32).reshape(1, -1)
-        batch = example_batch(res, x, "the anchor x", None if y is None else [y])
+        batch = example_batch(res, x, "the anchor x", None if y is None else [y], given)
         fixed = posterior_means(res, batch, seed)
         anchor = fixed.pop(target.name)[0].ravel()
     else:
@@ -251,13 +267,13 @@ def traverse(res, x=None, z=None, dims=None, values=None, y=None, seed=0, site=N
     codes = np.repeat(anchor[None, None], len(dims), 0).repeat(steps, 1)   # (dims, steps, latent)
     for row, d in enumerate(dims):
         codes[row, :, d] = values[row]
-    given = {name: np.repeat(v, len(dims) * steps, axis=0) for name, v in fixed.items()}
-    given[target.name] = codes.reshape(-1, *target.event_shape)
-    out = decode(res, given, y=y, seed=seed)
+    codes_given = {name: np.repeat(v, len(dims) * steps, axis=0) for name, v in fixed.items()}
+    codes_given[target.name] = codes.reshape(-1, *target.event_shape)
+    out = decode(res, codes_given, y=y, seed=seed, condition=given)
     return out.reshape(len(dims), steps, -1)
 
 
-def synthesize(res, n, y=None, seed=0, mean=None):
+def synthesize(res, n, y=None, seed=0, mean=None, condition=None):
     """Synthetic examples for data augmentation or release: the latents from the prior, the
     data from the decoder.
 
@@ -273,6 +289,12 @@ def synthesize(res, n, y=None, seed=0, mean=None):
         E[x | z] or a draw from p(x | z). Default: the mean, except for a model of a table
         (``VAE.for_table``), which draws every cell and returns a DataFrame with the table's
         columns, levels and dtypes.
+    condition : array or DataFrame, optional
+        For a conditional model: the condition of the rows to make, one row for all ``n`` or
+        ``n`` rows. For a table model conditioned on some of its columns
+        (``VAE.for_table(table, condition=[...])``), a DataFrame with those columns: the rows
+        made have exactly these values there (the modelled columns come first, then the
+        condition columns).
 
     Returns
     -------
@@ -297,6 +319,17 @@ def synthesize(res, n, y=None, seed=0, mean=None):
     >>> x, y = synthesize(res, 20)
     >>> x.shape, y[:12].tolist()
     ((20, 64), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+
+    Rows of a table for given values of some of its columns (a conditional VAE):
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"size": np.linspace(1, 5, 60), "kind": ["a", "b", "c"] * 20})
+    >>> table = pv.data.from_frame(df, split=False, verbose=False)
+    >>> cvae = pv.models.VAE.for_table(table, latent_dim=2, hidden=(16,), condition=["kind"])
+    >>> res = pv.fit(cvae, df, epochs=1, progress=False)
+    >>> rows = synthesize(res, 4, condition=pd.DataFrame({"kind": ["b"]}))
+    >>> list(rows.columns), rows["kind"].tolist()
+    (['size', 'kind'], ['b', 'b', 'b', 'b'])
     """
     n = _check_count(n)
     label = label_site(res.model)
@@ -306,12 +339,32 @@ def synthesize(res, n, y=None, seed=0, mean=None):
     extra = (16 * len(lik.table().names) if k is None and hasattr(lik, "decode") else
              24 if k is not None else 0)
     _check_generated(res, n, "pv.synthesize", extra=extra)
+    given = check_condition(res.model, condition, n, broadcast=True)
+    kw = {} if given is None else {"condition": given}
     if k is None:
         if y is not None:
             raise ValueError(f"{type(res.model).__name__} has no labels; drop y=")
         if hasattr(lik, "decode"):                        # a table: rows as a DataFrame
-            return lik.decode(sample(res, n=n, seed=seed, mean=bool(mean)))
-        return sample(res, n=n, seed=seed, mean=True if mean is None else mean)
+            rows = lik.decode(sample(res, n=n, seed=seed, mean=bool(mean), **kw))
+            return rows if given is None else _with_condition(res.model, rows, condition)
+        return sample(res, n=n, seed=seed, mean=True if mean is None else mean, **kw)
     mean = True if mean is None else mean
     y = np.resize(np.arange(k), n) if y is None else check_labels(res.model, y, n)
-    return sample(res, n=n, seed=seed, mean=mean, y=y), np.asarray(y, dtype=np.int64)
+    return sample(res, n=n, seed=seed, mean=mean, y=y, **kw), np.asarray(y, dtype=np.int64)
+
+
+def _with_condition(model, rows, condition):
+    """A table's synthesized ``rows`` beside the condition columns they were made for: the
+    given DataFrame's values (one row repeated, or one per row), else the condition array
+    decoded by the model's condition columns."""
+    import pandas as pd
+    table = model.condition_table
+    if table is None:
+        return rows
+    if isinstance(condition, pd.DataFrame):
+        given = condition[table.names].reset_index(drop=True)
+        if len(given) == 1:
+            given = given.iloc[np.zeros(len(rows), np.int64)].reset_index(drop=True)
+    else:
+        given = table.decode(check_condition(model, condition, len(rows), broadcast=True))
+    return pd.concat([rows.reset_index(drop=True), given], axis=1)

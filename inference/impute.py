@@ -28,7 +28,7 @@ def _original(data):
     return x.reshape(len(x), -1) if x.ndim == 3 else x
 
 
-def impute(res, data, num_samples=100, multiple=None, seed=0):
+def impute(res, data, num_samples=100, multiple=None, seed=0, condition=None):
     """Fill the missing (NaN) cells of ``data`` from the model; observed cells are unchanged.
 
     Each example's missing cells get the importance-weighted posterior predictive mean
@@ -52,6 +52,9 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
     multiple : int, optional
         Number of imputations to draw; ``None`` gives the single (mean) imputation.
     seed : int
+    condition : array (N, K), optional
+        For a conditional model: each row's condition (a table model conditioned on some of
+        its columns takes them from the DataFrame).
 
     Returns
     -------
@@ -90,10 +93,10 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
         raise ValueError(f"multiple must be None (one mean imputation) or an integer >= 1 "
                          f"(that many draws), got {multiple!r}")
     if type(data).__name__ == "DataFrame":
-        return _impute_frame(res, data, num_samples, multiple, seed)
+        return _impute_frame(res, data, num_samples, multiple, seed, condition)
     original = _original(data)
     _check_sizes(res, original, int(num_samples), multiple)
-    batch = model_batch(res.model, data, "data to impute", missing="mask")
+    batch = model_batch(res.model, data, "data to impute", missing="mask", condition=condition)
     mask = batch["mask"]
     s = int(num_samples)
     width = batch["x"].shape[1]
@@ -108,10 +111,12 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
         z = {name: lw[f"value_{name}"] for name in names if f"value_{name}" in lw}
         y = None if label is None else z.pop(label.name, None)
         k = len(w)
+        given = part.get("condition")                          # (n, K): each row's condition
         if multiple is None:
             flat_z = {name: v.reshape(k * s, *v.shape[2:]) for name, v in z.items()}
             flat_y = None if y is None else y.reshape(-1).astype(np.int64)
-            means = decode(res, flat_z, y=flat_y, seed=seed).reshape(k, s, width)
+            means = decode(res, flat_z, y=flat_y, seed=seed, condition=None if given is None
+                           else np.repeat(given, s, axis=0)).reshape(k, s, width)
             fills.append(np.einsum("ns,nsd->nd", w, means)[None])
         else:
             draws = []
@@ -119,7 +124,8 @@ def impute(res, data, num_samples=100, multiple=None, seed=0):
                 pick = np.array([rng.choice(s, p=row) for row in w])
                 zy = y[np.arange(k), pick].astype(np.int64) if y is not None else None
                 draws.append(decode(res, {name: v[np.arange(k), pick] for name, v in z.items()},
-                                    y=zy, mean=False, seed=seed + 7919 * (m + 1) + start))
+                                    y=zy, mean=False, seed=seed + 7919 * (m + 1) + start,
+                                    condition=given))
             fills.append(np.stack(draws))
     filled = np.concatenate(fills, axis=1)                                 # (m, n, d)
     out = np.repeat(original[None], len(filled), axis=0).copy()
@@ -146,14 +152,17 @@ def _check_sizes(res, original, s, multiple):
                      what="pv.impute", detail=f"multiple x {n} rows x {width} columns")
 
 
-def _impute_frame(res, df, num_samples, multiple, seed):
+def _impute_frame(res, df, num_samples, multiple, seed, condition=None):
     """Impute in the encoded space, decode, and copy every observed cell from ``df``."""
     lik = res.model.likelihood
     if not hasattr(lik, "decode"):
         raise ValueError("a DataFrame is imputed by a model for tables: build it with "
                          "VAE.for_table(pv.data.from_frame(df))")
     x = lik.encode(df)
-    filled = impute(res, x, num_samples=num_samples, multiple=multiple, seed=seed)
+    if condition is None and res.model.condition_table is not None:
+        condition = df                               # its condition columns
+    filled = impute(res, x, num_samples=num_samples, multiple=multiple, seed=seed,
+                    condition=condition)
     frames = [lik.decode(f, index=df.index)
               for f in (filled if multiple is not None else [filled])]
     out = []

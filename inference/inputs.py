@@ -18,7 +18,7 @@ from probvae.data.streaming import Stream, StreamChangedError
 
 __all__ = ["MISSING", "check_missing", "model_batch", "StreamedBatch", "labelled_batch", "check_labels",
            "check_batch_keys", "check_seed", "check_count", "check_positive", "check_binarize",
-           "hold_out", "MAX_SEED"]
+           "hold_out", "MAX_SEED", "check_condition"]
 
 #: seeds are integers 0..MAX_SEED on both backends (no silent wrap-around)
 MAX_SEED = 2 ** 32 - 1
@@ -99,9 +99,83 @@ def _model_dim(model):
     return model.input_dim
 
 
-def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
+def _takes_condition(model) -> bool:
+    keys = model.batch_keys
+    return keys is None or "condition" in keys
+
+
+def check_condition(model, condition, n, what="condition", broadcast=False):
+    """``condition`` as ``(n, K)`` float32 rows for a model that takes the batch key
+    ``condition`` (a conditional VAE: ``K = condition_dim``), with the fix in every error:
+    an array ``(n, K)`` (or ``(K,)``/one row, repeated ``n`` times with ``broadcast``; a 1-D
+    array of ``n`` numbers when ``K == 1``), or for a model of a table conditioned on some of
+    its columns a DataFrame holding them. ``None`` for no condition, which a conditional
+    model refuses.
+
+    Examples
+    --------
+    >>> from probvae.models import VAE
+    >>> cvae = VAE(input_dim=4, latent_dim=2, condition_dim=3)
+    >>> check_condition(cvae, [0, 1, 0], 2, broadcast=True).tolist()
+    [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+    >>> check_condition(cvae, None, 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: VAE(input_dim=4, latent_dim=2, condition_dim=3) is conditional: pass condition=, an array (2, 3) with one row per example (class labels y: condition=pv.data.one_hot(y, 3))
+    >>> check_condition(VAE(input_dim=4), np.zeros((2, 3)), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: VAE(input_dim=4, latent_dim=8) takes no condition: drop condition=, or make a conditional VAE, VAE(..., condition_dim=3)
+    """
+    dim, table = model.condition_dim, model.condition_table
+    if condition is None:
+        if dim is not None:
+            hint = (f", or DataFrame columns {table.names}" if table is not None else
+                    f" (class labels y: {what}=pv.data.one_hot(y, {dim}))")
+            raise ValueError(f"{model.describe()} is conditional: pass {what}=, an array "
+                             f"({n}, {dim}) with one row per example{hint}")
+        return None
+    if not _takes_condition(model):
+        width = np.shape(condition)[-1] if np.ndim(condition) else "K"
+        raise ValueError(f"{model.describe()} takes no condition: drop {what}=, or make a "
+                         f"conditional VAE, VAE(..., condition_dim={width})")
+    if type(condition).__name__ == "DataFrame":
+        if table is None:
+            raise ValueError(f"{what} is a DataFrame, but {model.describe()} was not made for "
+                             "a table's condition columns: VAE.for_table(table, condition=["
+                             "...]); or pass the condition as an array")
+        condition = table.encode(condition)
+    c = np.asarray(condition)
+    if c.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold numbers, got dtype {c.dtype}")
+    if c.ndim == 1 and dim == 1:
+        c = c[:, None]
+    elif c.ndim == 1 and broadcast and (dim is None or len(c) == dim):
+        c = c[None]
+    if c.ndim == 1 and dim is not None and np.issubdtype(c.dtype, np.integer):
+        raise ValueError(f"{what} looks like class labels (integers, shape {c.shape}); a "
+                         f"conditional VAE takes rows of {dim} values: "
+                         f"{what}=pv.data.one_hot(labels, {dim})")
+    if c.ndim != 2 or (dim is not None and c.shape[1] != dim):
+        raise ValueError(f"{what} must have shape ({n}, {dim or 'K'}): one row of "
+                         f"{dim or 'K'} values per example; got shape {c.shape}")
+    if len(c) == 1 and broadcast:
+        c = np.repeat(c, n, axis=0)
+    if len(c) != n:
+        raise ValueError(f"{what} has {len(c)} rows for {n} examples; give one row per "
+                         "example" + (" (or one row for all)" if broadcast else ""))
+    c = c.astype(np.float32)
+    if not np.isfinite(c).all():
+        raise ValueError(f"{what} has NaN or infinite values; a condition must be known for "
+                         "every example (drop or fill those rows)")
+    return c
+
+
+def model_batch(model, data, what="data", missing=None, binarize=None, condition=None) -> dict:
     """The batch a model trains on or is scored on: ``x`` checked against the model's
-    ``input_dim`` and likelihood, plus ``mask`` (True where observed) with ``missing="mask"``.
+    ``input_dim`` and likelihood, plus ``mask`` (True where observed) with ``missing="mask"``
+    and ``condition`` for a conditional model (:func:`check_condition`: given here, in a batch
+    dict, or for a model of a table the condition columns of a DataFrame).
 
     With ``missing="mask"`` NaN cells are missing: they get the likelihood's ``fill`` value in
     ``x`` and are left out of the likelihood through ``mask``. With ``binarize="dynamic"`` the
@@ -121,6 +195,14 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
     """
     missing = check_missing(missing)
     dim = _model_dim(model)
+    if isinstance(data, dict) and data.get("condition") is not None:
+        if condition is not None:
+            raise ValueError(f"{what} holds a condition already; drop condition=")
+        data = dict(data)
+        condition = data.pop("condition")
+    if (condition is None and model.condition_table is not None
+            and type(data).__name__ == "DataFrame"):        # a table's condition columns
+        condition = data
     data = _encoded(model, data)
     if isinstance(data, dict):
         if "x" not in data:
@@ -129,7 +211,7 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
         if dim is not None and batch["x"].shape[-1] != dim:
             raise ValueError(f"{what} has {batch['x'].shape[-1]} features but the model's "
                              f"input_dim is {dim}")
-        return batch
+        return _conditioned(model, batch, condition, what)
     split = as_split(data, allow_missing=missing == "mask")
     x = split.x
     if dim is not None and x.shape[1] != dim:
@@ -151,8 +233,21 @@ def model_batch(model, data, what="data", missing=None, binarize=None) -> dict:
         x = np.where(mask, x, np.float32(0.0))
     keys = model.batch_keys
     if split.y is not None and not model.is_classifier and (keys is None or "y" in keys):
-        return batching.make(x=x, mask=mask, y=split.y)   # a user's pair that takes y
-    return batching.make(x=x, mask=mask)
+        batch = batching.make(x=x, mask=mask, y=split.y)   # a user's pair that takes y
+    else:
+        batch = batching.make(x=x, mask=mask)
+    return _conditioned(model, batch, condition, what)
+
+
+def _conditioned(model, batch, condition, what):
+    """``batch`` with its ``condition`` checked (:func:`check_condition`)."""
+    try:
+        c = check_condition(model, condition, batching.size(batch))
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+    if c is not None:
+        batch["condition"] = c
+    return batch
 
 
 def _encoded(model, data):
@@ -214,7 +309,9 @@ def labelled_batch(model, data, labels, missing=None, binarize=None) -> dict:
     k = model.num_classes
     if not model.is_classifier:
         raise ValueError("labels= is for models that learn from labels (e.g. SSVAE); "
-                         f"{type(model).__name__} does not use them")
+                         f"{type(model).__name__} does not use them. To condition a VAE on "
+                         "known classes, make it VAE(..., condition_dim=K) and pass "
+                         "condition=pv.data.one_hot(y, K)")
     split = as_split(data, allow_missing=missing == "mask")
     if split.y is None:
         raise ValueError("labels= needs data with labels: pass a Split whose y is set "

@@ -6,7 +6,7 @@ from scipy.special import logsumexp, softmax
 
 from probvae.memory import check_allocation, round_down
 
-from .inputs import check_labels, check_seed, model_batch
+from .inputs import check_condition, check_labels, check_seed, model_batch
 from .scoring import (_checked, _num_rows, _site_mean, check_samples, class_probabilities,
                       example_batch, exclusive, is_classifier, label_site, log_weights,
                       missing_of, posterior_means, row_bytes, site_means)
@@ -28,7 +28,9 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
         Return the likelihood's mean for each z (default, the usual picture of a sample);
         ``False`` returns a draw from p(x|z) as well.
     **model_kwargs
-        Passed to the model (e.g. ``y=3`` for models with labels).
+        Passed to the model (e.g. ``y=3`` for models with labels). For a conditional model,
+        ``condition=``: one row of K values for all ``n`` examples, or ``n`` rows
+        (``condition=pv.data.one_hot(3, 10)``: ``n`` examples of class 3).
 
     Returns
     -------
@@ -48,12 +50,24 @@ def sample(res, n=16, seed=0, mean=True, **model_kwargs):
     ...              epochs=1, progress=False)
     >>> sample(res, n=16, seed=1).shape
     (16, 64)
+
+    A conditional VAE samples for given conditions (here one row for all, class 3):
+
+    >>> cvae = pv.models.VAE(input_dim=64, latent_dim=2, hidden=(32,), condition_dim=10)
+    >>> cres = pv.fit(cvae, data.train, condition=pv.data.one_hot(data.train.y, 10), epochs=1,
+    ...               progress=False)
+    >>> sample(cres, n=4, condition=pv.data.one_hot(3, 10)).shape
+    (4, 64)
     """
     n, seed = _check_count(n), check_seed(seed)
     _check_generated(res, n, "pv.sample")
     bk = res.bk
     if model_kwargs.get("y") is not None:
         model_kwargs["y"] = bk.asarray_int(check_labels(res.model, model_kwargs["y"], n))
+    condition = check_condition(res.model, model_kwargs.pop("condition", None), n,
+                                broadcast=True)
+    if condition is not None:
+        model_kwargs["condition"] = bk.asarray(condition)
     try:
         tr = _checked(bk.get_trace, bk.seed(res.bound(res.model.model), seed), None, n=int(n),
                       **model_kwargs)
@@ -140,7 +154,7 @@ def predict(res, data, method="classifier", num_samples=50, seed=0):
     return softmax(log_joint, axis=1).astype(np.float32)
 
 
-def encode(res, data, seed=0, y=None, site=None):
+def encode(res, data, seed=0, y=None, site=None, condition=None):
     """Posterior means E_q[z|x] for each example (a feature extractor), for the latent sites
     the model's contract declares.
 
@@ -161,6 +175,8 @@ def encode(res, data, seed=0, y=None, site=None):
         One latent site to encode, by name. A discrete one (a label ``y``, a cluster) gives
         its posterior probabilities, (N, num_values): a classifier's q(y|x), else the guide's
         probabilities for it; take ``.argmax(1)`` for the likeliest value.
+    condition : array (N, K), optional
+        For a conditional model: each example's condition (q(z|x, c)).
 
     Returns
     -------
@@ -184,7 +200,7 @@ def encode(res, data, seed=0, y=None, site=None):
     """
     contract = res.model.contract
     chosen = None if site is None else contract.latent(site)
-    batch = example_batch(res, data, "data to encode", y)
+    batch = example_batch(res, data, "data to encode", y, condition)
     if chosen is not None and chosen.discrete and is_classifier(res.model) \
             and chosen == label_site(res.model):
         return class_probabilities(res.model, res.param_state, batch["x"]).astype(np.float32)
@@ -201,12 +217,12 @@ def encode(res, data, seed=0, y=None, site=None):
     return means[names[0]] if len(names) == 1 else means
 
 
-def reconstruct(res, data, seed=0, y=None):
+def reconstruct(res, data, seed=0, y=None, condition=None):
     """Decode each example's posterior means: the likelihood's mean of the observed site with
     every continuous latent at E_q[latent|x].
 
     For models with labels, both encoder and decoder are given ``y`` (default: the
-    classifier's best guess).
+    classifier's best guess); for a conditional model, both see ``condition`` (N, K).
 
     Returns
     -------
@@ -221,5 +237,5 @@ def reconstruct(res, data, seed=0, y=None):
     >>> reconstruct(res, data.test.x[:5]).shape
     (5, 64)
     """
-    batch = example_batch(res, data, "data to reconstruct", y)
+    batch = example_batch(res, data, "data to reconstruct", y, condition)
     return site_means(res, batch, posterior_means(res, batch, seed), seed=seed)

@@ -142,6 +142,8 @@ def _shared_draws(bk, fn, eps, name):
     fn = unwrap(bk, fn)
     if isinstance(fn, bk.dist.Independent):
         fn = unwrap(bk, fn.base_dist)
+    if isinstance(fn, bk.dist.MultivariateNormal):      # a full-rank posterior
+        return fn.loc + (fn.scale_tril @ eps[..., None])[..., 0]
     if not isinstance(fn, bk.dist.Normal):
         raise ValueError(f"common_noise=True needs a Normal guide for {name!r}, got "
                          f"{type(fn).__name__}; use common_noise=False")
@@ -194,6 +196,9 @@ def _per_dim_log_prob(bk, prior, fn, value, scalar):
     dim, the whole log density of a scalar site, else the prior's marginals (a mixture prior;
     ``None`` without a closed form or a prior object)."""
     lp = factorised_log_prob(bk, fn, value)
+    if lp is None and isinstance(unwrap(bk, fn), bk.dist.MultivariateNormal):
+        mvn = unwrap(bk, fn)            # a full-rank posterior: its Gaussian marginals
+        lp = bk.dist.Normal(mvn.loc, (mvn.scale_tril ** 2).sum(-1) ** 0.5).log_prob(value)
     if lp is None and scalar:
         lp = fn.log_prob(value)[..., None]
     if lp is None and prior is not None:
@@ -236,7 +241,7 @@ def _build_chunk_fn(bk, model, num_particles, keep, kl):
                 if model.data_plate not in {f.name for f in site["cond_indep_stack"]}:
                     raise ValueError(f"site {name!r} is outside plate {model.data_plate!r}; "
                                      "per-example scores need every sample site inside it")
-                lp = site["fn"].log_prob(site["value"])
+                lp = bk.site_log_prob(site)
                 k = key or ("log_lik" if site["is_observed"] else "log_prior")
                 out[k] = out[k] + lp
         for name in keep:
@@ -407,7 +412,7 @@ def check_samples(model, n, num_samples, what="pv.log_weights", keep=(), hold=Tr
 
 @exclusive
 def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
-                missing=_TRAINED):
+                missing=_TRAINED, condition=None):
     """Log importance weights log p(x, z) - log q(z|x) for each example and draw.
 
     Parameters
@@ -431,6 +436,9 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
         examples share the call, so a score for one row matches its score in a batch.
     missing : None or "mask"
         Default: as the model was trained (``res.options["missing"]``).
+    condition : array (N, K), optional
+        For a conditional model: each example's condition (``log_w`` is then that of
+        p(x, z | c) / q(z | x, c)).
 
     Returns
     -------
@@ -459,12 +467,13 @@ def log_weights(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=
     (5, 10)
     """
     check_samples(res.model, _num_rows(x), num_samples, "pv.log_weights", keep)
-    rows = list(weight_chunks(res, x, num_samples, seed, keep, y, common_noise, missing))
+    rows = list(weight_chunks(res, x, num_samples, seed, keep, y, common_noise, missing,
+                              condition=condition))
     return {k: np.concatenate([r[k] for r in rows], axis=0) for k in rows[0]}
 
 
 def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_noise=False,
-                  missing=_TRAINED, progress=False):
+                  missing=_TRAINED, progress=False, condition=None):
     """:func:`log_weights` one block of examples at a time (the same numbers), so that a
     caller reducing each block (as :func:`~probvae.inference.evaluate` does) holds only
     ``rows x num_samples`` values at once; ``progress`` shows a bar over the blocks.
@@ -472,7 +481,8 @@ def weight_chunks(res, x, num_samples=1000, seed=0, keep=(), y=None, common_nois
     check_samples(res.model, _num_rows(x), num_samples, "pv.inference.weight_chunks", keep,
                   hold=False)
     seed = check_seed(seed)
-    batch = model_batch(res.model, x, "evaluation data", missing_of(res, missing))
+    batch = model_batch(res.model, x, "evaluation data", missing_of(res, missing),
+                        condition=condition)
     if y is not None:                 # labels under the batch's label key (probvae.batch)
         n = batching.size(batch)
         batch["y"] = (check_labels(res.model, y, n) if label_site(res.model) is not None
@@ -672,10 +682,10 @@ def site_means(res, batch, values: dict, site=None, seed=0):
     return np.asarray(np.concatenate(out), dtype=np.float32)
 
 
-def example_batch(res, data, what="data", y=None) -> dict:
+def example_batch(res, data, what="data", y=None, condition=None) -> dict:
     """The batch for per-example calls (encode, reconstruct, the diagnostics): ``data`` checked
     as the model was trained (missing values included), and ``y`` for models with labels
-    (given, else the classifier's best guess).
+    (given, else the classifier's best guess), and ``condition`` for a conditional model.
 
     Examples
     --------
@@ -692,7 +702,7 @@ def example_batch(res, data, what="data", y=None) -> dict:
     if isinstance(data, np.ndarray) and data.ndim == 1:
         raise ValueError(f"{what} is one 1-D row of {data.shape[0]} values; pass a 2-D array "
                          "(examples, features): x.reshape(1, -1) for one example")
-    batch = model_batch(res.model, data, what, missing_of(res))
+    batch = model_batch(res.model, data, what, missing_of(res), condition=condition)
     labels = labels_for(res, batch, batch.get("y") if y is None else y)
     if labels is not None:
         batch["y"] = labels

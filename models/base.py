@@ -197,7 +197,8 @@ class Model:
         >>> VAE(input_dim=64, latent_dim=8).describe()
         'VAE(input_dim=64, latent_dim=8)'
         """
-        sizes = [f"{k}={getattr(self, k)}" for k in ("input_dim", "num_classes", "latent_dim")
+        sizes = [f"{k}={getattr(self, k)}" for k in ("input_dim", "num_classes", "latent_dim",
+                                                       "condition_dim")
                  if getattr(self, k, None) is not None]
         return f"{type(self).__name__}({', '.join(sizes)})"
 
@@ -215,6 +216,10 @@ class Model:
         """
         return tuple(role for role in ("encoder", "decoder")
                      if isinstance(vars(self).get(role), networks.UserNetwork))
+
+    def check_objective(self, objective) -> None:
+        """Refuse, before training, an objective (:class:`~probvae.inference.objectives.
+        Objective`) this model cannot train with; every objective passes by default."""
 
     def latent_sites(self) -> tuple:
         """The model's latent sites (:class:`~.contract.Site`), in its guide's order; each
@@ -340,6 +345,8 @@ class CustomModel:
     #: (see :attr:`Model.guide_follows_model`; a pair's order is its own business)
     guide_follows_model = True
     input_dim = num_classes = None
+    #: a pair's condition (when it takes one) is optional and of any width: its own code says
+    condition_dim = condition_table = None
     #: (its networks are its own code: see :attr:`Model.user_networks`)
     user_networks = ()
     hidden = ()
@@ -368,6 +375,9 @@ class CustomModel:
         self._contract = contract
         #: ``{batch key: (shape of one example, dtype name)}`` of the data it was fitted on
         self.inputs = None
+
+    def check_objective(self, objective) -> None:
+        """A pair trains with any objective its sites allow (the library says otherwise)."""
 
     @property
     def contract(self) -> Contract:

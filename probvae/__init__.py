@@ -10,7 +10,7 @@ Examples
 (4, 64)
 """
 # the layers, bottom up: the parts, then models, inference, and the applications on top
-from . import backends, batch, data, likelihoods, networks, outputs, plots, priors
+from . import backends, batch, data, likelihoods, networks, outputs, plots, posteriors, priors
 from . import models
 from . import inference
 from .applications import diagnostics
@@ -18,7 +18,7 @@ from .inference import (FitResult, decode, encode, evaluate, fit, interpolate, l
                         predict, reconstruct, sample, save, synthesize, traverse)
 
 __all__ = ["backends", "batch", "outputs", "data", "diagnostics", "likelihoods", "networks",
-           "plots", "priors", "models", "inference", "anomaly", "features", "objectives", "fit", "FitResult", "evaluate",
+           "plots", "posteriors", "priors", "models", "inference", "anomaly", "features", "objectives", "fit", "FitResult", "evaluate",
            "sample", "encode", "reconstruct", "predict", "decode", "interpolate", "traverse",
            "synthesize", "impute", "save", "load"]
 __version__ = "0.1.0"

@@ -58,6 +58,9 @@ class PriorContext:
     prefix : str
         Names the prior's learned parameters (``f"{prefix}_loc"``, ...), so two priors in one
         model never share them.
+    posterior : Posterior, optional
+        The model's posterior family (:mod:`probvae.posteriors`) when its encoder gives more
+        than a diagonal Gaussian's ``(loc, scale)``: the VampPrior mixes that family.
     """
 
     latent_dim: int
@@ -65,6 +68,7 @@ class PriorContext:
     nets: Optional[dict] = None
     encoder: Optional[Callable] = None
     prefix: str = "prior"
+    posterior: Optional[object] = None
 
 
 def as_context(ctx) -> PriorContext:
@@ -284,6 +288,9 @@ class VampPrior(_GaussianMixture):
         if ctx.encoder is None:
             raise ValueError("the vamp prior needs the model to pass its encoder in the context")
         u = bk.param(f"{ctx.prefix}_pseudo_inputs", ctx.nets["pseudo_inputs"])
+        if ctx.posterior is not None:       # the encoder gives another family's outputs
+            return ctx.posterior.mixture(bk, bk.asarray(np.zeros(self.components, np.float32)),
+                                         ctx.encoder(u))
         loc, scale = ctx.encoder(u)
         return _mixture(bk, bk.asarray(np.zeros(self.components, np.float32)), loc, scale)
 

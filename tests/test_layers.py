@@ -11,7 +11,7 @@ PACKAGES = {"probvae": "probvae", "probvae.models": "models", "probvae.inference
 #: the four layers, bottom up: a module may import only from its own layer or below
 LAYERS = [
     ("parts", ["probvae/backends/", "probvae/networks/", "probvae/distributions/",
-               "probvae/registry.py", "probvae/data/", "probvae/priors.py",
+               "probvae/registry.py", "probvae/data/", "probvae/priors.py", "probvae/posteriors.py",
                "probvae/likelihoods/", "probvae/batch.py", "probvae/outputs.py",
                "probvae/plots.py", "probvae/memory.py"]),
     ("models", ["models/"]),

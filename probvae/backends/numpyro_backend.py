@@ -269,6 +269,12 @@ class NumPyroBackend:
             out += ([] if i == 0 else [flip]) + [InverseAutoregressiveTransform(arn)]
         return out
 
+    @staticmethod
+    def autoregressive_step(net, context):
+        """NumPyro's ``InverseAutoregressiveTransform`` (``y = mean + exp(log_scale) * z``,
+        log-scale clipped to [-5, 3]) around a MADE network ``net(z, context)``."""
+        return InverseAutoregressiveTransform(partial(net, context=context))
+
     # ---- parameters, randomness and tracing ---------------------------------------------
     @staticmethod
     def new_params():
@@ -306,6 +312,14 @@ class NumPyroBackend:
     @staticmethod
     def get_trace(fn, *args, **kwargs):
         return dict(handlers.trace(fn).get_trace(*args, **kwargs))
+
+    @staticmethod
+    def site_log_prob(site):
+        """log density of a traced sample site's value, from the intermediates its draw kept
+        where there are some (a flow's: no inverse is computed)."""
+        if site.get("intermediates"):
+            return site["fn"].log_prob(site["value"], site["intermediates"])
+        return site["fn"].log_prob(site["value"])
 
     @staticmethod
     def sample_sites(trace):

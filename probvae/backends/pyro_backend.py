@@ -131,6 +131,17 @@ class _Distributions(SimpleNamespace):
         return getattr(dist, name)
 
 
+class _WithContext:
+    """``z -> net(z, context)`` with the network's ``permutation`` (which Pyro's
+    ``AffineAutoregressive`` reads to invert a step)."""
+
+    def __init__(self, net, context):
+        self.net, self.context, self.permutation = net, context, net.permutation
+
+    def __call__(self, z):
+        return self.net(z, self.context)
+
+
 def _copy_state(params):
     """A scope of its own over a fitted state's values, so new parameters stay out of it."""
     scope = {"params": dict(params["params"]), "constraints": dict(params["constraints"])}
@@ -281,6 +292,12 @@ class PyroBackend:
             out += [layer] if i == 0 else [flip, layer]
         return out
 
+    @staticmethod
+    def autoregressive_step(net, context):
+        """Pyro's ``AffineAutoregressive`` (``y = mean + exp(log_scale) * z``, log-scale
+        clipped to [-5, 3], as NumPyro's) around a MADE network ``net(z, context)``."""
+        return T.AffineAutoregressive(_WithContext(net, context))
+
     # ---- parameters, randomness and tracing ---------------------------------------------
     @staticmethod
     def new_params():
@@ -333,6 +350,12 @@ class PyroBackend:
     def get_trace(fn, *args, **kwargs):
         with torch.no_grad():
             return dict(poutine.trace(fn).get_trace(*args, **kwargs).nodes)
+
+    @staticmethod
+    def site_log_prob(site):
+        """log density of a traced sample site's value (a flow's draw is cached by its
+        transforms: no inverse is computed)."""
+        return site["fn"].log_prob(site["value"])
 
     @staticmethod
     def sample_sites(trace):

@@ -22,7 +22,7 @@ import numpy as np
 from .splits import split_off
 
 __all__ = ["Split", "Dataset", "from_arrays", "as_split", "read_idx", "register", "load",
-           "from_frame", "Table", "Column", "stream", "Stream", "StreamChangedError"]
+           "from_frame", "Table", "Column", "stream", "Stream", "StreamChangedError", "one_hot"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +208,29 @@ def from_arrays(x, y=None, image_shape: tuple | None = None, allow_missing: bool
         y = y.astype(np.int64)
     return Split(x=np.ascontiguousarray(x), y=y,
                  image_shape=tuple(image_shape) if image_shape is not None else None)
+
+
+def one_hot(labels, num_classes: int) -> np.ndarray:
+    """Class labels as one-hot rows, float32 ``(N, num_classes)`` (one label: one row), the
+    condition of a class-conditional VAE (``VAE(condition_dim=num_classes)``).
+
+    Examples
+    --------
+    >>> one_hot([0, 2], 3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    >>> one_hot(1, 3).shape
+    (1, 3)
+    """
+    y = np.atleast_1d(np.asarray(labels))
+    k = int(num_classes)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer)
+                           or (y.dtype.kind == "f" and np.all(y == np.round(y)))):
+        raise ValueError(f"one_hot takes integer labels (one, or an array (N,)), got shape "
+                         f"{y.shape} and dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"labels must lie in 0..{k - 1} for num_classes={k}, got values from "
+                         f"{y.min()} to {y.max()}")
+    return np.eye(k, dtype=np.float32)[y.astype(np.int64)]
 
 
 def as_split(data, allow_missing: bool = False) -> Split:

@@ -15,21 +15,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Head", "Input", "gaussian_heads", "MLPSpec", "ConvSpec", "UserSpec", "MLP", "Conv",
-           "UserNetwork", "get", "names", "register", "module_library", "ACTIVATIONS",
-           "TRANSFORMS", "CONSTRAINTS"]
+__all__ = ["Head", "Input", "gaussian_heads", "MLPSpec", "ConvSpec", "UserSpec", "MADESpec",
+           "MLP", "Conv", "UserNetwork", "get", "names", "register", "module_library",
+           "tril_positions", "ACTIVATIONS", "TRANSFORMS", "CONSTRAINTS"]
 
 #: Activation names understood by both network builders.
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "silu")
 #: Output transforms: ``identity``; ``positive`` = softplus(h) + 1e-4 (scales);
-#: ``softplus``; ``sigmoid``; ``bounded`` = bound * tanh(h / bound) (needs ``Head.bound``).
-TRANSFORMS = ("identity", "positive", "softplus", "sigmoid", "bounded")
+#: ``softplus``; ``sigmoid``; ``bounded`` = bound * tanh(h / bound) (needs ``Head.bound``);
+#: ``tril``: the ``size * (size + 1) / 2`` outputs fill a lower-triangular ``(size, size)``
+#: matrix row by row, its diagonal through ``positive`` (a Cholesky factor).
+TRANSFORMS = ("identity", "positive", "softplus", "sigmoid", "bounded", "tril")
 #: The floor added by the ``positive`` transform, so a scale never reaches zero.
 POSITIVE_FLOOR = 1e-4
 #: What a user's network must return for a head of each transform (see :class:`UserSpec`):
 #: the value the distribution takes, in its support.
 CONSTRAINTS = {"identity": "real", "positive": "> 0", "softplus": "> 0", "sigmoid": "in (0, 1)",
-               "bounded": "real"}
+               "bounded": "real", "tril": "lower-triangular, diagonal > 0"}
+
+
+def tril_positions(size: int) -> tuple:
+    """``(rows, cols, on_diagonal)`` of the ``size * (size + 1) / 2`` entries of a
+    lower-triangular matrix in the order a ``tril`` head fills them (row by row), as NumPy
+    arrays: both backends' networks fill the matrix from these, so equal weights give equal
+    factors.
+
+    Examples
+    --------
+    >>> rows, cols, diag = tril_positions(2)
+    >>> rows.tolist(), cols.tolist(), diag.tolist()
+    ([0, 1, 1], [0, 0, 1], [True, False, True])
+    """
+    rows, cols = np.tril_indices(int(size))
+    return rows, cols, rows == cols
 
 
 @dataclass(frozen=True)
@@ -67,10 +85,16 @@ class Input:
 class Head:
     """One named output block of a network.
 
+    A head's value has :attr:`shape` (``(size,)``; ``(size, size)`` for a ``tril`` head) and
+    takes :attr:`width` of the network's outputs (``size``; ``size * (size + 1) / 2`` for
+    ``tril``).
+
     Examples
     --------
     >>> Head("scale", 8, "positive").transform
     'positive'
+    >>> Head("scale_tril", 3, "tril").width, Head("scale_tril", 3, "tril").shape
+    (6, (3, 3))
     """
 
     name: str
@@ -83,6 +107,18 @@ class Head:
             raise ValueError(f"unknown head transform {self.transform!r}; known: {TRANSFORMS}")
         if self.transform == "bounded" and not self.bound > 0:
             raise ValueError(f"head {self.name!r}: transform 'bounded' needs bound > 0")
+
+    @property
+    def width(self) -> int:
+        """How many of the network's outputs this head takes."""
+        n = int(self.size)
+        return n * (n + 1) // 2 if self.transform == "tril" else n
+
+    @property
+    def shape(self) -> tuple:
+        """The shape of the head's value for one example."""
+        n = int(self.size)
+        return (n, n) if self.transform == "tril" else (n,)
 
 
 def gaussian_heads(size: int) -> tuple:
@@ -137,7 +173,7 @@ class MLPSpec:
 
     @property
     def out_size(self) -> int:
-        return sum(h.size for h in self.heads)
+        return sum(h.width for h in self.heads)
 
     @property
     def num_params(self) -> int:
@@ -218,7 +254,7 @@ class ConvSpec:
 
     @property
     def out_size(self) -> int:
-        return sum(h.size for h in self.heads)
+        return sum(h.width for h in self.heads)
 
     @property
     def grid(self) -> tuple:
@@ -261,6 +297,105 @@ class ConvSpec:
         chans = (*self.channels[::-1], c * len(self.heads))
         convs = sum((a * k2 + 1) * b for a, b in zip(chans[:-1], chans[1:]))
         return convs + _dense_params([self.in_size, *self.hidden, flat])
+
+
+@dataclass(frozen=True)
+class MADESpec:
+    """A masked autoencoder (MADE; Germain et al. 2015) with a context input: one step of an
+    inverse autoregressive flow, described without any array library.
+
+    The built network takes ``z`` (..., ``dim``) and ``context`` (..., ``context_dim``)
+    (leading dims broadcast) and returns ``(mean, log_scale)``, each (..., ``dim``), where
+    output ``i`` depends on the context and on the ``z_j`` that come before ``i`` in
+    ``order`` only. The masks are NumPy arrays made here (:meth:`masks`), so both backends'
+    networks mask alike and equal weights give equal outputs. The context feeds the first
+    hidden layer unmasked (Kingma et al. 2016's ``h``).
+
+    Parameters
+    ----------
+    dim : int
+        Size of ``z``.
+    context_dim : int
+        Size of the context (0: none).
+    hidden : tuple of int
+        Hidden widths (at least one layer).
+    order : {"forward", "reverse"}
+        The autoregressive order of ``z``'s dims (alternate it between steps).
+    activation : str
+
+    References
+    ----------
+    Germain et al. (2015), "MADE: Masked Autoencoder for Distribution Estimation", ICML.
+    Kingma et al. (2016), "Improved Variational Inference with Inverse Autoregressive Flow".
+
+    Examples
+    --------
+    >>> spec = MADESpec(3, 2, (8,))
+    >>> [m.shape for m in spec.masks()], spec.permutation.tolist()
+    ([(8, 5), (6, 8)], [0, 1, 2])
+    """
+
+    dim: int
+    context_dim: int = 0
+    hidden: tuple = (64,)
+    order: str = "forward"
+    activation: str = "relu"
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; known: {ACTIVATIONS}")
+        if self.order not in ("forward", "reverse"):
+            raise ValueError(f"MADE order must be 'forward' or 'reverse', got {self.order!r}")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"an autoregressive step needs hidden widths >= 1 (at least one "
+                             f"layer), got {self.hidden}")
+        if int(self.dim) < 1 or int(self.context_dim) < 0:
+            raise ValueError(f"MADE needs dim >= 1 and context_dim >= 0, got {self.dim}, "
+                             f"{self.context_dim}")
+
+    @property
+    def degrees(self) -> np.ndarray:
+        """Each dim of ``z``'s place in the order, 1..dim."""
+        deg = np.arange(1, int(self.dim) + 1)
+        return deg if self.order == "forward" else deg[::-1].copy()
+
+    @property
+    def permutation(self) -> np.ndarray:
+        """The dims of ``z`` in the order they are determined (for inverting a step)."""
+        return np.argsort(self.degrees, kind="stable")
+
+    def masks(self) -> list:
+        """One ``(out, in)`` 0/1 float32 mask per dense layer, the last over both outputs
+        (``mean`` then ``log_scale``). Hidden unit degrees cycle through 0..dim-1 (degree 0:
+        the context alone); unit ``k`` sees inputs of degree <= its own; output ``i`` sees
+        hidden units of degree < ``degrees[i]``."""
+        d = int(self.dim)
+        prev = np.concatenate([self.degrees, np.zeros(int(self.context_dim), int)])
+        masks = []
+        for width in self.hidden:
+            deg = np.arange(int(width)) % d
+            masks.append((deg[:, None] >= prev[None, :]).astype(np.float32))
+            prev = deg
+        out = np.concatenate([self.degrees, self.degrees])
+        masks.append((out[:, None] > prev[None, :]).astype(np.float32))
+        return masks
+
+    @property
+    def num_params(self) -> int:
+        """Weights and biases (masked ones included).
+
+        Examples
+        --------
+        >>> MADESpec(2, 1, (4,)).num_params
+        36
+        """
+        return _dense_params([int(self.dim) + int(self.context_dim),
+                              *[int(w) for w in self.hidden], 2 * int(self.dim)])
+
+    @property
+    def max_width(self) -> int:
+        return max([int(self.dim) + int(self.context_dim), 2 * int(self.dim),
+                    *[int(w) for w in self.hidden]])
 
 
 def module_library(obj):
@@ -338,7 +473,7 @@ class UserSpec:
 
     @property
     def out_size(self) -> int:
-        return sum(h.size for h in self.heads)
+        return sum(h.width for h in self.heads)
 
     @property
     def max_width(self) -> int:
@@ -368,10 +503,13 @@ class UserSpec:
         'takes x (64,); returns loc (8,) real, scale (8,) > 0'
         """
         def shape(n):
+            if isinstance(n, tuple):        # a head's value shape
+                full = n if per_example else ("batch",) + n
+                return str(full).replace("'", "")
             return str(self._shape(n, per_example)).replace("'", "")
         takes = ", ".join(f"{i.name} {shape(i.size)}" + (" one-hot" if i.kind == "one_hot"
                                                          else "") for i in self.inputs)
-        gives = ", ".join(f"{h.name} {shape(h.size)} {CONSTRAINTS[h.transform]}"
+        gives = ", ".join(f"{h.name} {shape(h.shape)} {CONSTRAINTS[h.transform]}"
                           for h in self.heads)
         return f"takes {takes}; returns {gives}"
 
@@ -400,7 +538,7 @@ class UserSpec:
 
     def outputs(self, out, lead: tuple) -> tuple:
         """The module's output ``out`` as one array per head, in head order, each of shape
-        ``lead + (head.size,)`` (``lead``: ``(batch,)`` for torch, ``()`` for one example);
+        ``lead + head.shape`` (``lead``: ``(batch,)`` for torch, ``()`` for one example);
         a ValueError naming the expected shapes and keys otherwise.
 
         Examples
@@ -434,10 +572,11 @@ class UserSpec:
             if shape is None:
                 self._fail(f"returned {type(value).__name__} for {head.name!r}, not an array",
                            per_example)
-            want = tuple(lead) + (head.size,)
+            want = tuple(lead) + head.shape
             if tuple(shape) != want:
+                expected = head.shape if per_example else ("batch",) + head.shape
                 self._fail(f"returned shape {tuple(shape)} for {head.name!r} where "
-                           f"{str(self._shape(head.size, per_example))} = {want} was expected"
+                           f"{str(expected)} = {want} was expected"
                            .replace("'batch'", "batch"), per_example)
         return tuple(values)
 
@@ -454,6 +593,13 @@ class UserSpec:
                     f"the {self.role} ({self.label}) returned values <= 0 for {head.name!r} "
                     f"(min {value.min():.3g}), which must be > 0: end that output with a "
                     f"positive map, e.g. softplus(h) + 1e-4 or exp(h)")
+            if head.transform == "tril" and not (
+                    np.all(np.triu(value, 1) == 0)
+                    and np.all(np.diagonal(value, axis1=-2, axis2=-1) > 0)):
+                raise ValueError(
+                    f"the {self.role} ({self.label}) returned a {head.name!r} that is not "
+                    f"lower-triangular with a positive diagonal: a Cholesky factor, e.g. "
+                    f"torch.tril of the entries with softplus(diagonal) + 1e-4 on it")
             if head.transform == "sigmoid" and not np.all((value > 0) & (value < 1)):
                 raise ValueError(f"the {self.role} ({self.label}) returned values outside "
                                  f"(0, 1) for {head.name!r}: end it with a sigmoid")

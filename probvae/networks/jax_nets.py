@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec, UserSpec
+from . import POSITIVE_FLOOR, ConvSpec, Input, MADESpec, MLPSpec, UserSpec, tril_positions
 
-__all__ = ["JaxMLP", "JaxConv", "JaxUserNet", "build"]
+__all__ = ["JaxMLP", "JaxConv", "JaxMADE", "JaxUserNet", "build"]
 
 _ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu,
         "gelu": lambda h: jax.nn.gelu(h, approximate=False),
@@ -50,13 +50,23 @@ def _join(values, inputs):
     return jnp.concatenate([jnp.broadcast_to(p, lead + p.shape[-1:]) for p in parts], axis=-1)
 
 
+def _tril(entries, size):
+    """A lower-triangular (..., size, size) factor filled row by row from ``entries``, its
+    diagonal through ``positive``."""
+    rows, cols, diag = tril_positions(size)
+    entries = jnp.where(diag, _OUT["positive"](entries), entries)
+    return jnp.zeros(entries.shape[:-1] + (size, size), entries.dtype).at[
+        ..., rows, cols].set(entries)
+
+
 def _heads(out, heads):
     """Split the last axis into the heads, each through its output transform."""
     result, start = [], 0
     for hd in heads:
-        h = out[..., start:start + hd.size]
-        start += hd.size
+        h = out[..., start:start + hd.width]
+        start += hd.width
         result.append(hd.bound * jnp.tanh(h / hd.bound) if hd.transform == "bounded"
+                      else _tril(h, hd.size) if hd.transform == "tril"
                       else _OUT[hd.transform](h))
     return tuple(result)
 
@@ -184,6 +194,47 @@ class JaxConv(eqx.Module):
         return _heads(out, spec.heads)
 
 
+class JaxMADE(eqx.Module):
+    """A masked autoencoder with a context input (:class:`~probvae.networks.MADESpec`):
+    ``(z, context) -> (mean, log_scale)``, one inverse autoregressive flow step's network.
+
+    The masks are constants made from the spec (not parameters), the same as the torch
+    network's.
+
+    Examples
+    --------
+    >>> from probvae.networks import MADESpec
+    >>> net = JaxMADE(MADESpec(3, 2, (8,)), jax.random.PRNGKey(0))
+    >>> [o.shape for o in net(jnp.zeros((4, 3)), jnp.zeros((4, 2)))]
+    [(4, 3), (4, 3)]
+    """
+
+    layers: list
+    spec: MADESpec = eqx.field(static=True)
+
+    def __init__(self, spec: MADESpec, key):
+        self.layers = _dense([spec.dim + spec.context_dim, *[int(w) for w in spec.hidden],
+                              2 * spec.dim], key)
+        self.spec = spec
+
+    def __call__(self, z, context=None):
+        spec = self.spec
+        z = jnp.asarray(z)
+        if spec.context_dim:
+            context = jnp.asarray(context)
+            lead = jnp.broadcast_shapes(z.shape[:-1], context.shape[:-1])
+            h = jnp.concatenate([jnp.broadcast_to(z, lead + z.shape[-1:]),
+                                 jnp.broadcast_to(context, lead + context.shape[-1:])], axis=-1)
+        else:
+            h = z
+        act = _ACT[spec.activation]
+        for i, (layer, mask) in enumerate(zip(self.layers, spec.masks())):
+            h = h @ (layer.weight * mask).T + layer.bias
+            if i < len(self.layers) - 1:
+                h = act(h)
+        return h[..., :spec.dim], h[..., spec.dim:]
+
+
 class JaxUserNet(eqx.Module):
     """A user's Equinox module in a model's place (:class:`~probvae.networks.UserSpec`):
     called on one example, one argument per input (one-hot inputs coded as floats), and
@@ -224,7 +275,7 @@ class JaxUserNet(eqx.Module):
         flat = [jnp.broadcast_to(p, lead + p.shape[-1:]).reshape(-1, p.shape[-1])
                 for p in parts]
         outs = jax.vmap(lambda *rows: spec.outputs(spec.call(self.module, rows, True), ()))(*flat)
-        return tuple(o.reshape(lead + o.shape[-1:]) for o in outs)
+        return tuple(o.reshape(lead + hd.shape) for o, hd in zip(outs, spec.heads))
 
 
 def _user(spec: UserSpec) -> JaxUserNet:
@@ -241,7 +292,7 @@ def _user(spec: UserSpec) -> JaxUserNet:
     return net
 
 
-_CLASSES = {MLPSpec: JaxMLP, ConvSpec: JaxConv}
+_CLASSES = {MLPSpec: JaxMLP, ConvSpec: JaxConv, MADESpec: JaxMADE}
 
 
 def build(spec, seed: int):

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import POSITIVE_FLOOR, ConvSpec, Input, MLPSpec, UserSpec
+from . import POSITIVE_FLOOR, ConvSpec, Input, MADESpec, MLPSpec, UserSpec, tril_positions
 
-__all__ = ["TorchMLP", "TorchConv", "TorchUserNet", "build"]
+__all__ = ["TorchMLP", "TorchConv", "TorchMADE", "TorchUserNet", "build"]
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
         "softplus": nn.Softplus, "silu": nn.SiLU}
@@ -44,9 +44,21 @@ def _join(values, inputs):
     return torch.cat([p.expand(lead + p.shape[-1:]) for p in parts], dim=-1)
 
 
+def _tril(entries, size):
+    """A lower-triangular (..., size, size) factor filled row by row from ``entries``, its
+    diagonal through ``positive``."""
+    rows, cols, diag = tril_positions(size)
+    entries = torch.where(torch.as_tensor(diag, device=entries.device),
+                          _OUT["positive"](entries), entries)
+    out = entries.new_zeros(entries.shape[:-1] + (size, size))
+    out[..., rows, cols] = entries
+    return out
+
+
 def _heads(out, heads):
-    chunks = torch.split(out, [hd.size for hd in heads], dim=-1)
+    chunks = torch.split(out, [hd.width for hd in heads], dim=-1)
     return tuple(hd.bound * torch.tanh(c / hd.bound) if hd.transform == "bounded"
+                 else _tril(c, hd.size) if hd.transform == "tril"
                  else _OUT[hd.transform](c) for hd, c in zip(heads, chunks))
 
 
@@ -141,6 +153,46 @@ class TorchConv(nn.Module):
         return _heads(out.reshape(lead + (-1,)), spec.heads)
 
 
+class TorchMADE(nn.Module):
+    """A masked autoencoder with a context input (:class:`~probvae.networks.MADESpec`):
+    ``(z, context) -> (mean, log_scale)``, one inverse autoregressive flow step's network.
+
+    ``permutation`` is the order in which an inverse fills ``z`` in (Pyro's
+    ``AffineAutoregressive`` reads it).
+
+    Examples
+    --------
+    >>> from probvae.networks import MADESpec
+    >>> net = TorchMADE(MADESpec(3, 2, (8,)))
+    >>> [o.shape for o in net(torch.zeros(4, 3), torch.zeros(4, 2))]
+    [torch.Size([4, 3]), torch.Size([4, 3])]
+    """
+
+    def __init__(self, spec: MADESpec):
+        super().__init__()
+        self.spec = spec
+        sizes = [spec.dim + spec.context_dim, *[int(w) for w in spec.hidden], 2 * spec.dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        for i, mask in enumerate(spec.masks()):
+            self.register_buffer(f"mask{i}", torch.as_tensor(mask))
+        self.register_buffer("permutation", torch.as_tensor(spec.permutation))
+        self.act = _ACT[spec.activation]()
+
+    def forward(self, z, context=None):
+        spec = self.spec
+        if spec.context_dim:
+            lead = torch.broadcast_shapes(z.shape[:-1], context.shape[:-1])
+            h = torch.cat([z.expand(lead + z.shape[-1:]),
+                           context.expand(lead + context.shape[-1:])], dim=-1)
+        else:
+            h = z
+        for i, layer in enumerate(self.layers):
+            h = F.linear(h, layer.weight * getattr(self, f"mask{i}"), layer.bias)
+            if i < len(self.layers) - 1:
+                h = self.act(h)
+        return h[..., :spec.dim], h[..., spec.dim:]
+
+
 class TorchUserNet(nn.Module):
     """A user's torch module in a model's place (:class:`~probvae.networks.UserSpec`): its
     inputs batch-first, one argument per input (one-hot inputs coded as floats), any extra
@@ -177,7 +229,7 @@ class TorchUserNet(nn.Module):
         lead = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
         flat = [p.expand(lead + p.shape[-1:]).reshape(-1, p.shape[-1]) for p in parts]
         outs = spec.outputs(spec.call(self.module, flat, False), (flat[0].shape[0],))
-        return tuple(o.reshape(lead + o.shape[-1:]) for o in outs)
+        return tuple(o.reshape(lead + hd.shape) for o, hd in zip(outs, spec.heads))
 
 
 def _user(spec: UserSpec) -> TorchUserNet:
@@ -201,7 +253,7 @@ def _user(spec: UserSpec) -> TorchUserNet:
     return net
 
 
-_CLASSES = {MLPSpec: TorchMLP, ConvSpec: TorchConv, UserSpec: _user}
+_CLASSES = {MLPSpec: TorchMLP, ConvSpec: TorchConv, MADESpec: TorchMADE, UserSpec: _user}
 
 
 def build(spec, seed: int) -> nn.Module:
