@@ -27,6 +27,7 @@ BLOCKS = {
     "Tables": "fast",                                      # 9 s: fit's defaults, 240 rows
     "Tables #2": "slow",                                   # 60-90 s: pv.impute(df) tunes itself
     "More devices, and data larger than memory": "fast",   # 7-11 s: 4 forced CPU devices
+    "Model families: conditions, posteriors, hierarchies, your own networks": "slow",  # 46 s
     "What swaps by name": "slow",                          # 16-23 s: 50 epochs, 16 particles
 }
 
