@@ -224,7 +224,7 @@ def _vae_grads(backend, prior, name, x, seed=0):
     return float(loss), flat
 
 
-@pytest.mark.parametrize("prior", ["normal", "vamp"])
+@pytest.mark.parametrize("prior", ["normal", pytest.param("vamp", marks=pytest.mark.slow)])
 def test_vae_decoder_gradient_is_iwaes_and_the_encoders_is_not(backend, prior, small):
     x = small.train.x[:16]
     loss_d, dreg = _vae_grads(backend, prior, "dreg", x)
@@ -239,7 +239,8 @@ def test_vae_decoder_gradient_is_iwaes_and_the_encoders_is_not(backend, prior, s
     assert max(np.abs(dreg[k] - iwae[k]).max() for k in encoder) > 1e-4
 
 
-@pytest.mark.parametrize("prior", ["normal", "laplace", "student_t", "mixture", "vamp", "flow"])
+@pytest.mark.parametrize("prior", ["normal", "vamp"] + [        # the rest: -m slow
+    pytest.param(p, marks=pytest.mark.slow) for p in ("laplace", "student_t", "mixture", "flow")])
 def test_fit_with_dreg_trains_a_vae(backend, prior, small, make_vae, quick_fit):
     vae = make_vae(backend, prior=prior)
     res = quick_fit(vae, small.train, objective="dreg", num_particles=4, epochs=4, lr=1e-2,

@@ -303,6 +303,7 @@ def test_full_rank_per_dim_kl_and_common_noise(backend, small):
     assert np.all(np.isfinite(np.asarray(w)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", ["laplace", "student_t", pv.priors.MixtureOfGaussians(3),
                                    pv.priors.Flow(layers=1, hidden=8)])
 @pytest.mark.parametrize("family", ["full_rank", "iaf"])

@@ -42,8 +42,9 @@ def fitted(train):
     return get
 
 
-@pytest.mark.parametrize("prior,objective", [("normal", "elbo"), ("normal", "iwae"),
-                                             ("vamp", "elbo"), ("vamp", "iwae")])
+@pytest.mark.parametrize("prior,objective", [          # the other two: -m slow
+    ("normal", "elbo"), ("vamp", "iwae"), pytest.param("normal", "iwae", marks=pytest.mark.slow),
+    pytest.param("vamp", "elbo", marks=pytest.mark.slow)])
 def test_trains_evaluates_encodes_and_samples(backend, prior, objective, fitted, small):
     res = fitted(backend, prior, objective)
     loss = res.history["train_loss"]
