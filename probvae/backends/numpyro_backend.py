@@ -38,6 +38,7 @@ from numpyro.nn import AutoregressiveNN
 from ..distributions.continuous_bernoulli import ContinuousBernoulli
 from ..distributions.columns_jax import Columns
 from ..distributions.mixture_jax import DiagonalNormalMixture
+from ..distributions import kl_jax  # noqa: F401 (registers the full-rank KL)
 from ..networks import jax_nets
 from .numpyro_dreg import DReGELBO
 from .numpyro_cache import (CACHE_DIR_ENV, CACHE_ENV,  # noqa: F401 (their old home)

@@ -33,6 +33,7 @@ from pyro.poutine.util import site_is_subsample
 
 from ..distributions.columns_torch import Columns
 from ..distributions.mixture_torch import DiagonalNormalMixture
+from ..distributions import kl_torch  # noqa: F401 (registers the full-rank KL)
 from ..networks import torch_nets
 from .pyro_dreg import DReGELBO
 from .torch_optim import JointAdam, JointOptim

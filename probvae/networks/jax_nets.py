@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import POSITIVE_FLOOR, ConvSpec, Input, MADESpec, MLPSpec, UserSpec, tril_positions
+from . import (POSITIVE_FLOOR, TRIL_OFF_DIAGONAL, ConvSpec, Input, MADESpec, MLPSpec, UserSpec,
+               tril_positions)
 
 __all__ = ["JaxMLP", "JaxConv", "JaxMADE", "JaxUserNet", "build"]
 
@@ -52,9 +53,9 @@ def _join(values, inputs):
 
 def _tril(entries, size):
     """A lower-triangular (..., size, size) factor filled row by row from ``entries``, its
-    diagonal through ``positive``."""
+    diagonal through ``positive``, the rest times ``TRIL_OFF_DIAGONAL``."""
     rows, cols, diag = tril_positions(size)
-    entries = jnp.where(diag, _OUT["positive"](entries), entries)
+    entries = jnp.where(diag, _OUT["positive"](entries), TRIL_OFF_DIAGONAL * entries)
     return jnp.zeros(entries.shape[:-1] + (size, size), entries.dtype).at[
         ..., rows, cols].set(entries)
 

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import POSITIVE_FLOOR, ConvSpec, Input, MADESpec, MLPSpec, UserSpec, tril_positions
+from . import (POSITIVE_FLOOR, TRIL_OFF_DIAGONAL, ConvSpec, Input, MADESpec, MLPSpec, UserSpec,
+               tril_positions)
 
 __all__ = ["TorchMLP", "TorchConv", "TorchMADE", "TorchUserNet", "build"]
 
@@ -46,10 +47,10 @@ def _join(values, inputs):
 
 def _tril(entries, size):
     """A lower-triangular (..., size, size) factor filled row by row from ``entries``, its
-    diagonal through ``positive``."""
+    diagonal through ``positive``, the rest times ``TRIL_OFF_DIAGONAL``."""
     rows, cols, diag = tril_positions(size)
     entries = torch.where(torch.as_tensor(diag, device=entries.device),
-                          _OUT["positive"](entries), entries)
+                          _OUT["positive"](entries), TRIL_OFF_DIAGONAL * entries)
     out = entries.new_zeros(entries.shape[:-1] + (size, size))
     out[..., rows, cols] = entries
     return out
