@@ -57,6 +57,30 @@ def test_same_architecture_same_outputs_on_both_backends(role, kernel):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", [2, 3, 4, 5])
+def test_strided_layers_by_taps_are_eqx_convolutions(kernel):
+    """The JAX conv networks run their stride-2 layers as matrix products over the kernel's
+    taps (XLA's CPU convolutions are slow inside the training loop's scan): the same outputs
+    and gradients as eqx's Conv2d and ConvTranspose2d with the same weights."""
+    import jax
+    from probvae.networks.jax_nets import _downsample_x2, _upsample_x2
+    pad = (kernel - 1) // 2
+    up = eqx.nn.ConvTranspose2d(5, 3, kernel, stride=2, padding=pad,
+                                output_padding=2 - kernel + 2 * pad, key=jax.random.PRNGKey(0))
+    down = eqx.nn.Conv2d(5, 3, kernel, stride=2, padding=pad, key=jax.random.PRNGKey(2))
+    for conv, ours, x, shape in [
+            (up, _upsample_x2, jax.random.normal(jax.random.PRNGKey(1), (5, 7, 4)), (3, 14, 8)),
+            (down, _downsample_x2, jax.random.normal(jax.random.PRNGKey(3), (5, 14, 8)),
+             (3, 7, 4))]:
+        want, got = conv(x), ours(conv, x, pad)
+        assert got.shape == want.shape == shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        g_want = jax.grad(lambda c, v: jnp.sum(jnp.sin(c(v))), argnums=(0, 1))(conv, x)
+        g_got = jax.grad(lambda c, v: jnp.sum(jnp.sin(ours(c, v, pad))), argnums=(0, 1))(conv, x)
+        np.testing.assert_allclose(g_got[0].weight, g_want[0].weight, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(g_got[1], g_want[1], rtol=1e-4, atol=1e-4)
+
+
 def test_conv_spec_errors():
     with pytest.raises(ValueError, match="divisible by 8"):
         ConvSpec((Input("x", 36),), (Head("loc", 2),), (1, 6, 6), channels=(2, 2, 2))
