@@ -3,7 +3,8 @@
 Subcommands (the standard IDX files from ../shared/data; nothing is downloaded):
 
     python bench/families.py train ROW [--epochs N]  # one row, checkpointed: rerun to resume
-    python bench/families.py table [--rows A,B]      # score every trained row (5,000 samples)
+    python bench/families.py table [--rows A,B] [--test-rows N]  # score the trained rows (5,000 samples)
+    python bench/families.py ... --runs DIR          # another budget in its own folder
     python bench/families.py rows                    # the rows, their settings and anchors
     python bench/families.py ... --quick             # a tiny setting that checks the script
 
@@ -101,7 +102,9 @@ def make_model(row, quick=False):
     return cls(image_shape=(1, 28, 28), likelihood="bernoulli", backend=spec["backend"], **kw)
 
 
-def run_dir(row, quick=False) -> Path:
+def run_dir(row, quick=False, runs=None) -> Path:
+    if runs:
+        return Path(runs) / row
     return ROOT / "runs" / ("bench_families_quick" if quick else "bench_families") / row
 
 
@@ -109,7 +112,7 @@ def cmd_train(args):
     import probvae as pv
     spec = ROWS[args.row]
     train, valid, _ = load(args.quick)
-    out = run_dir(args.row, args.quick)
+    out = run_dir(args.row, args.quick, args.runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     epochs = QUICK["epochs"] if args.quick else args.epochs
     fit = dict(spec["fit"])
@@ -130,13 +133,15 @@ def cmd_train(args):
 def cmd_table(args):
     import probvae as pv
     _, _, test = load(args.quick)
+    if args.test_rows and not args.quick:
+        test = pv.data.from_arrays(test.x[:args.test_rows], image_shape=(28, 28))
     test = test.binarize(stochastic=True, seed=0)
     samples = QUICK["samples"] if args.quick else args.num_samples
     lines = []
     for row, spec in ROWS.items():
         if args.rows and row not in args.rows.split(","):
             continue
-        out = run_dir(row, args.quick)
+        out = run_dir(row, args.quick, args.runs)
         if not (out / "config.json").is_file():
             print(f"{row}: not trained yet (python bench/families.py train {row}"
                   f"{' --quick' if args.quick else ''})", flush=True)
@@ -148,8 +153,8 @@ def cmd_table(args):
         lines.append((row, spec["backend"], len(h["train_loss"]), res.best_epoch,
                       sum(h["seconds"]) / 60, -scores["log_likelihood"], spec["anchor"][0],
                       (time.perf_counter() - t0) / 60, h["valid_loss"][-5:]))
-    print(f"\nMNIST, dynamically binarized, test -log p(x) (IWAE bound, {samples} samples), "
-          "nats")
+    print(f"\nMNIST, dynamically binarized, test -log p(x) (IWAE bound, {samples} samples, "
+          f"{len(test.x)} test images), nats")
     print(f"{'row':<10} {'backend':<8} {'epochs':>6} {'best':>5} {'train min':>9} "
           f"{'-log p(x)':>9} {'anchor':>7} {'eval min':>8}  last valid losses")
     for row, backend, ep, best, tmin, nll, anchor, emin, curve in lines:
@@ -174,9 +179,14 @@ def main(argv=None):
     table = sub.add_parser("table")
     table.add_argument("--rows", default="")
     table.add_argument("--num-samples", type=int, default=5000)
+    table.add_argument("--test-rows", type=int, default=0,
+                       help="score the first N test images only (default: all 10,000)")
     sub.add_parser("rows")
     for p in (train, table):
         p.add_argument("--quick", action="store_true")
+        p.add_argument("--runs", default=None,
+                       help="the folder of the row runs (default runs/bench_families): "
+                            "a second budget, e.g. --epochs 100 --runs runs/bench_families_e100")
     args = parser.parse_args(argv)
     {"train": cmd_train, "table": cmd_table, "rows": cmd_rows}[args.cmd](args)
 
