@@ -27,8 +27,11 @@ demo: $(STAMP)
 	$(BIN)/probvae train --out runs/demo --overwrite
 	$(BIN)/probvae sample runs/demo --n 64 --png runs/demo/samples.png --overwrite
 
+# the suite on every core (pytest-xdist, whole files per worker so that each file's
+# module-scoped fits run once); TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
