@@ -6,6 +6,7 @@ Subcommands (the standard IDX files from ../shared/data; nothing is downloaded):
     python bench/families.py table [--rows A,B] [--test-rows N]  # score the trained rows (5,000 samples)
     python bench/families.py ... --runs DIR          # another budget in its own folder
     python bench/families.py rows                    # the rows, their settings and anchors
+    python bench/families.py curves [--at 10,50,100] # each trained row's validation curve
     python bench/families.py ... --quick             # a tiny setting that checks the script
 
 Rows (Bernoulli likelihood on dynamically binarized pixels, Adam lr 5e-4, batch 100, the best
@@ -163,6 +164,22 @@ def cmd_table(args):
               + " ".join(f"{v:.2f}" for v in curve), flush=True)
 
 
+def cmd_curves(args):
+    """Each trained row's validation loss (the training objective's bound) at some epochs."""
+    import json
+    marks = [int(m) for m in args.at.split(",")]
+    print(f"validation loss (nats; the row's own objective) at epochs {marks}")
+    for row in ROWS:
+        hist = run_dir(row, args.quick, args.runs) / "history.json"
+        if not hist.is_file():
+            continue
+        h = json.loads(hist.read_text())
+        v, secs = h["valid_loss"], h["seconds"]
+        cells = [f"{v[m - 1]:7.2f}" if m <= len(v) else f"{'':>7}" for m in marks]
+        print(f"{row:<10} {' '.join(cells)}   ({len(v)} epochs, best {min(v):.2f}, "
+              f"{sum(secs) / len(secs):.1f} s an epoch)")
+
+
 def cmd_rows(args):
     for row, spec in ROWS.items():
         print(f"{row:<10} {spec['backend']:<8} model {spec['model']} fit {spec['fit']}; "
@@ -181,14 +198,16 @@ def main(argv=None):
     table.add_argument("--num-samples", type=int, default=5000)
     table.add_argument("--test-rows", type=int, default=0,
                        help="score the first N test images only (default: all 10,000)")
+    curves = sub.add_parser("curves")
+    curves.add_argument("--at", default="10,25,50,75,100,200,300")
     sub.add_parser("rows")
-    for p in (train, table):
+    for p in (train, table, curves):
         p.add_argument("--quick", action="store_true")
         p.add_argument("--runs", default=None,
                        help="the folder of the row runs (default runs/bench_families): "
                             "a second budget, e.g. --epochs 100 --runs runs/bench_families_e100")
     args = parser.parse_args(argv)
-    {"train": cmd_train, "table": cmd_table, "rows": cmd_rows}[args.cmd](args)
+    {"train": cmd_train, "table": cmd_table, "rows": cmd_rows, "curves": cmd_curves}[args.cmd](args)
 
 
 if __name__ == "__main__":

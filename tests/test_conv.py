@@ -72,11 +72,14 @@ def test_strided_layers_by_taps_are_eqx_convolutions(kernel):
             (up, _upsample_x2, jax.random.normal(jax.random.PRNGKey(1), (5, 7, 4)), (3, 14, 8)),
             (down, _downsample_x2, jax.random.normal(jax.random.PRNGKey(3), (5, 14, 8)),
              (3, 7, 4))]:
-        want, got = conv(x), ours(conv, x, pad)
+        def last(c, v):                               # ours run channels-last
+            return jnp.transpose(ours(c, jnp.transpose(v, (1, 2, 0)), pad), (2, 0, 1))
+
+        want, got = conv(x), last(conv, x)
         assert got.shape == want.shape == shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
         g_want = jax.grad(lambda c, v: jnp.sum(jnp.sin(c(v))), argnums=(0, 1))(conv, x)
-        g_got = jax.grad(lambda c, v: jnp.sum(jnp.sin(ours(c, v, pad))), argnums=(0, 1))(conv, x)
+        g_got = jax.grad(lambda c, v: jnp.sum(jnp.sin(last(c, v))), argnums=(0, 1))(conv, x)
         np.testing.assert_allclose(g_got[0].weight, g_want[0].weight, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(g_got[1], g_want[1], rtol=1e-4, atol=1e-4)
 

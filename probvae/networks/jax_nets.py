@@ -118,56 +118,64 @@ class JaxMLP(eqx.Module):
 
 
 def _taps(x, k_h, k_w, stride, out_h, out_w):
-    """The ``k_h * k_w`` shifted (and strided) views of a padded ``(C, H, W)`` image that a
-    convolution's taps see, stacked last: ``(C, out_h, out_w, k_h * k_w)``."""
-    return jnp.stack([x[:, a:a + stride * (out_h - 1) + 1:stride,
-                        b:b + stride * (out_w - 1) + 1:stride]
-                      for a in range(k_h) for b in range(k_w)], axis=-1)
+    """The ``k_h * k_w`` shifted (and strided) views of a padded channels-last ``(H, W, C)``
+    image that a convolution's taps see, joined along the channels: ``(out_h, out_w,
+    k_h * k_w * C)``, tap by tap."""
+    return jnp.concatenate([x[a:a + stride * (out_h - 1) + 1:stride,
+                              b:b + stride * (out_w - 1) + 1:stride]
+                            for a in range(k_h) for b in range(k_w)], axis=-1)
 
 
 def _conv_by_taps(x, weight, stride, pad_h, pad_w, out_h, out_w):
-    """A correlation of ``(C, H, W)`` with an ``(O, C, k_h, k_w)`` kernel as one matrix
-    product over the taps (see :func:`_downsample_x2`)."""
+    """A correlation of a channels-last ``(H, W, C)`` image with an ``(O, C, k_h, k_w)``
+    kernel as one matrix product over the taps: ``(out_h, out_w, O)`` (see
+    :func:`_downsample_x2`)."""
     o, c, k_h, k_w = weight.shape
-    x = jnp.pad(x, ((0, 0), pad_h, pad_w))
-    return jnp.einsum("chwt,oct->ohw", _taps(x, k_h, k_w, stride, out_h, out_w),
-                      weight.reshape(o, c, k_h * k_w))
+    x = jnp.pad(x, (pad_h, pad_w, (0, 0)))
+    w = jnp.transpose(weight, (2, 3, 1, 0)).reshape(k_h * k_w * c, o)   # tap by tap, as _taps
+    return _taps(x, k_h, k_w, stride, out_h, out_w) @ w
+
+
+def _bias(conv):
+    return 0.0 if conv.bias is None else conv.bias.reshape(1, 1, -1)
 
 
 def _downsample_x2(conv, h, padding: int):
-    """``conv(h)`` for an ``eqx.nn.Conv2d`` of stride 2 (every encoder layer of
-    :class:`JaxConv`), as a matrix product over the kernel's taps.
+    """``conv`` of an ``eqx.nn.Conv2d`` of stride 2 (every encoder layer of :class:`JaxConv`)
+    on a channels-last ``(H, W, C)`` image, as a matrix product over the kernel's taps.
 
     NumPyro's training loop runs an epoch as one ``lax.scan`` of steps, the weights carried
     from step to step. There XLA's CPU backend computes a convolution's weight gradient about
     30 times slower than in a lone step (a conv encoder's fwd + bwd: 11.4 s for 16 steps of
     batch 128 in a scan, 0.38 s as 16 calls), and a conv VAE's epoch took 18x Pyro's. Written as
     shifted views and a matrix product, its gradients are matrix products and pads, which the
-    scan runs at full speed (0.76 s). The same weights and outputs as ``conv(h)`` (a test).
+    scan runs at full speed (0.49 s channels-last; 0.78 s channels-first, which needs the views
+    transposed for the product). The same weights and outputs as the layer (a test).
     """
     k = conv.weight.shape[-1]
-    out_h, out_w = ((n + 2 * padding - k) // 2 + 1 for n in h.shape[1:])
-    y = _conv_by_taps(h, conv.weight, 2, (padding, padding), (padding, padding), out_h, out_w)
-    return y if conv.bias is None else y + conv.bias
+    out_h, out_w = ((n + 2 * padding - k) // 2 + 1 for n in h.shape[:2])
+    return _conv_by_taps(h, conv.weight, 2, (padding, padding), (padding, padding),
+                         out_h, out_w) + _bias(conv)
 
 
 def _upsample_x2(conv, h, padding: int):
-    """``conv(h)`` for an ``eqx.nn.ConvTranspose2d`` of stride 2 that doubles height and width
-    exactly (every decoder layer of :class:`JaxConv`), as four stride-1 correlations, one per
-    output phase, interleaved, each a matrix product over its taps.
+    """``conv`` of an ``eqx.nn.ConvTranspose2d`` of stride 2 that doubles height and width
+    exactly (every decoder layer of :class:`JaxConv`) on a channels-last ``(H, W, C)`` image,
+    as four stride-1 correlations, one per output phase, interleaved, each a matrix product
+    over its taps.
 
     Output pixel ``(2m + r, 2n + c)`` only meets the kernel taps of parity ``(P - r, P - c)``
     (``P = k - 1 - padding``), so each phase correlates the undilated input with a quarter of
     the kernel. XLA's CPU backend has no fast path for a transposed convolution (a
     convolution of the input dilated with zeros) and, inside the training loop's scan, none
     for a convolution's weight gradient (:func:`_downsample_x2`): a conv decoder's fwd + bwd
-    over 16 steps took 6.0 s as eqx's layer, 1.3 s so. The same weights and outputs as
-    ``conv(h)`` (a test compares them).
+    over 16 steps took 6.0 s as eqx's layer, 1.0 s so. The same weights and outputs as the
+    layer (a test compares them).
     """
     w = conv.weight                                   # (out, in, k, k), used as a correlation
     k = w.shape[-1]
     full = k - 1 - padding
-    _, hh, ww = h.shape
+    hh, ww, _ = h.shape
     phases = []
     for r in range(2):
         a0 = (full - r) % 2
@@ -179,10 +187,9 @@ def _upsample_x2(conv, h, padding: int):
             sub = w[:, :, a0::2, b0::2]
             row.append(_conv_by_taps(h, sub, 1, (lo_h, sub.shape[2] - 1 - lo_h),
                                      (lo_w, sub.shape[3] - 1 - lo_w), hh, ww))
-        phases.append(jnp.stack(row, axis=-1))        # (out, H, W, 2): column phases
-    y = jnp.stack(phases, axis=2)                     # (out, H, 2, W, 2): row phases
-    y = y.reshape(y.shape[0], 2 * hh, 2 * ww)
-    return y if conv.bias is None else y + conv.bias
+        phases.append(jnp.stack(row, axis=2))         # (H, W, 2, out): column phases
+    y = jnp.stack(phases, axis=1)                     # (H, 2, W, 2, out): row phases
+    return y.reshape(2 * hh, 2 * ww, -1) + _bias(conv)
 
 
 class JaxConv(eqx.Module):
@@ -228,19 +235,20 @@ class JaxConv(eqx.Module):
 
     def _features(self, image):
         act = _ACT[self.spec.activation]
-        h = image.reshape(self.spec.image_shape)
+        h = jnp.transpose(image.reshape(self.spec.image_shape), (1, 2, 0))   # channels last
         for conv in self.convs:
             h = act(_downsample_x2(conv, h, self.spec.padding[0]))
-        return h.reshape(-1)
+        return jnp.transpose(h, (2, 0, 1)).reshape(-1)       # flattened as (C, H, W)
 
     def _image(self, h):
         spec, act = self.spec, _ACT[self.spec.activation]
         h = _run_dense(self.dense, act, h, last_act=True)
-        h = h.reshape((spec.channels[-1],) + spec.grid)
+        h = jnp.transpose(h.reshape((spec.channels[-1],) + spec.grid), (1, 2, 0))
         for i, conv in enumerate(self.convs):
             h = _upsample_x2(conv, h, spec.padding[0])
             if i < len(self.convs) - 1:
                 h = act(h)
+        h = jnp.transpose(h, (2, 0, 1))                     # back to (C, H, W)
         c = spec.image_shape[0]
         return jnp.concatenate([h[j * c:(j + 1) * c].reshape(-1)
                                 for j in range(len(spec.heads))])
