@@ -148,7 +148,8 @@ class FullRank(Posterior):
     """A full-covariance Gaussian q(z|x) = MultivariateNormal(loc(x), L(x) L(x)^T): the encoder
     gives ``loc`` and the ``latent_dim * (latent_dim + 1) / 2`` entries of a lower-triangular
     Cholesky factor ``L`` (its diagonal through softplus + 1e-4), an amortized Cholesky
-    factor.
+    factor. q is ``bk.dist.CholeskyNormal``: a ``MultivariateNormal`` that, on NumPyro, scores
+    its own draws from their noise instead of by a triangular solve.
 
     Examples
     --------
@@ -161,7 +162,7 @@ class FullRank(Posterior):
 
     def distribution(self, bk, outputs, nets=None, prefix="posterior"):
         loc, scale_tril = outputs
-        return bk.dist.MultivariateNormal(loc, scale_tril=scale_tril)
+        return bk.dist.CholeskyNormal(loc, scale_tril)
 
     def mixture(self, bk, logits, outputs):
         loc, scale_tril = outputs

@@ -171,6 +171,38 @@ def test_full_rank_log_q_is_the_multivariate_normal_by_hand(backend):
         assert lq[i] == pytest.approx(want, abs=1e-4)
 
 
+def test_full_rank_numpyro_scores_its_draws_without_a_solve_same_value_and_gradient():
+    """NumPyro's full-rank q keeps each draw's noise (the guide's trace carries it) and scores
+    the draw from it: the same log q and the same gradient in loc and the factor as
+    MultivariateNormal's solve."""
+    from numpyro.distributions import MultivariateNormal
+    model = _vae("numpyro", "full_rank").build(0)
+    bk = model.bk
+    x = bk.asarray(np.full((5, 64), 0.5, np.float32))
+    site = bk.get_trace(bk.seed(model.guide, 0), x=x)["z"]
+    assert site["intermediates"] and site["intermediates"][0].shape == (5, 3)
+    assert type(site["fn"]).__name__ == "CholeskyNormal"
+    rng = np.random.default_rng(0)
+    loc = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    tril = jnp.asarray(np.tril(rng.normal(size=(5, 3, 3)), -1) + 3 * np.eye(3), jnp.float32)
+    eps = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+
+    def by_noise(loc, tril):
+        q = type(site["fn"])(loc, tril)
+        z = loc + jnp.einsum("bij,bj->bi", tril, eps)
+        return q.log_prob(z, [eps]).sum()
+
+    def by_solve(loc, tril):
+        z = loc + jnp.einsum("bij,bj->bi", tril, eps)
+        return MultivariateNormal(loc, scale_tril=tril).log_prob(z).sum()
+
+    (v1, g1), (v2, g2) = (jax.value_and_grad(f, argnums=(0, 1))(loc, tril)
+                          for f in (by_noise, by_solve))
+    assert float(v1) == pytest.approx(float(v2), rel=1e-5)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(np.tril(a), np.tril(b), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])
 def test_full_rank_kl_to_the_prior_is_closed_form(backend):
     """mean_field's KL(q || p) for the full-rank guide against the model's normal prior site:

@@ -36,6 +36,7 @@ from numpyro.distributions.flows import InverseAutoregressiveTransform
 from numpyro.nn import AutoregressiveNN
 
 from ..distributions.continuous_bernoulli import ContinuousBernoulli
+from ..distributions.cholesky_jax import CholeskyNormal
 from ..distributions.columns_jax import Columns
 from ..distributions.mixture_jax import DiagonalNormalMixture
 from ..distributions import kl_jax  # noqa: F401 (registers the full-rank KL)
@@ -126,7 +127,8 @@ def program_cache_dir():
 
 
 class _Distributions(SimpleNamespace):
-    """``numpyro.distributions`` plus the distributions NumPyro lacks (ContinuousBernoulli)."""
+    """``numpyro.distributions`` plus probvae's own (ContinuousBernoulli, which NumPyro lacks; a
+    table row, :class:`Columns`; the full-rank posterior's ``CholeskyNormal``)."""
 
     def __getattr__(self, name):
         return getattr(_nd, name)
@@ -177,7 +179,8 @@ class NumPyroBackend:
     factor = staticmethod(numpyro.factor)
     deterministic = staticmethod(numpyro.deterministic)
     dist = _Distributions(ContinuousBernoulli=ContinuousBernoulli, Columns=Columns,
-                          DiagonalNormalMixture=DiagonalNormalMixture)
+                          DiagonalNormalMixture=DiagonalNormalMixture,
+                          CholeskyNormal=CholeskyNormal)
     constraints = _nd.constraints
     infer = numpyro.infer
 

@@ -31,6 +31,7 @@ from pyro.distributions import transforms as T
 from pyro.nn import AutoRegressiveNN
 from pyro.poutine.util import site_is_subsample
 
+from ..distributions.cholesky_torch import CholeskyNormal
 from ..distributions.columns_torch import Columns
 from ..distributions.mixture_torch import DiagonalNormalMixture
 from ..distributions import kl_torch  # noqa: F401 (registers the full-rank KL)
@@ -126,7 +127,8 @@ def param_scope(state):
 
 
 class _Distributions(SimpleNamespace):
-    """``pyro.distributions`` plus probvae's own (a table row, :class:`Columns`)."""
+    """``pyro.distributions`` plus probvae's own (a table row, :class:`Columns`; the full-rank
+    posterior's ``CholeskyNormal``)."""
 
     def __getattr__(self, name):
         return getattr(dist, name)
@@ -180,7 +182,8 @@ class PyroBackend:
     factor = staticmethod(pyro.factor)
     deterministic = staticmethod(pyro.deterministic)
     module = staticmethod(pyro.module)
-    dist = _Distributions(Columns=Columns, DiagonalNormalMixture=DiagonalNormalMixture)
+    dist = _Distributions(Columns=Columns, DiagonalNormalMixture=DiagonalNormalMixture,
+                          CholeskyNormal=CholeskyNormal)
     constraints = dist.constraints
     infer = pyro.infer
 

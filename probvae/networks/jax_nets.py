@@ -56,8 +56,10 @@ def _tril(entries, size):
     diagonal through ``positive``, the rest times ``TRIL_OFF_DIAGONAL``."""
     rows, cols, diag = tril_positions(size)
     entries = jnp.where(diag, _OUT["positive"](entries), TRIL_OFF_DIAGONAL * entries)
+    # unique, sorted positions: the gradient is a gather (a plain ``set`` may see repeats and
+    # adds a scatter of ids and a scatter-add to its derivative)
     return jnp.zeros(entries.shape[:-1] + (size, size), entries.dtype).at[
-        ..., rows, cols].set(entries)
+        ..., rows, cols].set(entries, indices_are_sorted=True, unique_indices=True)
 
 
 def _heads(out, heads):
