@@ -34,11 +34,14 @@ def plan(epochs, steps, batch, state_size, convolutional=False):
     ('quick', 'tiered', 'full')
 
     A model with convolutions compiles optimised from the start, however short its run
-    (``convolutional=True``): XLA's unoptimised CPU convolutions are not a little slower, as its
-    matrix products are, but about 18 times (a conv VAE, latent 16, batch 128, 3 epochs of 512
-    binarized MNIST images: 573 s quick, 198 s an epoch, against 39.5 s planned, 11 s an epoch;
-    ``bench/conv_plan.py`` on 2 busy cores), which the cost model above, fitted to MLPs,
-    cannot see.
+    (``convolutional=True``): the cost model above, fitted to MLPs, cannot see what a quick
+    program loses on a convolution. With XLA's own convolutions that was about 18 times (a conv
+    VAE, latent 16, batch 128, 3 epochs of 512 binarized MNIST images: 573 s quick against
+    39.5 s planned; ``bench/conv_plan.py`` on 2 busy cores). probvae's NumPyro conv layers are
+    now matrix products (``jax_nets._conv_by_taps``), and the same run (one core busy beside
+    it) gives 7.7 s quick (epochs 1.4 s) against 9.0 s planned (0.5 s): quick wins only up to
+    about 14 steps of such a model, so optimised stays the rule (a few seconds lost on the
+    shortest runs, never minutes).
 
     >>> plan(3, 4, 128, 400_000, convolutional=True)
     'full'
