@@ -5,8 +5,9 @@ batch 100) written by hand as one ``lax.scan`` of Adam steps (optax), one thread
 q, the diagonal q with the full-rank encoder's head width (40 + 820 outputs: the matrix
 products alone), and the full-rank q three ways (its factor filled by a scatter and applied
 to the noise, log q from the noise; the same with log q by a triangular solve; the factor
-never filled: a segment sum over its packed entries). It prints ms a step and the ratio to
-the diagonal step: the floor for probvae's ``posterior="full_rank"`` on this machine
+never filled: a segment sum over its packed entries); then the diagonal VAE as a NumPyro
+model/guide pair stepped by NumPyro's own SVI, with the diagonal and the full-rank head
+widths. It prints ms a step and the ratio to the diagonal step: the floor for probvae's ``posterior="full_rank"`` on this machine
 (``bench/posteriors.py --mnist ...`` measures probvae's own step).
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
@@ -95,6 +96,39 @@ def main():
             best = min(best, time.perf_counter() - t)
         return 1e3 * best / args.steps
 
+    def svi_ms_per_step(head):
+        """The diagonal VAE as a NumPyro model/guide pair (its encoder ``head`` outputs wide,
+        the first 2 D used), stepped by NumPyro's SVI (Trace_ELBO, optax's Adam) in a scan."""
+        import numpyro
+        import numpyro.distributions as nd
+        from numpyro.infer import SVI, Trace_ELBO
+        p0 = {"e": [lin(784, H), lin(H, H), lin(H, head)], "d": [lin(D, H), lin(H, H), lin(H, 784)]}
+
+        def model(x):
+            dec = numpyro.param("d", p0["d"])
+            with numpyro.plate("data", x.shape[0]):
+                z = numpyro.sample("z", nd.Normal(0, 1).expand([D]).to_event(1))
+                numpyro.sample("x", nd.Bernoulli(logits=mlp(dec, z)).to_event(1), obs=x)
+
+        def guide(x):
+            enc = numpyro.param("e", p0["e"])
+            with numpyro.plate("data", x.shape[0]):
+                o = mlp(enc, x)
+                numpyro.sample("z", nd.Normal(o[:, :D], jax.nn.softplus(o[:, D:2 * D]) + 1e-4)
+                               .to_event(1))
+
+        svi = SVI(model, guide, optax.adam(1e-4), Trace_ELBO())
+        state = svi.init(jax.random.PRNGKey(0), x)
+        run = jax.jit(lambda state: jax.lax.scan(lambda s, _: svi.update(s, x), state, None,
+                                                  length=args.steps)[0])
+        jax.block_until_ready(run(state))
+        best = np.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            jax.block_until_ready(run(state))
+            best = min(best, time.perf_counter() - t)
+        return 1e3 * best / args.steps
+
     n = D + D * (D + 1) // 2
     base = ms_per_step(diagonal, 2 * D)
     print(f"latent {D}, hidden {H}, batch {B}: best of 3 runs of {args.steps} steps")
@@ -105,6 +139,11 @@ def main():
                              ("full rank, packed, no factor", full_rank("packed"), n)]:
         ms = ms_per_step(loss, head)
         print(f"{name:38s} {ms:6.2f} ms/step  {ms / base:4.2f}x", flush=True)
+    svi_base = svi_ms_per_step(2 * D)
+    svi_wide = svi_ms_per_step(n)
+    print(f"{'NumPyro SVI, diagonal':38s} {svi_base:6.2f} ms/step  1.00x")
+    print(f"{'NumPyro SVI, full-rank head width':38s} {svi_wide:6.2f} ms/step  "
+          f"{svi_wide / svi_base:4.2f}x", flush=True)
 
 
 if __name__ == "__main__":
