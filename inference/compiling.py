@@ -6,9 +6,12 @@ optimised, chosen by :func:`plan` from a run's settings, on two threads (:class:
 """
 from __future__ import annotations
 
+import gc
 from concurrent.futures import Future, ThreadPoolExecutor
 
-__all__ = ["QUICK", "Compiling", "done", "plan"]
+from probvae.memory import maps_in_use
+
+__all__ = ["QUICK", "MAP_BUDGET", "Compiling", "done", "keep_programs", "plan"]
 
 #: XLA's options for quickly compiled programs: LLVM without its optimisations compiles them
 #: in about half the time, and they run up to twice as slow (:func:`plan` chooses which runs).
@@ -53,6 +56,40 @@ def plan(epochs, steps, batch, state_size, convolutional=False):
     if epochs is not None and epochs * per_epoch <= OPTIMISED_COST_S:
         return "quick"
     return "tiered" if per_epoch <= QUICK_SAVES_S else "full"
+
+
+#: the share of the process's memory maps (``vm.max_map_count``) that kept programs may bring it
+#: to before the oldest are let go (see :func:`keep_programs`)
+MAP_BUDGET = 0.5
+
+
+def keep_programs(cache, most) -> int:
+    """Let the oldest entries of ``cache`` (an ``OrderedDict`` of compiled programs, newest
+    last) go while it holds more than ``most``, or while this process's memory maps are above
+    ``MAP_BUDGET`` of its limit (the newest entry stays): past the limit XLA's next compile
+    fails and the process crashes. A process that fits table after table (the estimators, a
+    bench, a notebook) compiles a few programs per model; a 64-column table's thousands of maps
+    a fit filled the limit within one table's fits, however few entries were kept. Returns how
+    many went.
+
+    >>> from collections import OrderedDict
+    >>> keep_programs(OrderedDict(a=1, b=2, c=3), 2)
+    1
+    """
+    gone = 0
+    while len(cache) > most:
+        cache.popitem(last=False)
+        gone += 1
+    while len(cache) > 1 and _over_map_budget():
+        cache.popitem(last=False)
+        gone += 1
+        gc.collect()                 # the programs' executables go with their last reference
+    return gone
+
+
+def _over_map_budget() -> bool:
+    maps = maps_in_use()
+    return maps is not None and maps[0] > MAP_BUDGET * maps[1]
 
 
 class Compiling:

@@ -29,7 +29,7 @@ from probvae.backends.numpyro_cache import ProgramCache
 from probvae.outputs import DamagedFileError, check_field
 
 from . import distributed, objectives, programs
-from .compiling import QUICK, Compiling, plan
+from .compiling import QUICK, Compiling, keep_programs, plan
 from .inputs import StreamedBatch
 from .optimizers import Optimizer
 
@@ -238,8 +238,7 @@ class Loop:
             fns, memo = _compile(self.svi, n, b, nl, bl, binarize, mesh), {}
             if key is not None:
                 _COMPILED[key] = (self.svi, fns, memo)
-                while len(_COMPILED) > _COMPILED_MAX:
-                    _COMPILED.popitem(last=False)
+                keep_programs(_COMPILED, _COMPILED_MAX)
         init_fn, self._epoch_fn, self._eval_fn = fns
         self._chunk_rows = n
         # sliced before it goes to JAX: slicing there would compile a small program

@@ -21,6 +21,7 @@ from probvae.memory import check_allocation, round_down
 from probvae.priors import factorised_log_prob, unwrap
 
 from . import sharding
+from .compiling import keep_programs
 from .inputs import check_labels, check_seed, model_batch
 
 __all__ = ["exclusive", "log_weights", "weight_chunks", "log_mean_exp", "active_units", "class_probabilities",
@@ -172,8 +173,7 @@ def _cached(model, name, make):
     key = (json.dumps(config, sort_keys=True, default=str), model.seed, name)
     if key not in _FUNCTIONS:
         _FUNCTIONS[key] = make()
-        while len(_FUNCTIONS) > 32:
-            _FUNCTIONS.popitem(last=False)
+        keep_programs(_FUNCTIONS, 32)
     _FUNCTIONS.move_to_end(key)
     return _FUNCTIONS[key]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["TooLargeError", "available_bytes", "check_allocation", "format_bytes", "round_down",
-           "FRACTION"]
+__all__ = ["TooLargeError", "available_bytes", "check_allocation", "format_bytes", "maps_in_use",
+           "round_down", "FRACTION"]
 
 #: the share of the memory available now that one call may plan to hold
 FRACTION = 0.5
@@ -52,6 +52,28 @@ def _meminfo_available():
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def maps_in_use():
+    """``(used, limit)``: this process's memory maps and the most the kernel allows it
+    (``vm.max_map_count``, 65,530 by default), or None where ``/proc`` cannot tell (not Linux).
+
+    Each program XLA compiles for the CPU maps its code in many pieces (a fit of a 64-column
+    table's VAE: thousands), and a process past the limit fails inside LLVM ("Cannot allocate
+    memory") and crashes: the caches of compiled programs let their oldest go before that
+    (:func:`probvae.inference.compiling.keep_programs`).
+
+    >>> used, limit = maps_in_use() or (1, 1)
+    >>> 0 < used <= limit
+    True
+    """
+    limit = _read_int("/proc/sys/vm/max_map_count")
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            used = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None
+    return None if limit is None else (used, limit)
 
 
 def available_bytes() -> int:
