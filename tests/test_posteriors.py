@@ -78,6 +78,31 @@ def test_tril_head_same_on_both_backends_and_a_cholesky_factor():
     assert spec.out_size == 3 + 6
 
 
+def test_tril_fill_is_row_by_row_with_a_positive_diagonal_on_both_backends():
+    """The fill of a ``tril`` head, with extra leading dims: entry k of row-by-row order at
+    (rows[k], cols[k]), softplus + floor on the diagonal, TRIL_OFF_DIAGONAL times the rest,
+    zeros above; and its gradient reaches every entry (value and gradient as NumPy's)."""
+    from probvae.networks import POSITIVE_FLOOR, TRIL_OFF_DIAGONAL, tril_positions
+    size = 4
+    rows, cols, diag = tril_positions(size)
+    e = np.random.default_rng(0).normal(size=(2, 3, len(rows))).astype(np.float32)
+    want = np.zeros((2, 3, size, size), np.float32)
+    want[..., rows, cols] = np.where(diag, np.log1p(np.exp(e)) + POSITIVE_FLOOR,
+                                     TRIL_OFF_DIAGONAL * e)
+    weight = np.random.default_rng(1).normal(size=want.shape).astype(np.float32)
+    grad_want = np.where(diag, 1 / (1 + np.exp(-e)), TRIL_OFF_DIAGONAL) * weight[..., rows, cols]
+    got = np.asarray(jax_nets._tril(jnp.asarray(e), size))
+    grad = np.asarray(jax.grad(lambda v: jnp.sum(jax_nets._tril(v, size) * weight))(
+        jnp.asarray(e)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, grad_want, rtol=1e-5, atol=1e-6)
+    t = torch.as_tensor(e).requires_grad_()
+    out = torch_nets._tril(t, size)
+    (out * torch.as_tensor(weight)).sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t.grad.numpy(), grad_want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])
 def test_a_fresh_full_rank_factor_starts_near_diagonal(backend):
     """The off-diagonal outputs enter times TRIL_OFF_DIAGONAL: unscaled, a new encoder's

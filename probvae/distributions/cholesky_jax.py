@@ -47,7 +47,9 @@ class CholeskyNormal(nd.MultivariateNormal):
             return super().log_prob(value)
         eps = intermediates[0]
         size = self.event_shape[-1]
-        # the diagonal by a mask, not jnp.diagonal, whose derivative is a scatter-add
-        diagonal = jnp.sum(self.scale_tril * jnp.eye(size, dtype=self.scale_tril.dtype), -1)
+        # the diagonal as a strided slice of the flattened factor: its derivative is a pad
+        # (jnp.diagonal's is a scatter-add, a mask's a product over the whole matrix)
+        tril = self.scale_tril
+        diagonal = tril.reshape(tril.shape[:-2] + (size * size,))[..., ::size + 1]
         return (-0.5 * jnp.sum(eps * eps, axis=-1) - jnp.sum(jnp.log(diagonal), axis=-1)
                 - 0.5 * size * math.log(2 * math.pi))

@@ -55,7 +55,11 @@ def _tril(entries, size):
     """A lower-triangular (..., size, size) factor filled row by row from ``entries``, its
     diagonal through ``positive``, the rest times ``TRIL_OFF_DIAGONAL``."""
     rows, cols, diag = tril_positions(size)
-    entries = jnp.where(diag, _OUT["positive"](entries), TRIL_OFF_DIAGONAL * entries)
+    # ``positive`` on the ``size`` diagonal entries only (a where over all of them computes
+    # it, and its derivative, for every entry: twice the fill's cost at latent 40)
+    on = np.flatnonzero(diag)
+    entries = (TRIL_OFF_DIAGONAL * entries).at[..., on].set(
+        _OUT["positive"](entries[..., on]), indices_are_sorted=True, unique_indices=True)
     # unique, sorted positions: the gradient is a gather (a plain ``set`` may see repeats and
     # adds a scatter of ids and a scatter-add to its derivative)
     return jnp.zeros(entries.shape[:-1] + (size, size), entries.dtype).at[
