@@ -153,9 +153,14 @@ def run(tables, patterns, seeds, backends, hyper_python):
                     line[label] = (rmse(out, truth, hid, num, sd), time.perf_counter() - t0)
                 if hyper_python:
                     t0 = time.perf_counter()
-                    out = oh.decode(hyperimpute(hyper_python, m, seed), gappy)
-                    line["HyperImpute"] = (rmse(out, truth, hid, num, sd),
-                                           time.perf_counter() - t0)
+                    try:
+                        out = oh.decode(hyperimpute(hyper_python, m, seed), gappy)
+                        score = rmse(out, truth, hid, num, sd)
+                    except RuntimeError as err:     # its own failure: the cell goes without it
+                        score = float("nan")
+                        print(f"  HyperImpute failed on {name} {pattern} seed {seed}: "
+                              f"{str(err).strip().splitlines()[-1]}", flush=True)
+                    line["HyperImpute"] = (score, time.perf_counter() - t0)
                 for method, v in line.items():
                     results.setdefault((name, pattern, method), []).append(v)
                 print(f"  {name} {pattern} seed {seed}: "
@@ -173,7 +178,8 @@ def report(results, tables, patterns, backends):
     for name in tables:
         for pattern in patterns:
             cells = [results.get((name, pattern, m)) for m in methods]
-            means = [np.mean([v[0] for v in c]) if c else np.nan for c in cells]
+            means = [np.mean(kept) if (kept := [v[0] for v in c or () if v[0] == v[0]])
+                     else np.nan for c in cells]          # a failed run (NaN) left out
             best = np.nanmin(means)
             print(f"| {name} | {pattern} | " + " | ".join(
                 ("**%.3f**" if v == best else "%.3f") % v for v in means) + " |")
@@ -186,7 +192,9 @@ def report(results, tables, patterns, backends):
                 runs = results[(name, pattern, key)]
                 for i, (mine, *_rest) in enumerate(runs):
                     others = [results[(name, pattern, m)][i][0] for m in methods
-                              if not m.startswith("probvae")]
+                              if not m.startswith("probvae")
+                              and results[(name, pattern, m)][i][0] == results[
+                                  (name, pattern, m)][i][0]]          # not a failed run
                     wins += mine <= min(others)
                     total += 1
                     worse_than_mean += mine > results[(name, pattern, "SimpleImputer")][i][0]
