@@ -7,8 +7,10 @@ products alone), and the full-rank q three ways (its factor filled by a scatter 
 to the noise, log q from the noise; the same with log q by a triangular solve; the factor
 never filled: a segment sum over its packed entries); then the diagonal VAE as a NumPyro
 model/guide pair stepped by NumPyro's own SVI, with the diagonal and the full-rank head
-widths. It prints ms a step and the ratio to the diagonal step: the floor for probvae's ``posterior="full_rank"`` on this machine
-(``bench/posteriors.py --mnist ...`` measures probvae's own step).
+widths; then probvae's own VAE (diagonal and full-rank q) stepped by the same plain SVI, its
+model code without ``pv.fit``'s loop. It prints ms a step and the ratio to the diagonal step:
+the floor for probvae's ``posterior="full_rank"`` on this machine (``bench/posteriors.py
+--mnist ...`` measures probvae's own step, loop included).
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
         taskset -c 0 .venv/bin/python bench/full_rank_floor.py
@@ -22,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+import probvae as pv
 
 
 def main():
@@ -129,21 +133,44 @@ def main():
             best = min(best, time.perf_counter() - t)
         return 1e3 * best / args.steps
 
+    def probvae_ms_per_step(posterior):
+        """probvae's own ``VAE`` model and guide (``posterior`` q), built as ``pv.fit`` builds
+        them, stepped by NumPyro's plain SVI in a scan: probvae's model code without its loop."""
+        from numpyro.infer import SVI, Trace_ELBO
+        vae = pv.models.VAE(input_dim=784, latent_dim=D, hidden=(H, H), likelihood="bernoulli",
+                            backend="numpyro", posterior=posterior).build(0)
+        svi = SVI(vae.model, vae.guide, optax.adam(1e-4), Trace_ELBO())
+        state = svi.init(jax.random.PRNGKey(0), x)
+        run = jax.jit(lambda state: jax.lax.scan(lambda s, _: svi.update(s, x), state, None,
+                                                  length=args.steps)[0])
+        jax.block_until_ready(run(state))
+        best = np.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            jax.block_until_ready(run(state))
+            best = min(best, time.perf_counter() - t)
+        return 1e3 * best / args.steps
+
     n = D + D * (D + 1) // 2
     base = ms_per_step(diagonal, 2 * D)
     print(f"latent {D}, hidden {H}, batch {B}: best of 3 runs of {args.steps} steps")
-    print(f"{'diagonal':38s} {base:6.2f} ms/step  1.00x")
+    print(f"{'diagonal':42s} {base:6.2f} ms/step  1.00x")
     for name, loss, head in [("diagonal, full-rank head width", diagonal, n),
                              ("full rank, noise (probvae's way)", full_rank("dense"), n),
                              ("full rank, triangular solve", full_rank("solve"), n),
                              ("full rank, packed, no factor", full_rank("packed"), n)]:
         ms = ms_per_step(loss, head)
-        print(f"{name:38s} {ms:6.2f} ms/step  {ms / base:4.2f}x", flush=True)
+        print(f"{name:42s} {ms:6.2f} ms/step  {ms / base:4.2f}x", flush=True)
     svi_base = svi_ms_per_step(2 * D)
     svi_wide = svi_ms_per_step(n)
-    print(f"{'NumPyro SVI, diagonal':38s} {svi_base:6.2f} ms/step  1.00x")
-    print(f"{'NumPyro SVI, full-rank head width':38s} {svi_wide:6.2f} ms/step  "
+    print(f"{'NumPyro SVI, diagonal':42s} {svi_base:6.2f} ms/step  1.00x")
+    print(f"{'NumPyro SVI, full-rank head width':42s} {svi_wide:6.2f} ms/step  "
           f"{svi_wide / svi_base:4.2f}x", flush=True)
+    pv_base = probvae_ms_per_step("diagonal")
+    pv_full = probvae_ms_per_step("full_rank")
+    print(f"{'probvae VAE under NumPyro SVI, diagonal':42s} {pv_base:6.2f} ms/step  1.00x")
+    print(f"{'probvae VAE under NumPyro SVI, full rank':42s} {pv_full:6.2f} ms/step  "
+          f"{pv_full / pv_base:4.2f}x", flush=True)
 
 
 if __name__ == "__main__":
