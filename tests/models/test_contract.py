@@ -44,31 +44,6 @@ def test_built_in_contracts_match_a_trace_of_the_model(backend, small):
         assert "x" in read.observed_names and read.data_plate == declared.data_plate
 
 
-    import jax
-    import jax.numpy as jnp
-    import numpyro
-    import numpyro.distributions as dist
-
-    def model(x):
-        w = numpyro.param("w", np.zeros((2, 64), np.float32))
-        df = numpyro.param("df", 3.0, constraint=dist.constraints.greater_than(1.0))
-        with numpyro.plate("rows", x.shape[0]):
-            top = numpyro.sample("top", dist.Normal(jnp.zeros(1), 1.0).to_event(1))
-            mid = numpyro.sample("mid", dist.Normal(jnp.concatenate([top, top], -1), 1.0)
-                                 .to_event(1))
-            numpyro.sample("obs", dist.StudentT(df, mid @ w, 0.5).to_event(1), obs=x)
-
-    def guide(x):
-        a = numpyro.param("a", np.zeros((64, 6), np.float32))
-        with numpyro.plate("rows", x.shape[0]):
-            h = x @ a
-            numpyro.sample("top", dist.Normal(h[..., :1], jax.nn.softplus(h[..., 1:2]) + 1e-3)
-                           .to_event(1))
-            numpyro.sample("mid", dist.Normal(h[..., 2:4], jax.nn.softplus(h[..., 4:6]) + 1e-3)
-                           .to_event(1))
-    return model, guide
-
-
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])
 def test_a_users_hierarchy_gets_its_contract_read_from_a_trace(backend, small):
     res = pv.fit(hierarchy(backend), small.train, backend=backend, epochs=1, batch_size=32,
