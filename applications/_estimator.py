@@ -238,6 +238,8 @@ def _is_table(X) -> bool:
         numeric = all(str(t) not in ("object", "category", "bool", "string", "str")
                       and "string" not in str(t) for t in X.dtypes)
         return not numeric or bool(X.isna().to_numpy().any())
+    if np.iscomplexobj(X):                  # refused later, by scikit-learn's validation
+        return False
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):

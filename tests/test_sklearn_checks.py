@@ -12,6 +12,9 @@ from probvae.applications.anomaly import VAEAnomalyDetector
 from probvae.applications.features import VAEEncoder
 from probvae.applications.imputation import VAEImputer
 
+# complex X is refused by the estimators' validation, not cast (with a warning) first
+pytestmark = pytest.mark.filterwarnings("error::numpy.exceptions.ComplexWarning")
+
 ALLOWED = {"check_methods_subset_invariance": "float32 rounding differs with the batch size"}
 #: (estimator class, tiny settings, checks that run on NumPyro in the default suite)
 ESTIMATORS = [
