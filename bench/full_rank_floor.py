@@ -80,6 +80,25 @@ def main():
             return neg_elbo(p, z, (-0.5 * eps ** 2).sum(-1) - jnp.log(e[:, diag]).sum(-1))
         return loss
 
+    def best_ms(run, *inputs):
+        """ms a step of ``run`` (a jitted scan of ``args.steps`` steps): best of 3 after a
+        first, compiling call."""
+        jax.block_until_ready(run(*inputs))
+        best = np.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            jax.block_until_ready(run(*inputs))
+            best = min(best, time.perf_counter() - t)
+        return 1e3 * best / args.steps
+
+    def svi_ms(model, guide):
+        """ms a step of NumPyro's SVI (Trace_ELBO, optax's Adam) on the pair, in a scan."""
+        from numpyro.infer import SVI, Trace_ELBO
+        svi = SVI(model, guide, optax.adam(1e-4), Trace_ELBO())
+        return best_ms(jax.jit(lambda state: jax.lax.scan(
+            lambda s, _: svi.update(s, x), state, None, length=args.steps)[0]),
+            svi.init(jax.random.PRNGKey(0), x))
+
     def ms_per_step(loss, head):
         p = {"e": [lin(784, H), lin(H, H), lin(H, head)], "d": [lin(D, H), lin(H, H), lin(H, 784)]}
 
@@ -90,22 +109,15 @@ def main():
             updates, state = opt.update(jax.grad(loss)(p, key), state, p)
             return (optax.apply_updates(p, updates), state), None
 
-        run = jax.jit(lambda p, keys: jax.lax.scan(step, (p, opt.init(p)), keys)[0])
         keys = jax.random.split(jax.random.PRNGKey(0), args.steps)
-        jax.block_until_ready(run(p, keys))
-        best = np.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            jax.block_until_ready(run(p, keys))
-            best = min(best, time.perf_counter() - t)
-        return 1e3 * best / args.steps
+        return best_ms(jax.jit(lambda p, keys: jax.lax.scan(step, (p, opt.init(p)), keys)[0]),
+                       p, keys)
 
     def svi_ms_per_step(head):
         """The diagonal VAE as a NumPyro model/guide pair (its encoder ``head`` outputs wide,
         the first 2 D used), stepped by NumPyro's SVI (Trace_ELBO, optax's Adam) in a scan."""
         import numpyro
         import numpyro.distributions as nd
-        from numpyro.infer import SVI, Trace_ELBO
         p0 = {"e": [lin(784, H), lin(H, H), lin(H, head)], "d": [lin(D, H), lin(H, H), lin(H, 784)]}
 
         def model(x):
@@ -121,35 +133,14 @@ def main():
                 numpyro.sample("z", nd.Normal(o[:, :D], jax.nn.softplus(o[:, D:2 * D]) + 1e-4)
                                .to_event(1))
 
-        svi = SVI(model, guide, optax.adam(1e-4), Trace_ELBO())
-        state = svi.init(jax.random.PRNGKey(0), x)
-        run = jax.jit(lambda state: jax.lax.scan(lambda s, _: svi.update(s, x), state, None,
-                                                  length=args.steps)[0])
-        jax.block_until_ready(run(state))
-        best = np.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            jax.block_until_ready(run(state))
-            best = min(best, time.perf_counter() - t)
-        return 1e3 * best / args.steps
+        return svi_ms(model, guide)
 
     def probvae_ms_per_step(posterior):
         """probvae's own ``VAE`` model and guide (``posterior`` q), built as ``pv.fit`` builds
         them, stepped by NumPyro's plain SVI in a scan: probvae's model code without its loop."""
-        from numpyro.infer import SVI, Trace_ELBO
         vae = pv.models.VAE(input_dim=784, latent_dim=D, hidden=(H, H), likelihood="bernoulli",
                             backend="numpyro", posterior=posterior).build(0)
-        svi = SVI(vae.model, vae.guide, optax.adam(1e-4), Trace_ELBO())
-        state = svi.init(jax.random.PRNGKey(0), x)
-        run = jax.jit(lambda state: jax.lax.scan(lambda s, _: svi.update(s, x), state, None,
-                                                  length=args.steps)[0])
-        jax.block_until_ready(run(state))
-        best = np.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            jax.block_until_ready(run(state))
-            best = min(best, time.perf_counter() - t)
-        return 1e3 * best / args.steps
+        return svi_ms(vae.model, vae.guide)
 
     n = D + D * (D + 1) // 2
     base = ms_per_step(diagonal, 2 * D)
