@@ -238,10 +238,11 @@ def _is_table(X) -> bool:
         numeric = all(str(t) not in ("object", "category", "bool", "string", "str")
                       and "string" not in str(t) for t in X.dtypes)
         return not numeric or bool(X.isna().to_numpy().any())
-    if np.iscomplexobj(X):                  # refused later, by scikit-learn's validation
-        return False
     try:
-        arr = np.asarray(X, dtype=np.float64)
+        arr = np.asarray(X)
+        if arr.dtype.kind == "c":           # refused later, by scikit-learn's validation
+            return False
+        arr = arr.astype(np.float64)
     except (TypeError, ValueError):
         return False
     return bool(np.isnan(arr).any())
